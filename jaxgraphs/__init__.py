@@ -1,0 +1,1 @@
+"""jaxgraphs: graph reasoning in vision (RGNet, SSGRL, LinkNet) in JAX/Flax."""
