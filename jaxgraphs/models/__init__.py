@@ -1,1 +1,36 @@
-"""models of jaxgraphs."""
+"""Flax modules: backbones, the graph heads of the three papers, and the models built from them."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import ml_collections
+from jaxgraphs.training.runtime import ConfigError
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def compute_dtype(name: str):
+  """Maps `config.model.dtype` to a jnp dtype with an error naming the key."""
+  if name not in DTYPES:
+    raise ConfigError(f"config.model.dtype={name!r} is not one of {sorted(DTYPES)}")
+  return DTYPES[name]
+
+
+def _multilabel_classifier(cfg: ml_collections.ConfigDict, num_classes: int):
+  from jaxgraphs.models.multilabel_classifier import MultiLabelClassifier
+  return MultiLabelClassifier(
+      num_classes=num_classes,
+      backbone=cfg.backbone,
+      backbone_kwargs=dict(cfg.backbone_kwargs),
+      feature_key=cfg.feature_key,
+      dtype=compute_dtype(cfg.dtype))
+
+
+MODELS = {"multilabel_classifier": _multilabel_classifier}
+
+
+def build_model(cfg: ml_collections.ConfigDict, num_classes: int):
+  """Returns the Flax module named by `config.model.name`, sized for `num_classes`."""
+  if cfg.name not in MODELS:
+    raise ConfigError(f"config.model.name={cfg.name!r} is not a known model; choose one of {sorted(MODELS)}")
+  return MODELS[cfg.name](cfg, num_classes)

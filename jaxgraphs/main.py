@@ -1,0 +1,58 @@
+"""Command line: `python -m jaxgraphs.main --config=configs/X.py --workdir=DIR [--config.key=value ...]`."""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard logs and eval JSON.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (resumes by itself) or only evaluate.")
+flags.DEFINE_string("checkpoint", "latest", "eval mode: 'latest', 'best' or a step number.")
+flags.DEFINE_string("eval_split", None, "eval mode: a split other than config.data.eval_split.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for multi-process runs "
+                    "(not needed on TPU pods or under SLURM, where JAX finds it by itself).")
+flags.DEFINE_integer("num_processes", None, "Number of processes in a multi-process run.")
+flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with cluster auto-detection.")
+
+
+def _start_distributed():
+  import jax
+  if FLAGS.coordinator_address:
+    if jax.default_backend() == "cpu" or jax.config.jax_platforms == "cpu":
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  elif FLAGS.distributed:
+    jax.distributed.initialize()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if FLAGS.config is None:
+    raise app.UsageError("--config is required, e.g. --config=configs/baseline_shapes.py")
+  if not FLAGS.workdir:
+    raise app.UsageError("--workdir is required: it holds checkpoints, TensorBoard logs and eval JSON")
+  _start_distributed()
+  # Imported after jax.distributed is up, and after flags are parsed.
+  from jaxgraphs.training import trainer
+  from jaxgraphs.training.runtime import prepare_host
+  prepare_host()
+  if FLAGS.mode == "train":
+    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  else:
+    trainer.evaluate_checkpoint(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.eval_split)
+
+
+def run():
+  """Entry point that turns known configuration mistakes into one clear line instead of a traceback."""
+  from jaxgraphs.training.runtime import ConfigError
+  try:
+    app.run(main)
+  except ConfigError as e:
+    logging.error("%s", e)
+    raise SystemExit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,57 @@
+"""The task contract: what a batch holds, the loss, and how evaluation turns outputs into metrics.
+
+The trainer knows nothing about aesthetics, labels or scene graphs. A task tells it which batch entries
+feed the Flax module, how to turn the module's output dict into a scalar loss, which per-example arrays
+to bring back to the host at evaluation, and how a host-side evaluator reduces them to metrics. Keeping
+this apart from the module (as Scenic does) lets one module serve several tasks and one loop serve all.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+Batch = Mapping[str, jax.Array]
+Outputs = Mapping[str, jax.Array]
+
+
+class Evaluator(abc.ABC):
+  """Host-side accumulator of evaluation outputs; padded rows are dropped by their mask."""
+
+  @abc.abstractmethod
+  def update(self, outputs: Mapping[str, np.ndarray]) -> None:
+    """Adds one gathered global batch (numpy arrays that include a 'mask' entry)."""
+
+  @abc.abstractmethod
+  def result(self) -> dict[str, Any]:
+    """Returns the metrics: floats for scalars, lists for per-class values."""
+
+
+class Task(abc.ABC):
+  """Loss, evaluation outputs and metrics of one problem, separate from any network."""
+
+  # The eval metric that "best checkpoint" and plateau schedules should watch by default.
+  default_metric: str = "loss"
+
+  @abc.abstractmethod
+  def model_inputs(self, batch: Batch) -> dict[str, jax.Array]:
+    """Returns the keyword arguments of the module's `__call__` taken from the batch."""
+
+  @abc.abstractmethod
+  def loss(self, outputs: Outputs, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Returns the scalar training loss and scalar metrics to log with it."""
+
+  @abc.abstractmethod
+  def eval_outputs(self, outputs: Outputs, batch: Batch) -> dict[str, jax.Array]:
+    """Returns the per-example arrays the evaluator needs (must include batch['mask'])."""
+
+  @abc.abstractmethod
+  def make_evaluator(self) -> Evaluator:
+    """Returns a fresh evaluator for one pass over an evaluation split."""
+
+  def summary_images(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Returns uint8 images (N, H, W, 3) worth showing in TensorBoard for a host batch."""
+    return {}

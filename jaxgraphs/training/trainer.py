@@ -1,0 +1,290 @@
+"""The one training loop: every model of every paper trains and evaluates through `train_and_evaluate`.
+
+State is built without allocating first (`jax.eval_shape`), its shardings are inferred from regex rules,
+and `jax.jit(init, out_shardings=...)` materialises it in place. The train step is one `jax.jit` over a
+1-D 'data' mesh with the batch sharded and the state donated; the same code runs on one device, on N
+local devices and on several processes joined by `jax.distributed`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from jax.experimental import multihost_utils
+
+from jaxgraphs import models, tasks
+from jaxgraphs.data import pipeline
+from jaxgraphs.training import optimizers, sharding
+from jaxgraphs.training.checkpointing import Checkpoints
+from jaxgraphs.training.summaries import Progress, SummaryWriter
+from jaxgraphs.training.train_state import TrainState
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Raised when the training loss becomes NaN or Inf; the last good checkpoint is kept."""
+
+
+class Experiment:
+  """Model, task, optimiser and jitted functions for one config, on the current device mesh."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    self.mesh = sharding.make_mesh()
+    self.local_batch_size = sharding.check_batch_size(config.batch_size)
+    self.data_info = pipeline.dataset_info(config.data)
+    self.task = tasks.build_task(config.task.name)
+    self.model = models.build_model(config.model, self.data_info.num_classes)
+    self.total_steps = int(config.total_steps)
+
+  # ---- state ---------------------------------------------------------------------------------------
+  def _init_fn(self, example: dict[str, jax.ShapeDtypeStruct]):
+    """Returns init(rng) -> TrainState, closing over the optimiser built from the parameter tree."""
+
+    def init(rng):
+      dummy = {k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}
+      params_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
+      variables = self.model.init({"params": params_rng, "dropout": dropout_rng},
+                                  **self.task.model_inputs(dummy), train=False)
+      variables = dict(variables)
+      params = variables.pop("params")
+      return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                        opt_state=self.tx.init(params), rng=jax.random.key_data(state_rng))
+
+    return init
+
+  def build_state(self, example_batch: dict[str, np.ndarray]) -> TrainState:
+    """Initialises the sharded train state from the shapes of one (local) batch."""
+    example = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in example_batch.items()}
+    # The optimiser's masks (freezing, decay) need the parameter paths, so look at shapes first.
+    params_shape = jax.eval_shape(lambda: self.model.init(
+        {"params": jax.random.key(0), "dropout": jax.random.key(0)},
+        **self.task.model_inputs({k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}),
+        train=False))["params"]
+    self.tx, self.learning_rate = optimizers.build_optimizer(self.config.optimizer, self.total_steps, params_shape)
+    init = self._init_fn(example)
+    rng = jax.random.PRNGKey(self.config.seed)
+    abstract = jax.eval_shape(init, rng)
+    self.state_sharding = sharding.state_shardings(abstract, self.mesh, self.config.sharding.rules)
+    self.abstract_state = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, self.state_sharding)
+    state = jax.jit(init, out_shardings=self.state_sharding)(rng)
+    if self.config.model.get("backbone_init"):
+      state = self._load_backbone(state)
+    return state
+
+  def _load_backbone(self, state: TrainState) -> TrainState:
+    """Merges converted ImageNet weights into the fresh state (strict, `config.model.dont_load` aside)."""
+    from jaxgraphs.models import pretrained
+    variables = {"params": state.params, **state.model_state}
+    loaded = pretrained.load_pretrained(jax.device_get(variables), self.config.model.backbone_init,
+                                       dont_load=tuple(self.config.model.dont_load))
+    params = jax.device_put(loaded.pop("params"), self.state_sharding.params)
+    model_state = jax.device_put(loaded, self.state_sharding.model_state)
+    logging.info("Loaded backbone weights from %s", self.config.model.backbone_init)
+    # The optimiser state stays as initialised: Adam's moments are zero whatever the weights are.
+    return state.replace(params=params, model_state=model_state)
+
+  # ---- steps ---------------------------------------------------------------------------------------
+  def _apply(self, params, model_state, batch, *, train: bool, rng=None):
+    variables = {"params": params, **model_state}
+    inputs = self.task.model_inputs(batch)
+    if not train:
+      return self.model.apply(variables, **inputs, train=False), model_state
+    mutable = list(model_state.keys())
+    rngs = {"dropout": rng}
+    if mutable:
+      return self.model.apply(variables, **inputs, train=True, rngs=rngs, mutable=mutable)
+    return self.model.apply(variables, **inputs, train=True, rngs=rngs), model_state
+
+  def train_step(self, state: TrainState, batch):
+    """One optimisation step on a global batch; returns the new state and scalar metrics."""
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+    def loss_fn(params):
+      outputs, model_state = self._apply(params, state.model_state, batch, train=True, rng=rng)
+      loss, metrics = self.task.loss(outputs, batch)
+      return loss, (metrics, model_state)
+
+    (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params, value=loss)
+    params = jax.tree.map(lambda p, u: p + u, state.params, updates)
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+               "learning_rate": self.learning_rate(state.step, state.opt_state)}
+    new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
+    return new_state, metrics
+
+  def eval_step(self, state: TrainState, batch):
+    """Forward pass in inference mode; returns the task's per-example evaluation outputs."""
+    outputs, _ = self._apply(state.params, state.model_state, batch, train=False)
+    return self.task.eval_outputs(outputs, batch)
+
+  def compile(self):
+    """Jits the steps with explicit shardings; the train step donates (reuses) the old state's buffers."""
+    batch_sharding = sharding.batch_sharding(self.mesh)
+    self.jit_train_step = jax.jit(
+        self.train_step, in_shardings=(self.state_sharding, batch_sharding),
+        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)), donate_argnums=0)
+    self.jit_eval_step = jax.jit(self.eval_step, in_shardings=(self.state_sharding, batch_sharding),
+                                 out_shardings=batch_sharding)
+
+  # ---- evaluation ----------------------------------------------------------------------------------
+  def evaluate(self, state: TrainState, split: str) -> dict[str, Any]:
+    """Runs the task's evaluator over a whole split; every example counts exactly once."""
+    batches, num_batches = pipeline.build_eval_dataset(self.config.data, split,
+                                                       local_batch_size=self.local_batch_size)
+    evaluator = self.task.make_evaluator()
+    start = time.perf_counter()
+    for i, local in enumerate(batches):
+      outputs = self.jit_eval_step(state, sharding.global_batch(local, self.mesh))
+      evaluator.update(_to_host(outputs))
+      if (i + 1) % 50 == 0 or i + 1 == num_batches:
+        logging.info("eval %s: batch %d/%d (%.1fs)", split, i + 1, num_batches, time.perf_counter() - start)
+    return evaluator.result()
+
+
+def _to_host(tree) -> dict[str, np.ndarray]:
+  """Brings globally sharded arrays to every process as full numpy arrays."""
+  if jax.process_count() == 1:
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+  return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _split_scalars(metrics: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+  scalars = {k: float(v) for k, v in metrics.items() if np.ndim(v) == 0 and v is not None}
+  return scalars, {k: v for k, v in metrics.items() if k not in scalars}
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+  """Writes JSON atomically (process 0 only), so a reader never sees half a file."""
+  if jax.process_index() != 0:
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(payload, f, indent=2, default=float)
+  os.replace(tmp, path)
+
+
+def _check_finite(pending: list[tuple[int, Any]]) -> None:
+  """Fails naming the first step whose loss is NaN or Inf among those not yet checked."""
+  losses = jax.device_get([m["loss"] for _, m in pending])
+  for (step, _), loss in zip(pending, losses):
+    if not np.isfinite(loss):
+      raise NonFiniteLossError(f"training loss became {float(loss)} at step {step}; stopping. "
+                               "The last checkpoint saved before this step is intact.")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final eval metrics."""
+  os.makedirs(workdir, exist_ok=True)
+  experiment = Experiment(config)
+  checkpoints = Checkpoints(workdir, max_to_keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
+  best = None
+  if config.checkpoint.best_metric:
+    best = Checkpoints(workdir, max_to_keep=1, subdir="checkpoints_best", async_save=False)
+  writer = SummaryWriter(workdir)
+
+  # One batch of the right shapes builds the state; the real stream starts after restoring the position.
+  probe = next(iter(pipeline.build_train_dataset(
+      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed, start_example=0)))
+  state = experiment.build_state(probe)
+  experiment.compile()
+  meta = {"best_value": None}
+  if checkpoints.latest_step() is not None:
+    state, meta = checkpoints.restore(experiment.abstract_state)
+    logging.info("Resumed from %s at step %d", checkpoints.directory, int(state.step))
+  start_step = int(jax.device_get(state.step))
+  if start_step == 0 and jax.process_index() == 0:
+    writer.text(0, "config", f"```\n{config}\n```")
+    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+
+  train_iter = pipeline.build_train_dataset(
+      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed,
+      start_example=start_step * experiment.local_batch_size)
+  progress = Progress(experiment.total_steps, start_step, config.batch_size)
+  pending: list[tuple[int, Any]] = []
+  eval_metrics: dict[str, Any] = {}
+  profile = tuple(config.profile_steps)
+
+  def save(step):
+    _check_finite(pending)  # never save parameters that already went through a NaN step
+    checkpoints.save(state, {**meta, "step": step, "examples_consumed": step * experiment.local_batch_size})
+
+  step = start_step
+  for step in range(start_step + 1, experiment.total_steps + 1):
+    if profile and step == profile[0] and jax.process_index() == 0:
+      jax.profiler.start_trace(os.path.join(workdir, "profile"))
+    local = next(train_iter)
+    if step == start_step + 1:
+      writer.images(step, experiment.task.summary_images(local))
+    state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
+    pending.append((step, metrics))
+    if profile and step == profile[1] and jax.process_index() == 0:
+      jax.block_until_ready(state)
+      jax.profiler.stop_trace()
+      logging.info("Wrote a profile of steps %d-%d to %s/profile", profile[0], profile[1], workdir)
+
+    if step % config.log_every_steps == 0 or step == experiment.total_steps:
+      _check_finite(pending)
+      averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
+      rates = progress.tick(step)
+      skipped = pipeline.skipped_images()
+      writer.scalars(step, {**{f"train/{k}": v for k, v in averaged.items()},
+                            **{f"train/{k}": v for k, v in rates.items()}, "data/skipped_images": skipped})
+      logging.info("%s", progress.line(step, rates, {"loss": averaged["loss"], "lr": averaged["learning_rate"],
+                                                     "skipped": skipped}))
+      pending = []
+
+    is_last = step == experiment.total_steps
+    if is_last or (config.eval_every_steps and step % config.eval_every_steps == 0):
+      eval_metrics = experiment.evaluate(state, config.data.eval_split)
+      scalars, _ = _split_scalars(eval_metrics)
+      writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
+      logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+      _write_json(os.path.join(workdir, f"eval_{step}.json"), {"step": step, "split": config.data.eval_split,
+                                                              **eval_metrics})
+      if best is not None:
+        value = scalars[config.checkpoint.best_metric]
+        better = (meta["best_value"] is None or (value > meta["best_value"]) == (config.checkpoint.best_mode == "max"))
+        if better:
+          meta["best_value"] = value
+          best.save(state, {**meta, "step": step, "metric": config.checkpoint.best_metric})
+    if is_last or step % config.checkpoint.every_steps == 0:
+      save(step)
+    writer.flush()
+
+  checkpoints.close()
+  if best is not None:
+    best.close()
+  writer.flush()
+  return eval_metrics
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpoint: str = "latest",
+                        split: str | None = None) -> dict[str, Any]:
+  """Evaluates the latest, a numbered or the best checkpoint of `workdir`; writes the metrics as JSON."""
+  experiment = Experiment(config)
+  split = split or config.data.eval_split
+  subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
+  checkpoints = Checkpoints(workdir, max_to_keep=config.checkpoint.keep, subdir=subdir, async_save=False)
+  step = None if checkpoint in ("latest", "best") else int(checkpoint)
+  probe = next(iter(pipeline.build_train_dataset(
+      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed, start_example=0)))
+  experiment.build_state(probe)
+  experiment.compile()
+  state, _ = checkpoints.restore(experiment.abstract_state, step)
+  step = int(jax.device_get(state.step))
+  metrics = experiment.evaluate(state, split)
+  path = os.path.join(workdir, f"eval_{split.replace('/', '_').replace('+', '_')}_step{step}.json")
+  _write_json(path, {"step": step, "split": split, "checkpoint": checkpoint, **metrics})
+  logging.info("Wrote %s", path)
+  checkpoints.close()
+  return metrics
