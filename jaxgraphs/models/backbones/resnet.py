@@ -12,89 +12,89 @@ from flax import linen as nn
 
 from jaxgraphs.models.layers.batch_norm import BatchNorm
 
-STAGES = ('layer1', 'layer2', 'layer3', 'layer4')
+STAGES = ("layer1", "layer2", "layer3", "layer4")
 # torchvision's replace_stride_with_dilation for layer2, layer3, layer4.
 REPLACE_STRIDE_WITH_DILATION = {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}
 # torchvision initialises convolutions with kaiming_normal_(mode='fan_out', nonlinearity='relu').
-conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def conv(features, kernel_size, stride=1, dilation=1, *, name, dtype, param_dtype):
-    """A bias-free torch-style convolution with symmetric padding dilation * (kernel_size - 1) / 2."""
-    pad = dilation * (kernel_size - 1) // 2
-    return nn.Conv(
-        features, (kernel_size, kernel_size), strides=stride, padding=((pad, pad), (pad, pad)),
-        kernel_dilation=dilation, use_bias=False, kernel_init=conv_init, dtype=dtype,
-        param_dtype=param_dtype, name=name)
+  """A bias-free torch-style convolution with symmetric padding dilation * (kernel_size - 1) / 2."""
+  pad = dilation * (kernel_size - 1) // 2
+  return nn.Conv(
+      features, (kernel_size, kernel_size), strides=stride, padding=((pad, pad), (pad, pad)),
+      kernel_dilation=dilation, use_bias=False, kernel_init=conv_init, dtype=dtype,
+      param_dtype=param_dtype, name=name)
 
 
 def max_pool_3x3_s2(x):
-    """torch's MaxPool2d(3, stride=2, padding=1): the padding never wins the max."""
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  """torch's MaxPool2d(3, stride=2, padding=1): the padding never wins the max."""
+  return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
 
 def global_average_pool(x, dtype):
-    """Mean over height and width, accumulated in fp32."""
-    return jnp.mean(x.astype(jnp.float32), axis=(-3, -2)).astype(dtype)
+  """Mean over height and width, accumulated in fp32."""
+  return jnp.mean(x.astype(jnp.float32), axis=(-3, -2)).astype(dtype)
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions and a shortcut; both convolutions take the block's dilation.
+  """Two 3x3 convolutions and a shortcut; both convolutions take the block's dilation.
 
-    torchvision refuses dilation in BasicBlock; here ResNet-18/34 dilate both 3x3 convolutions.
-    """
+  torchvision refuses dilation in BasicBlock; here ResNet-18/34 dilate both 3x3 convolutions.
+  """
 
-    planes: int
-    stride: int = 1
-    dilation: int = 1
-    downsample: bool = False
-    frozen_bn: bool = False
-    dtype: Any = jnp.float32
-    param_dtype: Any = jnp.float32
+  planes: int
+  stride: int = 1
+  dilation: int = 1
+  downsample: bool = False
+  frozen_bn: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
-    expansion = 1
+  expansion = 1
 
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        norm = lambda name: BatchNorm(frozen=self.frozen_bn, name=name, **kw)
-        y = conv(self.planes, 3, self.stride, self.dilation, name='conv1', **kw)(x)
-        y = nn.relu(norm('bn1')(y, train))
-        y = conv(self.planes, 3, 1, self.dilation, name='conv2', **kw)(y)
-        y = norm('bn2')(y, train)
-        if self.downsample:
-            x = conv(self.planes, 1, self.stride, name='downsample_0', **kw)(x)
-            x = norm('downsample_1')(x, train)
-        return nn.relu(y + x.astype(y.dtype))
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    norm = lambda name: BatchNorm(frozen=self.frozen_bn, name=name, **kw)
+    y = conv(self.planes, 3, self.stride, self.dilation, name="conv1", **kw)(x)
+    y = nn.relu(norm("bn1")(y, train))
+    y = conv(self.planes, 3, 1, self.dilation, name="conv2", **kw)(y)
+    y = norm("bn2")(y, train)
+    if self.downsample:
+      x = conv(self.planes, 1, self.stride, name="downsample_0", **kw)(x)
+      x = norm("downsample_1")(x, train)
+    return nn.relu(y + x.astype(y.dtype))
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (carrying the stride and dilation, torchvision's ResNet v1.5), 1x1 expand, shortcut."""
+  """1x1 reduce, 3x3 (carrying the stride and dilation, torchvision's ResNet v1.5), 1x1 expand, shortcut."""
 
-    planes: int
-    stride: int = 1
-    dilation: int = 1
-    downsample: bool = False
-    frozen_bn: bool = False
-    dtype: Any = jnp.float32
-    param_dtype: Any = jnp.float32
+  planes: int
+  stride: int = 1
+  dilation: int = 1
+  downsample: bool = False
+  frozen_bn: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
-    expansion = 4
+  expansion = 4
 
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        norm = lambda name: BatchNorm(frozen=self.frozen_bn, name=name, **kw)
-        y = conv(self.planes, 1, name='conv1', **kw)(x)
-        y = nn.relu(norm('bn1')(y, train))
-        y = conv(self.planes, 3, self.stride, self.dilation, name='conv2', **kw)(y)
-        y = nn.relu(norm('bn2')(y, train))
-        y = conv(self.planes * self.expansion, 1, name='conv3', **kw)(y)
-        y = norm('bn3')(y, train)
-        if self.downsample:
-            x = conv(self.planes * self.expansion, 1, self.stride, name='downsample_0', **kw)(x)
-            x = norm('downsample_1')(x, train)
-        return nn.relu(y + x.astype(y.dtype))
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    norm = lambda name: BatchNorm(frozen=self.frozen_bn, name=name, **kw)
+    y = conv(self.planes, 1, name="conv1", **kw)(x)
+    y = nn.relu(norm("bn1")(y, train))
+    y = conv(self.planes, 3, self.stride, self.dilation, name="conv2", **kw)(y)
+    y = nn.relu(norm("bn2")(y, train))
+    y = conv(self.planes * self.expansion, 1, name="conv3", **kw)(y)
+    y = norm("bn3")(y, train)
+    if self.downsample:
+      x = conv(self.planes * self.expansion, 1, self.stride, name="downsample_0", **kw)(x)
+      x = norm("downsample_1")(x, train)
+    return nn.relu(y + x.astype(y.dtype))
 
 
 ARCHITECTURES = {
@@ -107,85 +107,85 @@ ARCHITECTURES = {
 
 
 def stage_strides_and_dilations(output_stride: int, stage_sizes: Sequence[int]):
-    """Per block (stride, dilation) for each stage, exactly as torchvision's _make_layer assigns them.
+  """Per block (stride, dilation) for each stage, exactly as torchvision's _make_layer assigns them.
 
-    A stage turned into dilation keeps the previous dilation in its first block and uses the new one after.
-    """
-    if output_stride not in REPLACE_STRIDE_WITH_DILATION:
-        raise ValueError(f'ResNet output_stride must be one of 32, 16, 8, got {output_stride}')
-    dilate_flags = (False,) + REPLACE_STRIDE_WITH_DILATION[output_stride]
-    dilation, plan = 1, []
-    for index, (num_blocks, dilate) in enumerate(zip(stage_sizes, dilate_flags)):
-        stride = 1 if index == 0 else 2
-        previous_dilation = dilation
-        if dilate:
-            dilation *= stride
-            stride = 1
-        plan.append([(stride, previous_dilation)] + [(1, dilation)] * (num_blocks - 1))
-    return plan
+  A stage turned into dilation keeps the previous dilation in its first block and uses the new one after.
+  """
+  if output_stride not in REPLACE_STRIDE_WITH_DILATION:
+    raise ValueError(f"ResNet output_stride must be one of 32, 16, 8, got {output_stride}")
+  dilate_flags = (False,) + REPLACE_STRIDE_WITH_DILATION[output_stride]
+  dilation, plan = 1, []
+  for index, (num_blocks, dilate) in enumerate(zip(stage_sizes, dilate_flags)):
+    stride = 1 if index == 0 else 2
+    previous_dilation = dilation
+    if dilate:
+      dilation *= stride
+      stride = 1
+    plan.append([(stride, previous_dilation)] + [(1, dilation)] * (num_blocks - 1))
+  return plan
 
 
 class ResNet(nn.Module):
-    """torchvision ResNet returning every stage's feature map; `num_classes=None` is fully convolutional.
+  """torchvision ResNet returning every stage's feature map; `num_classes=None` is fully convolutional.
 
-    Output keys: 'stem' (after the max-pool), 'layer1'..'layer4', 'feature_map' (= 'layer4'), and with
-    num_classes also 'pre_logits' (global average pool) and 'logits'. `frozen_bn` is True (all batch norms
-    use running statistics without updating them) or a tuple of stage names from ('stem', 'layer1', ...,
-    'layer4') to freeze only those (SSGRL trains layer4 with live batch norm and freezes the rest).
-    """
+  Output keys: 'stem' (after the max-pool), 'layer1'..'layer4', 'feature_map' (= 'layer4'), and with
+  num_classes also 'pre_logits' (global average pool) and 'logits'. `frozen_bn` is True (all batch norms
+  use running statistics without updating them) or a tuple of stage names from ('stem', 'layer1', ...,
+  'layer4') to freeze only those (SSGRL trains layer4 with live batch norm and freezes the rest).
+  """
 
-    depth: int
-    width: int = 64
-    output_stride: int = 32
-    num_classes: int | None = None
-    frozen_bn: bool | tuple[str, ...] = False
-    stage_sizes: tuple[int, ...] | None = None
-    remat: bool = False
-    dtype: Any = jnp.float32
-    param_dtype: Any = jnp.float32
+  depth: int
+  width: int = 64
+  output_stride: int = 32
+  num_classes: int | None = None
+  frozen_bn: bool | tuple[str, ...] = False
+  stage_sizes: tuple[int, ...] | None = None
+  remat: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
-    def _is_frozen(self, stage):
-        if isinstance(self.frozen_bn, bool):
-            return self.frozen_bn
-        unknown = set(self.frozen_bn) - {'stem', *STAGES}
-        if unknown:
-            raise ValueError(f'ResNet frozen_bn names unknown stages {sorted(unknown)}; '
-                             f'valid: stem, {", ".join(STAGES)}')
-        return stage in self.frozen_bn
+  def _is_frozen(self, stage):
+    if isinstance(self.frozen_bn, bool):
+      return self.frozen_bn
+    unknown = set(self.frozen_bn) - {"stem", *STAGES}
+    if unknown:
+      raise ValueError(f"ResNet frozen_bn names unknown stages {sorted(unknown)}; "
+                       f'valid: stem, {", ".join(STAGES)}')
+    return stage in self.frozen_bn
 
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        if self.depth not in ARCHITECTURES:
-            raise ValueError(f'ResNet depth must be one of {sorted(ARCHITECTURES)}, got {self.depth}')
-        block_cls, default_sizes = ARCHITECTURES[self.depth]
-        expansion = block_cls.expansion
-        stage_sizes = self.stage_sizes or default_sizes
-        if len(stage_sizes) != 4:
-            raise ValueError(f'ResNet stage_sizes needs 4 entries, got {stage_sizes}')
-        if self.remat:
-            # Keeps only block inputs for the backward pass; `train` (argument 2 after self, x) is static.
-            block_cls = nn.remat(block_cls, static_argnums=(2,))
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if self.depth not in ARCHITECTURES:
+      raise ValueError(f"ResNet depth must be one of {sorted(ARCHITECTURES)}, got {self.depth}")
+    block_cls, default_sizes = ARCHITECTURES[self.depth]
+    expansion = block_cls.expansion
+    stage_sizes = self.stage_sizes or default_sizes
+    if len(stage_sizes) != 4:
+      raise ValueError(f"ResNet stage_sizes needs 4 entries, got {stage_sizes}")
+    if self.remat:
+      # Keeps only block inputs for the backward pass; `train` (argument 2 after self, x) is static.
+      block_cls = nn.remat(block_cls, static_argnums=(2,))
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
 
-        features = {}
-        x = conv(self.width, 7, 2, name='conv1', **kw)(x)
-        x = BatchNorm(frozen=self._is_frozen('stem'), name='bn1', **kw)(x, train)
-        x = max_pool_3x3_s2(nn.relu(x))
-        features['stem'] = x
+    features = {}
+    x = conv(self.width, 7, 2, name="conv1", **kw)(x)
+    x = BatchNorm(frozen=self._is_frozen("stem"), name="bn1", **kw)(x, train)
+    x = max_pool_3x3_s2(nn.relu(x))
+    features["stem"] = x
 
-        in_channels = self.width
-        plan = stage_strides_and_dilations(self.output_stride, stage_sizes)
-        for index, (stage, blocks) in enumerate(zip(STAGES, plan)):
-            planes = self.width * 2**index
-            for block_index, (stride, dilation) in enumerate(blocks):
-                downsample = block_index == 0 and (stride != 1 or in_channels != planes * expansion)
-                x = block_cls(planes, stride, dilation, downsample, frozen_bn=self._is_frozen(stage),
-                              name=f'{stage}_{block_index}', **kw)(x, train)
-                in_channels = planes * expansion
-            features[stage] = x
-        features['feature_map'] = x
+    in_channels = self.width
+    plan = stage_strides_and_dilations(self.output_stride, stage_sizes)
+    for index, (stage, blocks) in enumerate(zip(STAGES, plan)):
+      planes = self.width * 2**index
+      for block_index, (stride, dilation) in enumerate(blocks):
+        downsample = block_index == 0 and (stride != 1 or in_channels != planes * expansion)
+        x = block_cls(planes, stride, dilation, downsample, frozen_bn=self._is_frozen(stage),
+                      name=f"{stage}_{block_index}", **kw)(x, train)
+        in_channels = planes * expansion
+      features[stage] = x
+    features["feature_map"] = x
 
-        if self.num_classes is not None:
-            features['pre_logits'] = global_average_pool(x, self.dtype)
-            features['logits'] = nn.Dense(self.num_classes, name='fc', **kw)(features['pre_logits'])
-        return features
+    if self.num_classes is not None:
+      features["pre_logits"] = global_average_pool(x, self.dtype)
+      features["logits"] = nn.Dense(self.num_classes, name="fc", **kw)(features["pre_logits"])
+    return features
