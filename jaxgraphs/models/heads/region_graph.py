@@ -1,0 +1,96 @@
+"""RGNet's region composition graph (Sec. 3.2, eq. 1-3) over the H x W regions of a feature map.
+
+Nodes are the N = H*W feature vectors X (N, d'). Eq. 1-2: S = row_softmax(phi(X) theta(X)^T)
+with phi(x) = A x, theta(x) = B x and no 1/sqrt(d) scale. Eq. 3: Z = S X W, stacked three
+times with a ReLU after each layer.
+
+Whether S is rebuilt at every layer is not stated. The paper defines one S from the FCN
+features X ("the normalized matrix S is taken as the adjacent matrix"), eq. 3 has only W per
+layer, and [47] (Wang & Gupta), which it follows, stacks graph convolutions on one similarity
+graph. Default: one S from the module input shared by all layers (layer l computes
+Z_l = ReLU(S Z_{l-1} W_l)); `similarity_per_layer=True` gives every layer its own A, B applied
+to that layer's input instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxgraphs.models.layers.graph_attention import graph_propagate
+
+Dtype = Any
+
+
+class RegionGraph(nn.Module):
+  """Graph convolutions Z = ReLU(S X W) over the regions of an NHWC map; returns (B, H, W, d') and the S list."""
+
+  num_layers: int = 3
+  embed_features: int | None = None  # width of phi, theta; None keeps d' as the paper
+  similarity_per_layer: bool = False
+  scale: float = 1.0
+  implementation: str = "explicit"
+  block_size: int = 512
+  attention_backend: str | None = None
+  kernel_init: Any = nn.initializers.he_normal()  # "the method in [13]" (He et al.) for new layers
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def _linear(self, features: int, name: str) -> nn.Dense:
+    """A bias-free d -> features map (A, B and W have no bias in eq. 1 and 3)."""
+    return nn.Dense(
+        features,
+        use_bias=False,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=name,
+    )
+
+  def _propagate(self, queries, keys, values, mask, return_similarity):
+    """S values with S from (queries, keys); returns (out, S or None)."""
+    result = graph_propagate(
+        queries,
+        keys,
+        values,
+        mask,
+        scale=self.scale,
+        implementation=self.implementation,
+        return_similarity=return_similarity,
+        block_size=self.block_size,
+        attention_backend=self.attention_backend,
+    )
+    return result if return_similarity else (result, None)
+
+  @nn.compact
+  def __call__(self, x, mask=None, *, return_similarity: bool = False, train: bool = False):
+    """x: (B, H, W, d'); mask: optional bool (B, H, W) of real regions. Returns (features, similarities).
+
+    `similarities` is a list with one (B, N, N) matrix per distinct S (one when S is shared,
+    num_layers with similarity_per_layer) if return_similarity, else an empty list.
+    """
+    del train  # No train-time behaviour; kept for the common call signature.
+    if self.num_layers < 1:
+      raise ValueError(f"RegionGraph: num_layers must be >= 1; got {self.num_layers}")
+    batch, height, width, channels = x.shape
+    embed = self.embed_features or channels
+    nodes = x.reshape(batch, height * width, channels).astype(self.dtype)
+    node_mask = None if mask is None else mask.reshape(batch, height * width)
+
+    similarities = []
+    queries = keys = None
+    for layer in range(self.num_layers):
+      if layer == 0 or self.similarity_per_layer:
+        suffix = f"_{layer}" if self.similarity_per_layer else ""
+        queries = self._linear(embed, f"phi{suffix}")(nodes)
+        keys = self._linear(embed, f"theta{suffix}")(nodes)
+        want_similarity = return_similarity
+      else:
+        want_similarity = False
+      propagated, similarity = self._propagate(queries, keys, nodes, node_mask, want_similarity)
+      if similarity is not None:
+        similarities.append(similarity)
+      nodes = nn.relu(self._linear(channels, f"weight_{layer}")(propagated))
+    return nodes.reshape(batch, height, width, channels), similarities
