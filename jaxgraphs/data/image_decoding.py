@@ -1,0 +1,92 @@
+"""Decoding any common image file to RGB uint8, and the tf.data stage that skips the ones that fail.
+
+What TensorFlow 2.21's decoders do with each awkward case (checked on files written by Pillow, see
+tests/test_image_decoding.py):
+
+* grayscale, grayscale+alpha, 16-bit grayscale PNG: `channels=3` replicates the gray channel (16-bit is
+  scaled to 8 bits).
+* RGBA PNG, palette PNG (with or without a transparent index): `channels=3` expands the palette and drops
+  alpha without compositing -- the same pixels as Pillow's `Image.convert("RGB")`.
+* CMYK / YCCK JPEG: converted to RGB by TensorFlow's JPEG decoder, equal to Pillow's conversion.
+* JPEG in general: `dct_method="INTEGER_ACCURATE"` (libjpeg's ISLOW, Pillow's default) gives exactly
+  Pillow's pixels; TensorFlow's default (IFAST) is up to ~17 levels off, so JPEGs go through
+  `tf.io.decode_jpeg` rather than `tf.io.decode_image`.
+* GIF: the first frame (`expand_animations=False`); BMP and WebP decode; 1x1 images decode.
+* truncated JPEG or PNG, garbage bytes, empty strings, TIFF and other formats: the op raises
+  `InvalidArgumentError`. A graph cannot catch that, and inside `Dataset.map` it ends the whole iterator.
+
+Skipping design. `decode_with_fallback` runs the decode of each example in a one-element dataset with
+`ignore_errors()` and concatenates a fallback element after it, keeping the first: a good image passes
+through with `SKIPPED_KEY` False; a failing one is replaced by a black 1x1 RGB image with `SKIPPED_KEY`
+True. Every example therefore keeps its place in the stream, so a batch always covers the same stream
+positions (exact resumption, and every process yields the same number of batches), and the flag travels
+with the batch to the host, where the pipeline counts it (`pipeline.skipped_images()`) and masks the
+example out of the loss and the metrics. A parallel deterministic `interleave` runs these per-example
+datasets concurrently in order; its cost is small next to the JPEG decode itself.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+SKIPPED_KEY = "_skipped"  # bool per example: True where the image could not be decoded
+
+
+def to_rgb(image: tf.Tensor) -> tf.Tensor:
+  """Converts a uint8 (H, W, C) image with C in {1, 2, 3, 4} (gray, gray+alpha, RGB, RGBA) to RGB."""
+  channels = image.shape[-1]
+  if channels == 3:
+    return image
+  if channels in (1, 2):
+    return tf.repeat(image[..., :1], 3, axis=-1)
+  if channels == 4:
+    return image[..., :3]
+  if channels is None:
+    num = tf.shape(image)[-1]
+    rgb = tf.switch_case(
+        tf.clip_by_value(num - 1, 0, 3),
+        [lambda: tf.repeat(image[..., :1], 3, axis=-1), lambda: tf.repeat(image[..., :1], 3, axis=-1),
+         lambda: image[..., :3], lambda: image[..., :3]])
+    return tf.ensure_shape(rgb, [None, None, 3])
+  raise ValueError(f"image must have 1 to 4 channels, got shape {image.shape}")
+
+
+def decode_rgb(image: tf.Tensor) -> tf.Tensor:
+  """Decodes JPEG/PNG/GIF/BMP/WebP bytes (or converts a uint8 array) to uint8 RGB (H, W, 3); raises if corrupt."""
+  if image.dtype == tf.uint8:
+    if image.shape.rank != 3:
+      raise ValueError(f"a decoded image must be (H, W, C) uint8, got shape {image.shape}")
+    return to_rgb(image)
+  if image.dtype != tf.string:
+    raise TypeError(f"image must be encoded bytes (tf.string) or uint8 pixels, got {image.dtype.name}")
+  rgb = tf.cond(
+      tf.io.is_jpeg(image),
+      lambda: tf.io.decode_jpeg(image, channels=3, dct_method="INTEGER_ACCURATE"),
+      lambda: tf.io.decode_image(image, channels=3, expand_animations=False))
+  return tf.ensure_shape(rgb, [None, None, 3])
+
+
+def decode_with_fallback(ds: tf.data.Dataset, decode_fn: Callable[[dict], dict], *,
+                         image_key: str = "image", num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+  """Applies `decode_fn` to every example; where it fails the example stays, with a 1x1 black image and SKIPPED_KEY True."""
+
+  @tf.autograph.experimental.do_not_convert
+  def decoded(example):
+    return {**decode_fn(example), SKIPPED_KEY: tf.constant(False)}
+
+  @tf.autograph.experimental.do_not_convert
+  def fallback(example):
+    # Run decode_fn on a valid uint8 image so the fallback has exactly the structure of a success.
+    placeholder = {**example, image_key: tf.zeros([1, 1, 3], tf.uint8)}
+    return {**decode_fn(placeholder), SKIPPED_KEY: tf.constant(True)}
+
+  @tf.autograph.experimental.do_not_convert
+  def one_example(example):
+    single = tf.data.Dataset.from_tensors(example)
+    attempt = single.map(decoded).ignore_errors(log_warning=False)
+    return attempt.concatenate(single.map(fallback)).take(1)
+
+  return ds.interleave(one_example, cycle_length=num_parallel_calls, block_length=1,
+                       num_parallel_calls=num_parallel_calls, deterministic=True)

@@ -1,0 +1,352 @@
+"""tf.data input pipelines: per-process numpy batches for training (infinite) and evaluation (padded, masked).
+
+Train stream. The split is cut evenly over processes (`tfds.even_splits`), each process reads its part
+with images still encoded, shuffles it once per epoch with a seed derived from (seed, epoch, process),
+and repeats forever. Stream position k (counted from 0 at the start of training, on this process) gets
+the augmentation seed fold_in(seed, k * process_count + process_index). The stream is therefore a pure
+function of (seed, process layout): `start_example=k` rebuilds it from position k, skipping the first
+k mod N examples of the current epoch before anything is decoded, and yields exactly the batches an
+uninterrupted run would have yielded from there on. Batch i always covers positions
+[start_example + i B, start_example + (i + 1) B): an image that fails to decode keeps its slot with
+`mask` 0 and all-zero `label_weights` (see image_decoding), so `start_example = step * local_batch_size`.
+
+Evaluation. Each process reads its part of the split once, in order; the last batch is padded and every
+process yields the same number of batches (fully masked ones where its part is shorter), so a jitted
+step with collectives never waits on a process that stopped early and each example counts once.
+
+Batches are dicts of numpy arrays, leading axis = local batch size:
+
+  image          float32 (B, H, W, 3) after `normalize_imagenet` / `value_range` (uint8 if pp ends earlier)
+  labels         float32 (B, C)
+  label_weights  float32 (B, C)   0 = ignored entry (and whole rows of skipped or padded examples)
+  mask           float32 (B,)     1 = real example, 0 = undecodable image or evaluation padding
+  boxes, box_labels, box_mask  (B, max_boxes, 4) float32, (B, max_boxes) int32, (B, max_boxes) float32
+                                 only when config.data.max_boxes > 0
+
+TensorFlow never sees the accelerators: building a pipeline hides GPUs from it first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterator
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+from jaxgraphs.data import image_decoding, sources, transforms
+
+SKIPPED_KEY = image_decoding.SKIPPED_KEY
+TRUNCATED_KEY = "_boxes_truncated"
+INDEX_KEY = "_index"
+_HOST_ONLY_KEYS = ("image_id", SKIPPED_KEY, TRUNCATED_KEY)
+_ENDLESS = 2**62
+
+# The train iterator built last in this process; `skipped_images()` reads its counter.
+_current_train_iterator: TrainIterator | None = None
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """`config.data` with every field the pipeline reads; None means "the source's default"."""
+  config = ml_collections.ConfigDict()
+  config.source = "coco/2014"  # a key of sources.SOURCES
+  config.data_dir = None  # TFDS data directory; None: TFDS's default (~/tensorflow_datasets or $TFDS_DATA_DIR)
+  config.download = False  # let TFDS download and prepare a missing dataset (generated sources always prepare)
+  config.train_split = None  # TFDS split string; None: the source's (coco 'train', voc/2007 'train+validation')
+  config.eval_split = None  # None: the source's (coco 'validation', voc/2007 'test', voc/2012 'validation')
+  config.pp_train = None  # preprocessing string (see transforms); None: the source's default
+  config.pp_eval = None  # must end in a fixed size so evaluation batches can be padded
+  config.shuffle_buffer = 10_000  # encoded examples held for shuffling; <= 1 disables shuffling
+  config.cache = False  # keep this process's encoded examples in memory after the first epoch
+  config.voc_difficult = "ignore"  # 'ignore' (standard protocol) or 'negative' (the SSGRL code)
+  config.max_boxes = 0  # > 0: also emit boxes / box_labels / box_mask padded to this many objects
+  config.prefetch = 2  # batches prepared ahead on the host
+  config.num_parallel_calls = -1  # decode / preprocessing parallelism; -1: tf.data AUTOTUNE
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the trainer needs to know about `config.data` before reading any example."""
+  source: str
+  tfds_name: str
+  class_names: tuple[str, ...]
+  num_classes: int
+  train_split: str
+  eval_split: str
+  pp_train: str
+  pp_eval: str
+
+
+def dataset_info(data_cfg: ml_collections.ConfigDict) -> DatasetInfo:
+  """Resolves `config.data` against its source's defaults (splits, preprocessing, classes)."""
+  source = sources.get_source(data_cfg.source)
+  return DatasetInfo(
+      source=data_cfg.source, tfds_name=source.tfds_name, class_names=source.class_names,
+      num_classes=source.num_classes, train_split=data_cfg.train_split or source.train_split,
+      eval_split=data_cfg.eval_split or source.eval_split, pp_train=data_cfg.pp_train or source.pp_train,
+      pp_eval=data_cfg.pp_eval or source.pp_eval)
+
+
+def skipped_images() -> int:
+  """Images skipped as undecodable so far by the train pipeline built last in this process."""
+  return 0 if _current_train_iterator is None else _current_train_iterator.num_skipped
+
+
+def pad_to(tensor: tf.Tensor, max_len: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """First `max_len` rows zero-padded to exactly `max_len`; returns (rows, float32 row mask, whether rows were cut)."""
+  count = tf.shape(tensor)[0]
+  kept = tensor[:max_len]
+  num_kept = tf.shape(kept)[0]
+  padding = [[0, max_len - num_kept]] + [[0, 0]] * (tensor.shape.rank - 1)
+  padded = tf.pad(kept, padding)
+  padded.set_shape([max_len] + tensor.shape[1:].as_list())
+  mask = tf.cast(tf.range(max_len) < num_kept, tf.float32)
+  return padded, mask, count > max_len
+
+
+# ---- host side ---------------------------------------------------------------------------------------
+class BatchIterator:
+  """Numpy batches of one process with the pipeline's bookkeeping removed; counts skipped images."""
+
+  def __init__(self, ds: tf.data.Dataset, name: str):
+    self._iterator = ds.as_numpy_iterator()
+    self.name = name
+    self.num_batches = 0
+    self.num_skipped = 0  # undecodable images seen in the batches yielded so far
+    self.num_truncated = 0  # examples with more than max_boxes objects
+
+  def __iter__(self) -> BatchIterator:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    batch = next(self._iterator)
+    skipped = batch.pop(SKIPPED_KEY)
+    image_ids = batch.pop("image_id")
+    self.num_truncated += int(np.sum(batch.pop(TRUNCATED_KEY, 0)))
+    if np.any(skipped):
+      self.num_skipped += int(np.sum(skipped))
+      names = ", ".join(i.decode("utf-8", "replace") for i in image_ids[skipped])
+      logging.warning("%s: skipped undecodable image(s) %s (%d so far)", self.name, names, self.num_skipped)
+    self.num_batches += 1
+    return batch
+
+
+class TrainIterator(BatchIterator):
+  """The endless per-process train stream; `position` is the next stream position (for resuming)."""
+
+  def __init__(self, ds: tf.data.Dataset, name: str, *, start_example: int, local_batch_size: int,
+               num_examples: int):
+    super().__init__(ds, name)
+    self.start_example = start_example
+    self.local_batch_size = local_batch_size
+    self.num_examples = num_examples  # in this process's part of the split (one epoch)
+
+  @property
+  def position(self) -> int:
+    """Stream positions consumed: pass it as `start_example` to continue exactly here."""
+    return self.start_example + self.num_batches * self.local_batch_size
+
+
+class EvalBatches:
+  """One pass over an evaluation split per `iter()`: exactly `num_steps` padded batches with a 'mask'."""
+
+  def __init__(self, ds: tf.data.Dataset, name: str, *, num_steps: int, local_batch_size: int,
+               num_examples: int, num_examples_total: int):
+    self._ds = ds
+    self.name = name
+    self.num_steps = num_steps
+    self.local_batch_size = local_batch_size
+    self.num_examples = num_examples  # real examples of this process
+    self.num_examples_total = num_examples_total  # over all processes
+    self.num_skipped = 0  # undecodable images in the last completed pass
+
+  def __len__(self) -> int:
+    return self.num_steps
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    batches = BatchIterator(self._ds, self.name)
+    for _ in range(self.num_steps):
+      batch = next(batches, None)
+      yield self._padding_batch() if batch is None else self._pad(batch)
+    if next(batches, None) is not None:
+      raise RuntimeError(f"{self.name}: more batches than the {self.num_steps} computed from the split sizes")
+    self.num_skipped = batches.num_skipped
+    if self.num_skipped:
+      logging.warning("%s: %d of %d images could not be decoded and were left out", self.name, self.num_skipped,
+                      self.num_examples)
+
+  def _pad(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    missing = self.local_batch_size - len(batch["mask"])
+    return {k: np.concatenate([v, np.zeros((missing,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
+
+  def _padding_batch(self) -> dict[str, np.ndarray]:
+    batch = {}
+    for key, spec in self._ds.element_spec.items():
+      if key in _HOST_ONLY_KEYS:
+        continue
+      if not spec.shape[1:].is_fully_defined():
+        raise ValueError(f"{self.name}: config.data.pp_eval must give fixed shapes to pad evaluation batches, "
+                         f"but {key!r} has shape {spec.shape[1:]} (end it with resize(...) or center_crop(...))")
+      batch[key] = np.zeros([self.local_batch_size] + spec.shape[1:].as_list(), spec.dtype.as_numpy_dtype)
+    return batch
+
+
+# ---- tf.data -----------------------------------------------------------------------------------------
+def _hide_accelerators_from_tf() -> None:
+  """tf.data runs on the host; TF must not grab GPU memory that JAX needs."""
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # TF already initialised its devices; nothing can change that now
+    logging.warning("TensorFlow was initialised before the input pipeline could hide the GPUs from it")
+
+
+def _process_layout(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+  index = jax.process_index() if process_index is None else int(process_index)
+  count = jax.process_count() if process_count is None else int(process_count)
+  if not 0 <= index < count:
+    raise ValueError(f"process_index must be in [0, {count}), got {index}")
+  return index, count
+
+
+def _read(builder: tfds.core.DatasetBuilder, split) -> tf.data.Dataset:
+  """Raw examples of `split` in file order, images left encoded."""
+  return builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False,
+                            read_config=tfds.ReadConfig(try_autocache=False))
+
+
+def _count(ds: tf.data.Dataset) -> int:
+  """Number of elements, from the cardinality TFDS records or else by reading (not decoding) them."""
+  cardinality = int(ds.cardinality())
+  if cardinality >= 0:
+    return cardinality
+  return int(ds.reduce(np.int64(0), lambda n, _: n + 1))
+
+
+def _options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True  # the same seed must give the same order whatever the thread timing
+  options.threading.max_intra_op_parallelism = 1
+  options.experimental_optimization.map_parallelization = True
+  return options
+
+
+def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data.Dataset:
+  """Decode (failures kept as skipped), the rest of the ops, then the mask and fixed-size box arrays."""
+  ops = transforms.build_ops(spec, where=where)
+  parallel = data_cfg.num_parallel_calls
+  if ds.element_spec["image"].dtype == tf.string:
+    if ops[0].name != "decode":
+      raise ValueError(f"{where}: {spec!r} must start with 'decode' (the source yields encoded images)")
+    ds = image_decoding.decode_with_fallback(ds, ops[0].fn, num_parallel_calls=parallel)
+    ops = ops[1:]
+  else:
+    ds = ds.map(tf.autograph.experimental.do_not_convert(lambda ex: {**ex, SKIPPED_KEY: tf.constant(False)}))
+  rest = transforms.compose(ops)
+  max_boxes = data_cfg.max_boxes
+
+  @tf.autograph.experimental.do_not_convert
+  def finish(example):
+    example = rest(example)
+    example.pop(transforms.SEED_KEY, None)
+    example.pop(INDEX_KEY, None)
+    mask = 1.0 - tf.cast(example[SKIPPED_KEY], tf.float32)
+    example["mask"] = mask
+    example["label_weights"] = example["label_weights"] * mask
+    if max_boxes > 0:
+      example["boxes"], box_mask, example[TRUNCATED_KEY] = pad_to(example["boxes"], max_boxes)
+      example["box_labels"], _, _ = pad_to(example["box_labels"], max_boxes)
+      example["box_mask"] = box_mask * mask
+    return example
+
+  return ds.map(finish, num_parallel_calls=parallel, deterministic=True)
+
+
+def _shuffled_epochs(examples: tf.data.Dataset, *, seed: int, start_epoch: int, buffer: int, process_index: int,
+                     process_count: int) -> tf.data.Dataset:
+  """Endless epochs from `start_epoch` on, epoch e shuffled with a seed drawn from (seed, e, process)."""
+  if buffer <= 1:
+    return examples.repeat()  # every epoch in file order
+  base = tf.constant(seed, tf.int64)
+
+  @tf.autograph.experimental.do_not_convert
+  def epoch(e):
+    key = tf.stack([base, e * process_count + process_index])
+    shuffle_seed = tf.random.stateless_uniform([], key, minval=None, maxval=None, dtype=tf.int64)
+    return examples.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+
+  return tf.data.Dataset.range(start_epoch, _ENDLESS).flat_map(epoch)
+
+
+def build_train_dataset(data_cfg: ml_collections.ConfigDict, *, local_batch_size: int, seed: int,
+                        start_example: int = 0, process_index: int | None = None,
+                        process_count: int | None = None) -> TrainIterator:
+  """The endless, deterministic train stream of this process, from stream position `start_example` on."""
+  _hide_accelerators_from_tf()
+  if local_batch_size <= 0:
+    raise ValueError(f"local_batch_size must be positive, got {local_batch_size}")
+  if start_example < 0:
+    raise ValueError(f"start_example must be >= 0, got {start_example}")
+  info = dataset_info(data_cfg)
+  source = sources.get_source(data_cfg.source)
+  index, count = _process_layout(process_index, process_count)
+  builder = source.builder(data_cfg.data_dir, data_cfg.download)
+  examples = _read(builder, tfds.even_splits(info.train_split, n=count)[index])
+  examples = examples.map(source.adapter(data_cfg), num_parallel_calls=data_cfg.num_parallel_calls)
+  if data_cfg.cache:
+    examples = examples.cache()
+  num_examples = _count(examples)
+  if num_examples == 0:
+    raise ValueError(f"config.data.train_split {info.train_split!r} of {info.tfds_name} gives process {index} of "
+                     f"{count} no examples")
+  start_epoch, offset = divmod(start_example, num_examples)
+  stream = _shuffled_epochs(examples, seed=seed, start_epoch=start_epoch, buffer=data_cfg.shuffle_buffer,
+                            process_index=index, process_count=count)
+  # Skip within the epoch before decoding: resuming costs reading these examples, not decoding them.
+  stream = stream.skip(offset).enumerate(start=start_example)
+  base_seed = tf.constant([seed, 0], tf.int64)
+
+  @tf.autograph.experimental.do_not_convert
+  def with_seed(position, example):
+    global_index = position * count + index  # distinct across processes, so augmentations differ too
+    return {**example, INDEX_KEY: position,
+            transforms.SEED_KEY: tf.random.experimental.stateless_fold_in(base_seed, global_index)}
+
+  stream = stream.map(with_seed)
+  ds = _preprocess(stream, info.pp_train, data_cfg, "config.data.pp_train")
+  ds = ds.batch(local_batch_size, drop_remainder=True).prefetch(data_cfg.prefetch).with_options(_options())
+  global _current_train_iterator
+  _current_train_iterator = TrainIterator(
+      ds, f"train {info.tfds_name}:{info.train_split}", start_example=start_example,
+      local_batch_size=local_batch_size, num_examples=num_examples)
+  return _current_train_iterator
+
+
+def build_eval_dataset(data_cfg: ml_collections.ConfigDict, split: str | None = None, *, local_batch_size: int,
+                       process_index: int | None = None,
+                       process_count: int | None = None) -> tuple[EvalBatches, int]:
+  """(re-iterable padded batches of this process's part of `split`, number of batches per pass)."""
+  _hide_accelerators_from_tf()
+  if local_batch_size <= 0:
+    raise ValueError(f"local_batch_size must be positive, got {local_batch_size}")
+  info = dataset_info(data_cfg)
+  source = sources.get_source(data_cfg.source)
+  split = split or info.eval_split
+  index, count = _process_layout(process_index, process_count)
+  builder = source.builder(data_cfg.data_dir, data_cfg.download)
+  parts = tfds.even_splits(split, n=count)
+  # Every process computes every part's size, so all agree on the number of steps without communicating.
+  sizes = [_count(_read(builder, part)) for part in parts]
+  num_steps = max(math.ceil(size / local_batch_size) for size in sizes)
+  examples = _read(builder, parts[index]).map(source.adapter(data_cfg), num_parallel_calls=data_cfg.num_parallel_calls)
+  ds = _preprocess(examples, info.pp_eval, data_cfg, "config.data.pp_eval")
+  ds = ds.batch(local_batch_size).prefetch(data_cfg.prefetch).with_options(_options())
+  batches = EvalBatches(ds, f"eval {info.tfds_name}:{split}", num_steps=num_steps,
+                        local_batch_size=local_batch_size, num_examples=sizes[index],
+                        num_examples_total=sum(sizes))
+  return batches, num_steps

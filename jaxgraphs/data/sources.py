@@ -1,0 +1,168 @@
+"""Dataset sources: a registry from `config.data.source` to a TFDS dataset read as multi-label examples.
+
+Every source maps a raw TFDS example (image left encoded) to the canonical dict
+
+  image          tf.string  the encoded file, decoded later by the `decode` op (robustly, see image_decoding)
+  labels         float32 (C,)  multi-hot targets in the dataset's class order
+  label_weights  float32 (C,)  1 where the entry counts, 0 where it is ignored (VOC "difficult"-only classes)
+  image_id       tf.string  for logs (e.g. which image was skipped); dropped before batches reach JAX
+
+and, when `config.data.max_boxes > 0`, the variable-length object annotations
+
+  boxes          float32 (N, 4)  normalised (ymin, xmin, ymax, xmax), updated by crops and flips
+  box_labels     int32 (N,)
+
+which the pipeline pads to `max_boxes` rows with a `box_mask` after preprocessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+SSGRL_PP_TRAIN = "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
+SSGRL_PP_EVAL = "decode|resize(640)|center_crop(576)|normalize_imagenet"
+SHAPES_PP_TRAIN = "decode|resize(72)|random_crop(64)|flip_lr|normalize_imagenet"
+SHAPES_PP_EVAL = "decode|resize(72)|center_crop(64)|normalize_imagenet"
+VOC_DIFFICULT = ("ignore", "negative")
+
+# COCO's 80 categories in category-id order, which is TFDS coco's label order (its names are only filled in
+# from the annotation files at preparation time, so they are not available from code).
+COCO_CLASS_NAMES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush")
+VOC_CLASS_NAMES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+
+
+def multi_hot(indices: tf.Tensor, num_classes: int) -> tf.Tensor:
+  """float32 (C,) with ones at `indices` (repeats allowed, empty gives all zeros)."""
+  hits = tf.reduce_sum(tf.one_hot(tf.cast(indices, tf.int32), num_classes, dtype=tf.float32), axis=0)
+  return tf.minimum(hits, 1.0)
+
+
+def _with_boxes(example: dict, raw: Mapping, options) -> dict:
+  """Adds the objects' boxes and labels when the config asks for them."""
+  if options.get("max_boxes", 0) > 0:
+    example["boxes"] = tf.cast(raw["objects"]["bbox"], tf.float32)
+    example["box_labels"] = tf.cast(raw["objects"]["label"], tf.int32)
+  return example
+
+
+def coco_example(raw: Mapping, num_classes: int, options) -> dict:
+  """COCO: every annotated category is positive; images without annotations are all-zero rows."""
+  labels = multi_hot(raw["objects"]["label"], num_classes)
+  example = {"image": raw["image"], "labels": labels, "label_weights": tf.ones_like(labels),
+             "image_id": tf.strings.as_string(raw["image/id"])}
+  return _with_boxes(example, raw, options)
+
+
+def voc_example(raw: Mapping, num_classes: int, options) -> dict:
+  """VOC: positive if a non-difficult instance exists; a class with only difficult instances is ignored or negative."""
+  mode = options.get("voc_difficult", "ignore")
+  if mode not in VOC_DIFFICULT:
+    raise ValueError(f"config.data.voc_difficult must be one of {VOC_DIFFICULT}, got {mode!r}")
+  positive = multi_hot(raw["labels_no_difficult"], num_classes)
+  present = multi_hot(raw["labels"], num_classes)
+  if mode == "ignore":
+    weights = 1.0 - (present - positive)  # the standard protocol
+  else:
+    weights = tf.ones_like(positive)  # the SSGRL code: difficult-only classes are negatives
+  example = {"image": raw["image"], "labels": positive, "label_weights": weights, "image_id": raw["image/filename"]}
+  return _with_boxes(example, raw, options)
+
+
+def class_label_example(raw: Mapping, num_classes: int, options) -> dict:
+  """Datasets with a `labels` Sequence(ClassLabel) and no ignored entries (builtin_shapes)."""
+  labels = multi_hot(raw["labels"], num_classes)
+  example = {"image": raw["image"], "labels": labels, "label_weights": tf.ones_like(labels),
+             "image_id": raw["image/filename"]}
+  return _with_boxes(example, raw, options)
+
+
+def _shapes_builder(config_name: str) -> Callable[[str | None], tfds.core.DatasetBuilder]:
+  """The builtin_shapes builder for one config, generated on first use."""
+
+  def prepare(data_dir):
+    from jaxgraphs.data.builders import shapes  # registers the builder with TFDS
+    return shapes.ensure_prepared(config_name, data_dir)
+
+  return prepare
+
+
+def _shapes_class_names() -> tuple[str, ...]:
+  from jaxgraphs.data.builders import shapes
+  return tuple(shapes.CATEGORY_NAMES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """A TFDS dataset read as multi-label classification, with its default splits and preprocessing."""
+
+  tfds_name: str
+  to_example: Callable[[Mapping, int, object], dict]
+  class_names_fn: Callable[[], tuple[str, ...]]
+  train_split: str
+  eval_split: str
+  pp_train: str
+  pp_eval: str
+  # Generated datasets: returns the prepared builder for a data_dir; None for datasets prepared by `tfds build`.
+  prepare: Callable[[str | None], tfds.core.DatasetBuilder] | None = None
+
+  @property
+  def class_names(self) -> tuple[str, ...]:
+    """Class names in label order."""
+    return tuple(self.class_names_fn())
+
+  @property
+  def num_classes(self) -> int:
+    """Number of classes C."""
+    return len(self.class_names)
+
+  def builder(self, data_dir: str | None = None, download: bool = False) -> tfds.core.DatasetBuilder:
+    """The TFDS builder; generated sources are prepared on first use, others only with `download`."""
+    if self.prepare is not None:
+      return self.prepare(data_dir)
+    builder = tfds.builder(self.tfds_name, data_dir=data_dir)
+    if download:
+      builder.download_and_prepare()
+    return builder
+
+  def adapter(self, options) -> Callable[[Mapping], dict]:
+    """raw TFDS example -> canonical example, for the given `config.data` options."""
+    num_classes = self.num_classes
+    # The ops use tf.cond where they branch, so AutoGraph's (slow) conversion is not needed.
+    return tf.autograph.experimental.do_not_convert(lambda raw: self.to_example(raw, num_classes, options))
+
+
+SOURCES: dict[str, Source] = {
+    "coco/2014": Source("coco/2014", coco_example, lambda: COCO_CLASS_NAMES, "train", "validation",
+                        SSGRL_PP_TRAIN, SSGRL_PP_EVAL),
+    "voc/2007": Source("voc/2007", voc_example, lambda: VOC_CLASS_NAMES, "train+validation", "test",
+                       SSGRL_PP_TRAIN, SSGRL_PP_EVAL),
+    # VOC 2012's test split has no labels: evaluate on validation.
+    "voc/2012": Source("voc/2012", voc_example, lambda: VOC_CLASS_NAMES, "train", "validation",
+                       SSGRL_PP_TRAIN, SSGRL_PP_EVAL),
+    "builtin_shapes/small": Source("builtin_shapes/small", class_label_example, _shapes_class_names, "train",
+                                   "validation", SHAPES_PP_TRAIN, SHAPES_PP_EVAL, _shapes_builder("small")),
+    "builtin_shapes/medium": Source("builtin_shapes/medium", class_label_example, _shapes_class_names, "train",
+                                    "validation", SHAPES_PP_TRAIN, SHAPES_PP_EVAL, _shapes_builder("medium")),
+}
+
+
+def get_source(name: str) -> Source:
+  """The registered source `name`; an unknown name fails naming `config.data.source` and the valid ones."""
+  if name not in SOURCES:
+    raise ValueError(f"config.data.source: unknown source {name!r}; valid sources: {', '.join(sorted(SOURCES))}")
+  return SOURCES[name]

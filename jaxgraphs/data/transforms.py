@@ -1,0 +1,305 @@
+"""Preprocessing ops on example dicts, composed from a big_vision-style string such as
+
+    "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
+
+Each op name maps (in `OPS`) to a factory; its arguments are Python literals read with `ast.literal_eval`.
+A built op takes the whole example dict and returns a new one, so box-aware ops can update `boxes`
+(float32 (N, 4), normalised ymin, xmin, ymax, xmax as in TFDS) together with the image.
+
+Images are uint8 from `decode` on: resizes round back to uint8 as Pillow (and so torchvision) does after
+each resize; `normalize_imagenet` and `value_range` produce float32.
+
+Randomness is stateless: a random op draws from `example["_seed"]` (int64 (2,), set per example by the
+pipeline from (seed, global example index)) and leaves a fresh seed behind, so a stream is a pure
+function of the seed and each example's position in it.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Callable, NamedTuple, Sequence
+
+import tensorflow as tf
+
+from jaxgraphs.data import image_decoding
+
+Example = dict
+SEED_KEY = "_seed"
+# torchvision's ImageNet statistics, for images scaled to [0, 1].
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+OPS: dict[str, Callable[..., Callable[[Example], Example]]] = {}
+
+
+class Op(NamedTuple):
+  """One parsed and built op: its name (as written in the string) and the function on examples."""
+  name: str
+  fn: Callable[[Example], Example]
+
+
+def register(name: str):
+  """Decorator adding an op factory to `OPS` under `name`."""
+
+  def add(factory):
+    OPS[name] = factory
+    return factory
+
+  return add
+
+
+# ---- parsing -----------------------------------------------------------------------------------------
+def parse(spec: str, *, where: str = "preprocessing string") -> list[tuple[str, tuple, dict]]:
+  """Splits "op1|op2(arg, k=v)" into (name, args, kwargs) triples; errors name `where` and the op."""
+  if not isinstance(spec, str) or not spec.strip():
+    raise ValueError(f"{where} must be a non-empty string like 'decode|resize(224)', got {spec!r}")
+  parsed = []
+  for part in spec.split("|"):
+    part = part.strip()
+    try:
+      node = ast.parse(part, mode="eval").body
+    except SyntaxError as e:
+      raise ValueError(f"{where}: cannot parse op {part!r} in {spec!r}") from e
+    if isinstance(node, ast.Name):
+      name, args, kwargs = node.id, (), {}
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+      name = node.func.id
+      try:
+        args = tuple(ast.literal_eval(a) for a in node.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+      except ValueError as e:
+        raise ValueError(f"{where}: arguments of {part!r} must be Python literals") from e
+    else:
+      raise ValueError(f"{where}: {part!r} in {spec!r} is not an op name or a call like name(args)")
+    if name not in OPS:
+      raise ValueError(f"{where}: unknown preprocessing op {name!r} in {spec!r}; valid ops: {', '.join(sorted(OPS))}")
+    parsed.append((name, args, kwargs))
+  return parsed
+
+
+def build_ops(spec: str, *, where: str = "preprocessing string") -> list[Op]:
+  """Parses `spec` and builds each op; bad arguments raise naming the op."""
+  ops = []
+  for name, args, kwargs in parse(spec, where=where):
+    try:
+      ops.append(Op(name, OPS[name](*args, **kwargs)))
+    except (TypeError, ValueError) as e:
+      raise ValueError(f"{where}: bad arguments for op {name!r} in {spec!r}: {e}") from e
+  return ops
+
+
+def compose(ops: Sequence[Op]) -> Callable[[Example], Example]:
+  """Chains built ops left to right."""
+
+  def apply(example):
+    for op in ops:
+      example = op.fn(example)
+    return example
+
+  return apply
+
+
+def build(spec: str, *, where: str = "preprocessing string") -> Callable[[Example], Example]:
+  """The function on examples that `spec` describes."""
+  return compose(build_ops(spec, where=where))
+
+
+# ---- helpers -----------------------------------------------------------------------------------------
+def _size_hw(size) -> tuple[int, int]:
+  """An int means a square; a pair is (height, width)."""
+  if isinstance(size, int) and size > 0:
+    return size, size
+  if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size):
+    return int(size[0]), int(size[1])
+  raise ValueError(f"size must be a positive int or a (height, width) pair of ints, got {size!r}")
+
+
+def _take_seed(example: Example, op_name: str) -> tuple[Example, tf.Tensor]:
+  """Splits the example's seed into (seed kept for later ops, seed for this op)."""
+  if SEED_KEY not in example:
+    raise KeyError(f"random op {op_name!r} needs a per-example seed in example[{SEED_KEY!r}] (the pipeline sets it)")
+  seeds = tf.random.experimental.stateless_split(example[SEED_KEY], num=2)
+  return {**example, SEED_KEY: seeds[0]}, seeds[1]
+
+
+def _hw(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  shape = tf.shape(image)
+  return shape[0], shape[1]
+
+
+def _resize_image(image: tf.Tensor, hw, method: str, antialias: bool) -> tf.Tensor:
+  """Resizes to hw; uint8 stays uint8 (rounded, as Pillow stores a resized image)."""
+  out = tf.image.resize(image, hw, method=method, antialias=antialias)
+  if image.dtype == tf.uint8:
+    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+  return tf.cast(out, image.dtype)
+
+
+def _crop(example: Example, top, left, height, width) -> Example:
+  """Crops a height x width window at (top, left), zero-padding where it leaves the image; moves boxes along."""
+  image = example["image"]
+  img_h, img_w = _hw(image)
+  top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
+  pad_top, pad_left = tf.maximum(-top, 0), tf.maximum(-left, 0)
+  pad_bottom = tf.maximum(top + height - img_h, 0)
+  pad_right = tf.maximum(left + width - img_w, 0)
+  image = tf.pad(image, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]])
+  image = tf.slice(image, [top + pad_top, left + pad_left, 0], [height, width, -1])
+  # Python-int sizes give a static shape (needed to batch without padding); tensor sizes stay dynamic.
+  image.set_shape([tf.get_static_value(height), tf.get_static_value(width), example["image"].shape[-1]])
+  out = {**example, "image": image}
+  if "boxes" in example:
+    scale = tf.cast(tf.stack([img_h, img_w, img_h, img_w]), tf.float32)
+    offset = tf.cast(tf.stack([top, left, top, left]), tf.float32)
+    window = tf.cast(tf.stack([height, width, height, width]), tf.float32)
+    out["boxes"] = tf.clip_by_value((example["boxes"] * scale - offset) / window, 0.0, 1.0)
+  return out
+
+
+def _random_crop(example: Example, seed: tf.Tensor, height, width) -> Example:
+  """A uniformly placed crop; an image smaller than the crop is zero-padded at the bottom/right."""
+  img_h, img_w = _hw(example["image"])
+  seeds = tf.random.experimental.stateless_split(seed, num=2)
+  top = tf.random.stateless_uniform([], seeds[0], minval=0, maxval=tf.maximum(img_h - height, 0) + 1, dtype=tf.int32)
+  left = tf.random.stateless_uniform([], seeds[1], minval=0, maxval=tf.maximum(img_w - width, 0) + 1, dtype=tf.int32)
+  return _crop(example, top, left, height, width)
+
+
+# ---- ops ---------------------------------------------------------------------------------------------
+@register("decode")
+def get_decode(key: str = "image"):
+  """Encoded bytes (or uint8 pixels) to uint8 RGB; raises on a corrupt file (the pipeline skips those)."""
+
+  def decode(example):
+    return {**example, key: image_decoding.decode_rgb(example[key])}
+
+  return decode
+
+
+@register("resize")
+def get_resize(size, method: str = "bilinear", antialias: bool = True):
+  """Resizes to size x size (int) or (height, width); antialiased bilinear matches Pillow's resize."""
+  hw = _size_hw(size)
+
+  def resize(example):
+    return {**example, "image": _resize_image(example["image"], hw, method, antialias)}
+
+  return resize
+
+
+@register("resize_short")
+def get_resize_short(size: int, method: str = "bilinear", antialias: bool = True):
+  """Resizes so the shorter side is `size`, keeping the aspect ratio (torchvision's Resize(int))."""
+  if not (isinstance(size, int) and size > 0):
+    raise ValueError(f"size must be a positive int, got {size!r}")
+
+  def resize_short(example):
+    h, w = _hw(example["image"])
+    short, long_ = tf.minimum(h, w), tf.maximum(h, w)
+    # torchvision truncates the long side: int(size * long / short).
+    new_long = tf.cast(tf.cast(size * long_, tf.float64) / tf.cast(short, tf.float64), tf.int32)
+    hw = tf.where(h <= w, tf.stack([size, new_long]), tf.stack([new_long, size]))
+    return {**example, "image": _resize_image(example["image"], hw, method, antialias)}
+
+  return resize_short
+
+
+@register("center_crop")
+def get_center_crop(size):
+  """The central size x size (or (height, width)) window; offsets are floor((image - crop) / 2)."""
+  height, width = _size_hw(size)
+
+  def center_crop(example):
+    h, w = _hw(example["image"])
+    return _crop(example, (h - height) // 2, (w - width) // 2, height, width)
+
+  return center_crop
+
+
+@register("random_crop")
+def get_random_crop(size):
+  """A uniformly placed size x size (or (height, width)) crop."""
+  height, width = _size_hw(size)
+
+  def random_crop(example):
+    example, seed = _take_seed(example, "random_crop")
+    return _random_crop(example, seed, height, width)
+
+  return random_crop
+
+
+@register("random_crop_choice")
+def get_random_crop_choice(sizes):
+  """A square crop whose side is drawn uniformly from `sizes`, uniformly placed (SSGRL's multi-scale crop)."""
+  if not (isinstance(sizes, (tuple, list)) and sizes and all(isinstance(s, int) and s > 0 for s in sizes)):
+    raise ValueError(f"sizes must be a non-empty list of positive ints, got {sizes!r}")
+  choices = tf.constant(sizes, tf.int32)
+
+  def random_crop_choice(example):
+    example, seed = _take_seed(example, "random_crop_choice")
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    side = choices[tf.random.stateless_uniform([], seeds[0], minval=0, maxval=len(sizes), dtype=tf.int32)]
+    return _random_crop(example, seeds[1], side, side)
+
+  return random_crop_choice
+
+
+@register("random_scale_crop")
+def get_random_scale_crop(min_scale: float, max_scale: float, size, method: str = "bilinear", antialias: bool = True):
+  """Scales the image by s ~ U(min_scale, max_scale), then takes a random size crop (RGNet's augmentation)."""
+  if not 0 < min_scale <= max_scale:
+    raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
+  height, width = _size_hw(size)
+
+  def random_scale_crop(example):
+    example, seed = _take_seed(example, "random_scale_crop")
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    scale = tf.random.stateless_uniform([], seeds[0], minval=min_scale, maxval=max_scale, dtype=tf.float32)
+    h, w = _hw(example["image"])
+    hw = tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32)
+    example = {**example, "image": _resize_image(example["image"], hw, method, antialias)}
+    return _random_crop(example, seeds[1], height, width)
+
+  return random_scale_crop
+
+
+@register("flip_lr")
+def get_flip_lr(p: float = 0.5):
+  """Mirrors the image (and boxes) left-right with probability p."""
+  if not 0.0 <= p <= 1.0:
+    raise ValueError(f"p must be in [0, 1], got {p}")
+
+  def flip_lr(example):
+    example, seed = _take_seed(example, "flip_lr")
+    flip = tf.random.stateless_uniform([], seed) < p
+    out = {**example, "image": tf.cond(flip, lambda: tf.reverse(example["image"], [1]), lambda: example["image"])}
+    if "boxes" in example:
+      b = example["boxes"]
+      mirrored = tf.stack([b[:, 0], 1.0 - b[:, 3], b[:, 2], 1.0 - b[:, 1]], axis=1)
+      out["boxes"] = tf.cond(flip, lambda: mirrored, lambda: b)
+    return out
+
+  return flip_lr
+
+
+@register("normalize_imagenet")
+def get_normalize_imagenet():
+  """uint8 [0, 255] to float32 (x / 255 - mean) / std with torchvision's ImageNet mean and std."""
+  mean, std = tf.constant(IMAGENET_MEAN), tf.constant(IMAGENET_STD)
+
+  def normalize_imagenet(example):
+    image = tf.cast(example["image"], tf.float32) / 255.0
+    return {**example, "image": (image - mean) / std}
+
+  return normalize_imagenet
+
+
+@register("value_range")
+def get_value_range(vmin: float = -1.0, vmax: float = 1.0):
+  """uint8 [0, 255] to float32 [vmin, vmax]."""
+
+  def value_range(example):
+    image = tf.cast(example["image"], tf.float32) / 255.0
+    return {**example, "image": vmin + image * (vmax - vmin)}
+
+  return value_range
