@@ -2,19 +2,20 @@
 
 import functools
 
+from jaxgraphs.models.backbones.densenet import DenseNet
 from jaxgraphs.models.backbones.resnet import ResNet
+from jaxgraphs.models.backbones.vgg import VGG
 
 BACKBONES = {
-    "resnet18": functools.partial(ResNet, depth=18),
-    "resnet34": functools.partial(ResNet, depth=34),
-    "resnet50": functools.partial(ResNet, depth=50),
-    "resnet101": functools.partial(ResNet, depth=101),
-    "resnet152": functools.partial(ResNet, depth=152),
+    **{f"resnet{depth}": functools.partial(ResNet, depth=depth) for depth in (18, 34, 50, 101, 152)},
+    **{f"densenet{depth}": functools.partial(DenseNet, depth=depth) for depth in (121, 161, 169, 201)},
+    **{f"vgg{depth}": functools.partial(VGG, depth=depth) for depth in (11, 13, 16, 19)},
+    **{f"vgg{depth}_bn": functools.partial(VGG, depth=depth, batch_norm=True) for depth in (11, 13, 16, 19)},
 }
 
 
 def build_backbone(name: str, **kwargs):
-  """The backbone module registered as `name` (e.g. 'resnet101'), built with `kwargs` as its attributes."""
+  """The backbone registered as `name` (e.g. 'resnet101', 'densenet121', 'vgg16_bn') with `kwargs` as attributes."""
   if name not in BACKBONES:
-    raise ValueError(f'unknown backbone {name!r}; valid names: {", ".join(BACKBONES)}')
+    raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(BACKBONES)}")
   return BACKBONES[name](**kwargs)

@@ -10,32 +10,12 @@ from typing import Any, Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxgraphs.models.backbones.common import check_output_stride, conv, global_average_pool, max_pool
 from jaxgraphs.models.layers.batch_norm import BatchNorm
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 # torchvision's replace_stride_with_dilation for layer2, layer3, layer4.
 REPLACE_STRIDE_WITH_DILATION = {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}
-# torchvision initialises convolutions with kaiming_normal_(mode='fan_out', nonlinearity='relu').
-conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-
-
-def conv(features, kernel_size, stride=1, dilation=1, *, name, dtype, param_dtype):
-  """A bias-free torch-style convolution with symmetric padding dilation * (kernel_size - 1) / 2."""
-  pad = dilation * (kernel_size - 1) // 2
-  return nn.Conv(
-      features, (kernel_size, kernel_size), strides=stride, padding=((pad, pad), (pad, pad)),
-      kernel_dilation=dilation, use_bias=False, kernel_init=conv_init, dtype=dtype,
-      param_dtype=param_dtype, name=name)
-
-
-def max_pool_3x3_s2(x):
-  """torch's MaxPool2d(3, stride=2, padding=1): the padding never wins the max."""
-  return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-
-
-def global_average_pool(x, dtype):
-  """Mean over height and width, accumulated in fp32."""
-  return jnp.mean(x.astype(jnp.float32), axis=(-3, -2)).astype(dtype)
 
 
 class BasicBlock(nn.Module):
@@ -111,8 +91,7 @@ def stage_strides_and_dilations(output_stride: int, stage_sizes: Sequence[int]):
 
   A stage turned into dilation keeps the previous dilation in its first block and uses the new one after.
   """
-  if output_stride not in REPLACE_STRIDE_WITH_DILATION:
-    raise ValueError(f"ResNet output_stride must be one of 32, 16, 8, got {output_stride}")
+  check_output_stride("ResNet", output_stride)
   dilate_flags = (False,) + REPLACE_STRIDE_WITH_DILATION[output_stride]
   dilation, plan = 1, []
   for index, (num_blocks, dilate) in enumerate(zip(stage_sizes, dilate_flags)):
@@ -170,7 +149,7 @@ class ResNet(nn.Module):
     features = {}
     x = conv(self.width, 7, 2, name="conv1", **kw)(x)
     x = BatchNorm(frozen=self._is_frozen("stem"), name="bn1", **kw)(x, train)
-    x = max_pool_3x3_s2(nn.relu(x))
+    x = max_pool(nn.relu(x), 3, 2, padding=1)
     features["stem"] = x
 
     in_channels = self.width
