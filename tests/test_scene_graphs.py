@@ -81,7 +81,8 @@ def _example(num_objects, relation_rows):
   i = np.arange(num_objects, dtype=np.float32)
   return {
       "image/id": tf.constant(7, tf.int64),
-      "objects": {"bbox": tf.constant(np.stack([i, i, i, i], 1) / 10), "label": tf.constant(np.arange(num_objects) + 1)},
+      "objects": {"bbox": tf.constant(np.stack([i, i, i, i], 1) / 10),
+                  "label": tf.constant(np.arange(num_objects) + 1)},
       "relations": _relations(relation_rows),
   }
 

@@ -33,6 +33,7 @@ JPEG_SIZES = {10: (64, 48), 11: (64, 48), 12: (48, 64), 13: (64, 48), 14: (64, 4
               16: (64, 64), 17: (32, 32), 18: (64, 32)}
 JSON_SIZES = {**JPEG_SIZES, 15: (40, 30)}
 PNG_IMAGE_ID = 16  # stored as PNG bytes under a .jpg name: must be re-encoded
+GRAY_IMAGE_ID = 13  # a grayscale JPEG: kept as it is, decoded to 3 channels
 NUM_VAL = 2
 
 
@@ -87,6 +88,8 @@ def _write_fake_vg150(root):
   rng = np.random.default_rng(0)
   for image_id, (width, height) in JPEG_SIZES.items():
     pixels = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    if image_id == GRAY_IMAGE_ID:
+      pixels = pixels[..., 0]
     Image.fromarray(pixels).save(images / f"{image_id}.jpg", format="PNG" if image_id == PNG_IMAGE_ID else "JPEG")
 
 
@@ -132,6 +135,7 @@ def test_boxes_in_pixels_and_normalised(prepared):
   # (512, 300, 100, 60) -> 462, 270, 562, 330.
   corners_1024 = np.array([[74, 180, 125, 220], [0, 20, 11, 40], [462, 270, 562, 330]], np.float64)
   np.testing.assert_allclose(example["objects"]["box_pixels"], corners_1024 / 16, rtol=1e-6)
+  np.testing.assert_array_equal(np.rint(example["objects"]["box_pixels"] * 1024 / 64), corners_1024)
   # ymin, xmin, ymax, xmax normalised by (48, 64); y2 = 330 / 16 = 20.6 < 48, nothing clipped here.
   expected_bbox = np.stack([corners_1024[:, 1] / 16 / 48, corners_1024[:, 0] / 16 / 64,
                             corners_1024[:, 3] / 16 / 48, corners_1024[:, 2] / 16 / 64], axis=1)
@@ -184,6 +188,9 @@ def test_jpeg_bytes_kept_and_odd_files_reencoded(prepared):
   assert builder.info.metadata["reencoded_images"] == [PNG_IMAGE_ID]
   png_example = _split(builder, "test")[0]
   assert png_example["image"].shape == (64, 64, 3)
+  gray_example = _split(builder, "val")[1]
+  assert gray_example["image/id"] == GRAY_IMAGE_ID and gray_example["image"].shape == (48, 64, 3)
+  assert raw[1]["image"] == (manual_dir / "images" / f"{GRAY_IMAGE_ID}.jpg").read_bytes()
 
 
 def test_metadata_counts(prepared):
@@ -194,6 +201,19 @@ def test_metadata_counts(prepared):
   assert val_predicates.sum() == 5 and val_predicates[[3, 8, 20, 31, 50]].tolist() == [1, 1, 1, 1, 1]
   train_objects = np.asarray(metadata["train_object_counts"])
   assert train_objects.sum() == 4 and train_objects[[3, 8, 150]].tolist() == [1, 2, 1]
+  # Train images 14: (3 -> 150, predicate 1); 15: (8 -> 8, predicate 22).
+  assert metadata["train_triplets"] == [[3, 150, 1], [8, 8, 22]]
+
+
+def test_prepared_dataset_reloads_names_and_metadata(prepared):
+  builder, _ = prepared
+  data_dir = builder.data_path.parent.parent.parent  # <data_dir>/vg150/<config>/<version>
+  reloaded = vg150.Vg150(config=builder.builder_config, data_dir=str(data_dir))
+  assert reloaded.data_path == builder.data_path and reloaded.is_prepared()
+  assert reloaded.info.features["relations"]["predicate"].names == builder.info.features["relations"]["predicate"].names
+  assert reloaded.info.features["objects"]["label"].names[1] == "object001"
+  assert reloaded.info.metadata["image_size_mismatches"] == [[15, 40, 30, 80, 60]]
+  assert reloaded.info.splits["val"].num_examples == NUM_VAL
 
 
 def test_center_to_corner_matches_neural_motifs_inplace_update():

@@ -20,13 +20,14 @@ corners exactly as neural-motifs does it, in the array's own integer dtype:
 likewise for y; no 1 is subtracted. These 1024-scale corners are then scaled to pixels by
 `max(width, height) / 1024` (Scene-Graph-Benchmark's `box / BOX_SCALE * max(w, h)`) and stored unclipped as
 `objects/box_pixels` (float32 x1, y1, x2, y2) -- the frame of the GT boxes for recall with the +1-pixel IoU
-convention. `objects/bbox` holds the same boxes normalised by (height, width) and clipped to [0, 1]
+convention, as in Scene-Graph-Benchmark (neural-motifs evaluates on the 1024-scale boxes themselves, where the
++1 weighs slightly less; `box_pixels * 1024 / max(width, height)` rounds back to them exactly). `objects/bbox` holds the same boxes normalised by (height, width) and clipped to [0, 1]
 (TFDS ymin, xmin, ymax, xmax), for resize-independent handling in the input pipeline; clipping matters only
 for the few boxes that the h5 lets run past the short image side.
 
 Image size. `image/width` and `image/height` are the frame of `box_pixels`. By default (config `standard`)
-they are the size of the JPEG itself, read from its header: neural-motifs sizes images from the decoded JPEG,
-and Scene-Graph-Benchmark, which scales by `image_data.json`, warns that some of those sizes are wrong and
+they are the size of the JPEG itself, read from its header: neural-motifs relates the 1024-scale boxes to
+the image through the decoded JPEG's size (`BOX_SCALE / max(image.size)`), and Scene-Graph-Benchmark, which scales by `image_data.json`, warns that some of those sizes are wrong and
 ships `correct_img_info` to replace them with the decoded sizes. Config `image_data_sizes` uses the
 `image_data.json` sizes as they are (uncorrected Scene-Graph-Benchmark). Every disagreement is logged and
 listed in the metadata (`image_size_mismatches`).
@@ -36,12 +37,17 @@ Classes. `objects/label` is a 151-way ClassLabel and `relations/predicate` a 51-
 51-column output of a relation head. `relations/subject` and `relations/object` index the image's objects
 (local: the h5's global object index minus `img_to_first_box`).
 
-Images. The JPEG bytes are stored as they are. A file that is not a baseline RGB or grayscale JPEG (PIL
+Images. The JPEG bytes are stored as they are. A file that is not an RGB or grayscale JPEG (PIL
 format/mode; e.g. CMYK) is re-encoded as RGB JPEG (quality 95) and listed in the metadata
-(`reencoded_images`).
+(`reencoded_images`). EXIF orientation is ignored, as by PIL's `size`, TF's decoder and the reference loaders.
 
 Metadata (`builder.info.metadata`): the files used, per-split object and predicate counts (indexed by class
-id), the two lists above.
+id), the sorted distinct (subject label, object label, predicate) triplets of the train split (all annotated
+relations; for zero-shot recall), and the two lists above.
+
+Prepare (after `import jaxgraphs.data.builders.vg150`, which registers the builder):
+  tfds.builder("vg150", data_dir=DATA_DIR).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=MANUAL_DIR))
 """
 
 from __future__ import annotations
@@ -303,7 +309,7 @@ def find_image(image_dirs, image_id: int) -> epath.Path | None:
 
 
 def read_image(path) -> tuple[bytes, int, int, bool]:
-  """Encoded JPEG bytes, width and height; re-encoded (flag True) when not a baseline RGB or grayscale JPEG."""
+  """Encoded JPEG bytes, width and height; re-encoded (flag True) unless the file is an RGB or grayscale JPEG."""
   data = epath.Path(path).read_bytes()
   with Image.open(io.BytesIO(data)) as image:
     width, height = image.size
@@ -323,6 +329,15 @@ def class_counts(arrays: GraphArrays, rows: np.ndarray) -> tuple[list[int], list
     objects += np.bincount(labels, minlength=NUM_OBJECT_CLASSES)
     predicates += np.bincount(relations[:, 2], minlength=NUM_PREDICATE_CLASSES)
   return objects.tolist(), predicates.tolist()
+
+
+def relation_triplets(arrays: GraphArrays, rows: np.ndarray) -> list[list[int]]:
+  """Sorted distinct (subject label, object label, predicate) triplets over the given h5 rows, all relations."""
+  triplets = [np.zeros((0, 3), np.int64)]
+  for row in rows:
+    labels, _, relations = image_graph(arrays, row)
+    triplets.append(np.column_stack([labels[relations[:, 0]], labels[relations[:, 1]], relations[:, 2]]))
+  return np.unique(np.concatenate(triplets).astype(np.int64), axis=0).tolist()
 
 
 class Vg150(tfds.core.GeneratorBasedBuilder):
@@ -403,6 +418,8 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
       objects, predicates = class_counts(arrays, split_rows_)
       metadata[f"{name}_object_counts"] = objects
       metadata[f"{name}_predicate_counts"] = predicates
+    # Triplets seen in training (all annotated relations), for zero-shot recall.
+    metadata["train_triplets"] = relation_triplets(arrays, rows["train"])
     logging.info("vg150 from %s: %s images", files.h5, {k: len(v) for k, v in rows.items()})
     return {name: self._generate_examples(arrays, records, image_paths, split_rows_)
             for name, split_rows_ in rows.items()}
