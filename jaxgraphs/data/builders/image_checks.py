@@ -153,8 +153,9 @@ class SkipReport:
     """Writes `skipped_images.json` into `directory` and logs the totals; returns the file's path."""
     path = epath.Path(directory) / REPORT_FILENAME
     path.write_text(json.dumps(self.as_dict(), indent=1) + "\n")
-    logging.info("%s: skipped %d images %s, re-encoded %d as JPEG; report: %s", self.dataset,
-                 len(self.skipped), self.counts(), len(self.reencoded), path)
+    # `directory` is TFDS's temporary one while preparing: name the file, not the path that will vanish.
+    logging.info("%s: skipped %d images %s, re-encoded %d as JPEG; listed in %s next to the prepared data",
+                 self.dataset, len(self.skipped), self.counts(), len(self.reencoded), REPORT_FILENAME)
     for note in self.notes:
       logging.warning("%s: %s", self.dataset, note)
     return path
