@@ -29,21 +29,27 @@ def numpy_batch_norm(x, params, stats):
 
 
 def randomise(tree, seed):
-  """Replaces every leaf with positive random values (valid as BN variances too)."""
+  """Fills a tree of shapes with positive random values (valid as BN variances too).
+
+  NumPy instead of Flax init: jitting the initialisers compiles slowly on a CPU.
+  """
   leaves, treedef = jax.tree_util.tree_flatten(tree)
   rng = np.random.default_rng(seed)
   leaves = [rng.uniform(0.5, 1.5, size=leaf.shape).astype(np.float32) for leaf in leaves]
   return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def random_variables(module, x, seed=0):
+  """Variables of `module` for input x, filled by NumPy."""
+  return randomise(jax.eval_shape(module.init, jax.random.PRNGKey(0), x), seed)
+
+
 def test_block_matches_numpy_transcription():
   x = np.random.default_rng(0).normal(size=(2, 9, 9, 16)).astype(np.float32)
   block = DenseASPPBlock(dilation=3, inter_features=8, out_features=4)
-  variables = block.init(jax.random.PRNGKey(0), x)
+  variables = jax.eval_shape(block.init, jax.random.PRNGKey(0), x)
   stats = randomise(variables["batch_stats"], seed=1)
-  params = dict(variables["params"])
-  for name in ("norm_1", "norm_2"):  # non-trivial BN affine parameters too
-    params[name] = randomise(params[name], seed=2)
+  params = randomise(variables["params"], seed=2)
   out = block.apply({"params": params, "batch_stats": stats}, x)
 
   p = jax.tree_util.tree_map(np.asarray, params)
@@ -59,8 +65,8 @@ def test_block_matches_numpy_transcription():
 def test_cascade_has_d_plus_4_times_64_channels_and_keeps_the_input():
   x = np.random.default_rng(1).normal(size=(1, 9, 9, 16)).astype(np.float32)
   aspp = DenseASPP()
-  variables = jax.jit(aspp.init)(jax.random.PRNGKey(0), x)
-  out = jax.jit(aspp.apply)(variables, x)
+  variables = random_variables(aspp, x)
+  out = aspp.apply(variables, x)
   assert out.shape == (1, 9, 9, 16 + 4 * 64)
   # concat(block(feature), feature) at every step: the input stays the last d channels.
   np.testing.assert_array_equal(out[..., -16:], x)
@@ -79,7 +85,7 @@ def test_cascade_has_d_plus_4_times_64_channels_and_keeps_the_input():
 def test_cascade_feeds_each_block_the_previous_concatenation():
   x = np.random.default_rng(2).normal(size=(1, 9, 9, 6)).astype(np.float32)
   aspp = DenseASPP(rates=(2, 4), inter_features=5, out_features=3)
-  variables = aspp.init(jax.random.PRNGKey(0), x)
+  variables = random_variables(aspp, x)
   out = aspp.apply(variables, x)
   params = variables["params"]
   stats = variables["batch_stats"]
@@ -104,7 +110,7 @@ def test_first_block_has_no_leading_norm_unless_asked():
 def test_train_mode_drops_whole_channels_and_updates_batch_stats():
   x = np.random.default_rng(3).normal(size=(2, 6, 6, 4)).astype(np.float32)
   block = DenseASPPBlock(dilation=1, inter_features=4, out_features=32, dropout_rate=0.5)
-  variables = block.init(jax.random.PRNGKey(0), x)
+  variables = random_variables(block, x)
   out, updates = block.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)},
                              mutable=["batch_stats"])
   zero_maps = np.all(np.asarray(out) == 0, axis=(1, 2))
