@@ -1,5 +1,7 @@
 """Command line: `python -m jaxgraphs.main --config=configs/X.py --workdir=DIR [--config.key=value ...]`."""
 
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -44,6 +46,14 @@ def main(argv):
     trainer.evaluate_checkpoint(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.eval_split)
 
 
+def _unknown_override(error: Exception) -> str:
+  """Names the `--config.a.b=v` override whose key does not exist in the config file."""
+  missing = str(error).strip("\"'").split("'")[0]
+  overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
+  culprit = next((a for a in overrides if missing in a.split("=", 1)[0].split(".")[1:]), " ".join(overrides))
+  return f"error: {culprit}: the config has no key {missing!r} (keys are fixed by the config file; check the spelling)"
+
+
 def run():
   """Entry point that turns known configuration mistakes into one clear line instead of a traceback."""
   from jaxgraphs.training.runtime import ConfigError
@@ -52,6 +62,11 @@ def run():
   except ConfigError as e:
     logging.error("%s", e)
     raise SystemExit(f"error: {e}")
+  except (AttributeError, KeyError) as e:
+    # Raised while absl parses `--config.x=y` for a key the locked config does not have.
+    if not any(a.startswith("--config.") for a in sys.argv[1:]) or FLAGS.is_parsed():
+      raise
+    raise SystemExit(_unknown_override(e))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxgraphs.models.backbones import build_backbone
+from jaxgraphs.models.backbones import BACKBONES, build_backbone
 
 
 class MultiLabelClassifier(nn.Module):
@@ -21,8 +21,10 @@ class MultiLabelClassifier(nn.Module):
 
   @nn.compact
   def __call__(self, images, train: bool = False):
-    features = build_backbone(self.backbone, dtype=self.dtype, name="backbone", **(self.backbone_kwargs or {}))(
-        images.astype(self.dtype), train=train)
+    if self.backbone not in BACKBONES:
+      build_backbone(self.backbone)  # raises, listing the valid names
+    backbone = BACKBONES[self.backbone](name="backbone", dtype=self.dtype, **(self.backbone_kwargs or {}))
+    features = backbone(images.astype(self.dtype), train=train)
     feature_map = features[self.feature_key]
     pooled = jnp.mean(feature_map.astype(jnp.float32), axis=(1, 2))
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(pooled)

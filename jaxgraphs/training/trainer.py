@@ -218,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _check_finite(pending)  # never save parameters that already went through a NaN step
     checkpoints.save(state, {**meta, "step": step, "examples_consumed": step * experiment.local_batch_size})
 
-  step = start_step
+  step, started = start_step, time.perf_counter()
   for step in range(start_step + 1, experiment.total_steps + 1):
     if profile and step == profile[0] and jax.process_index() == 0:
       jax.profiler.start_trace(os.path.join(workdir, "profile"))
@@ -227,6 +227,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       writer.images(step, experiment.task.summary_images(local))
     state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
     pending.append((step, metrics))
+    if step == start_step + 1:
+      jax.block_until_ready(metrics)  # keep compilation out of the first window's steps/s
+      logging.info("Compiled and ran the first step in %.1fs", time.perf_counter() - started)
+      progress = Progress(experiment.total_steps, step, config.batch_size)
     if profile and step == profile[1] and jax.process_index() == 0:
       jax.block_until_ready(state)
       jax.profiler.stop_trace()
