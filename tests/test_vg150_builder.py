@@ -7,9 +7,11 @@ import json
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxgraphs.data import scene_graphs
 from jaxgraphs.data.builders import vg150
 
 OBJECT_NAMES = [f"object{i:03d}" for i in range(1, 151)]
@@ -214,6 +216,30 @@ def test_prepared_dataset_reloads_names_and_metadata(prepared):
   assert reloaded.info.features["objects"]["label"].names[1] == "object001"
   assert reloaded.info.metadata["image_size_mismatches"] == [[15, 40, 30, 80, 60]]
   assert reloaded.info.splits["val"].num_examples == NUM_VAL
+
+
+def test_sgdet_training_ops_on_prepared_examples(prepared):
+  builder, _ = prepared
+
+  def sgdet_train_relations(example):
+    relations = scene_graphs.keep_overlapping_relations(example["relations"], example["objects"]["box_pixels"])
+    seed = tf.stack([0, tf.cast(example["image/id"], tf.int32)])
+    return {**example, "relations": scene_graphs.sample_one_predicate_per_pair(relations, seed)}
+
+  dataset = (builder.as_dataset(split="val", decoders={"image": tfds.decode.SkipDecoding()})
+             .map(sgdet_train_relations)
+             .filter(lambda ex: tf.size(ex["relations"]["predicate"]) > 0)
+             .map(lambda ex: scene_graphs.pad_scene_graph(ex, max_objects=4, max_relations=3)))
+  examples = list(tfds.as_numpy(dataset))
+  # Image 10's related boxes are disjoint ([74, 180, 125, 220] vs [0, 20, 11, 40] and [462, 270, 562, 330] at
+  # 1024), so it leaves; image 13's boxes [190, 185, 210, 215] and [204, 194, 235, 225] overlap.
+  assert [int(ex["image/id"]) for ex in examples] == [13]
+  relations = examples[0]["relations"]
+  np.testing.assert_array_equal(relations["mask"], [True, True, False])
+  np.testing.assert_array_equal(relations["subject"][:2], [0, 1])
+  np.testing.assert_array_equal(relations["object"][:2], [1, 0])
+  assert relations["predicate"][0] in (20, 31) and relations["predicate"][1] == 50
+  assert examples[0]["num_cut_objects"] == 0 and examples[0]["num_cut_relations"] == 0
 
 
 def test_center_to_corner_matches_neural_motifs_inplace_update():
