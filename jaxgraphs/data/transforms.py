@@ -204,14 +204,20 @@ def get_resize_short(size: int, method: str = "bilinear", antialias: bool = True
   return resize_short
 
 
+def _center_offset(image_size: tf.Tensor, crop_size: int) -> tf.Tensor:
+  """torchvision's CenterCrop offset: round-half-even((image - crop) / 2), or centred zero padding if smaller."""
+  larger = tf.cast(tf.round(tf.cast(image_size - crop_size, tf.float32) / 2.0), tf.int32)
+  return tf.where(image_size >= crop_size, larger, -((crop_size - image_size) // 2))
+
+
 @register("center_crop")
 def get_center_crop(size):
-  """The central size x size (or (height, width)) window; offsets are floor((image - crop) / 2)."""
+  """The central size x size (or (height, width)) window, placed as torchvision's CenterCrop places it."""
   height, width = _size_hw(size)
 
   def center_crop(example):
     h, w = _hw(example["image"])
-    return _crop(example, (h - height) // 2, (w - width) // 2, height, width)
+    return _crop(example, _center_offset(h, height), _center_offset(w, width), height, width)
 
   return center_crop
 
