@@ -15,9 +15,16 @@ box clipped to the image); a larger box is sampled with the bound instead of its
 one place this differs from torchvision. Cost grows with the square of the bound, so a fixed
 `sampling_ratio` (e.g. 2) is much cheaper.
 
-The sampling is gather-based and fully vectorised: for every bin, 2 * grid taps per axis (the low and high
-neighbour of each sample) are gathered and weighted. The result is differentiable with respect to the
-features; like torchvision, no gradient flows into the boxes.
+Two vectorised implementations give the same numbers; both are differentiable with respect to the
+features and, like torchvision, pass no gradient into the boxes:
+- "gather" (default): for every bin, 2 * grid taps per axis (the low and high neighbour of each sample)
+  are gathered and weighted. Few multiply-adds, but XLA on CPU materialises the gathered taps,
+  B * R * 49 * (2 * grid)**2 * C values (205 MB for 2 x 64 boxes, C = 512, grid 2; 9x that with an
+  adaptive bound of 6).
+- "matmul": the taps are folded into per-box (oh, H) and (ow, W) interpolation matrices and contracted
+  with the feature map. Memory is B * R * oh * W * C whatever the grid, and the work runs on matrix units,
+  at O(H * W) multiply-adds per output row: the better choice for adaptive sampling and on GPU / TPU.
+For many boxes (e.g. LinkNet's union boxes, one per object pair) call it on chunks of boxes.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+
+IMPLEMENTATIONS = ("gather", "matmul")
 
 
 def _pair(output_size: int | Sequence[int]) -> tuple[int, int]:
@@ -75,6 +84,30 @@ def _axis_taps(start, bin_size, grid, num_bins: int, max_grid: int, size: int):
   return indices, weights
 
 
+def _pool_by_gather(features, y_index, y_weight, x_index, x_weight, count):
+  """Gathers every (y tap, x tap) of every bin, (B, R, oh, ow, taps_y, taps_x, C), and sums them weighted."""
+  batch_index = jnp.arange(features.shape[0])[:, None, None, None, None, None]
+  taps = features[batch_index, y_index[:, :, :, None, :, None], x_index[:, :, None, :, None, :]]
+  weights = y_weight[:, :, :, None, :, None] * x_weight[:, :, None, :, None, :] / count[..., None, None, None, None]
+  return jnp.sum(taps.astype(jnp.float32) * weights[..., None], axis=(4, 5))
+
+
+def _pool_by_matmul(features, y_index, y_weight, x_index, x_weight, count):
+  """Folds the taps into dense (B, R, oh, H) and (B, R, ow, W) interpolation matrices and contracts them.
+
+  Bilinear sampling and the mean over the grid are separable, so a bin is Wy F Wx^T. Memory no longer grows
+  with the sampling grid, at the price of O(H W) multiply-adds per bin row: the better trade for adaptive
+  sampling or on matrix units. HIGHEST precision keeps float32 features from being rounded to TF32/bf16.
+  """
+  _, height, width, _ = features.shape
+  rows = jnp.sum(y_weight[..., None] * (y_index[..., None] == jnp.arange(height)), axis=-2)
+  columns = jnp.sum(x_weight[..., None] * (x_index[..., None] == jnp.arange(width)), axis=-2)
+  rows = rows / count[..., None, None]
+  return jnp.einsum(
+    "brph,bhwc,brqw->brpqc", rows, features.astype(jnp.float32), columns, precision=jax.lax.Precision.HIGHEST
+  )
+
+
 def roi_align(
   features: jax.Array,
   boxes: jax.Array,
@@ -85,12 +118,16 @@ def roi_align(
   sampling_ratio: int = 2,
   aligned: bool = False,
   max_sampling_ratio: int | Sequence[int] | None = None,
+  implementation: str = "gather",
 ) -> jax.Array:
   """RoIAlign of `boxes` (B, R, 4; x1, y1, x2, y2 image coords) on `features` (B, H, W, C) -> (B, R, oh, ow, C).
 
   `box_mask` (B, R) marks real boxes; padded ones give zeros. `max_sampling_ratio` (int or (y, x)) bounds
   the adaptive grid used when `sampling_ratio <= 0` (see the module docstring); it is ignored otherwise.
+  `implementation`: "gather" or "matmul" (same numbers; see the module docstring for which to pick).
   """
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"roi_align: implementation={implementation!r}; expected one of {IMPLEMENTATIONS}")
   if features.ndim != 4:
     raise ValueError(f"roi_align: features must be (B, H, W, C), got shape {features.shape}")
   if boxes.ndim != 3 or boxes.shape[-1] != 4 or boxes.shape[0] != features.shape[0]:
@@ -124,11 +161,10 @@ def roi_align(
 
   y_index, y_weight = _axis_taps(start_y, bin_h, grid_h, out_h, max_grid_h, height)
   x_index, x_weight = _axis_taps(start_x, bin_w, grid_w, out_w, max_grid_w, width)
-  batch_index = jnp.arange(batch)[:, None, None, None, None, None]
-  # (B, R, out_h, out_w, taps_y, taps_x, C): XLA fuses this gather into the weighted sum below.
-  taps = features[batch_index, y_index[:, :, :, None, :, None], x_index[:, :, None, :, None, :]]
-  weights = y_weight[:, :, :, None, :, None] * x_weight[:, :, None, :, None, :] / count[..., None, None, None, None]
-  pooled = jnp.sum(taps.astype(jnp.float32) * weights[..., None], axis=(4, 5))
+  if implementation == "gather":
+    pooled = _pool_by_gather(features, y_index, y_weight, x_index, x_weight, count)
+  else:
+    pooled = _pool_by_matmul(features, y_index, y_weight, x_index, x_weight, count)
   if box_mask is not None:
     pooled = jnp.where(box_mask[..., None, None, None], pooled, 0.0)
   return pooled.astype(features.dtype)
