@@ -22,9 +22,15 @@ features and, like torchvision, pass no gradient into the boxes:
   B * R * 49 * (2 * grid)**2 * C values (205 MB for 2 x 64 boxes, C = 512, grid 2; 9x that with an
   adaptive bound of 6).
 - "matmul": the taps are folded into per-box (oh, H) and (ow, W) interpolation matrices and contracted
-  with the feature map. Memory is B * R * oh * W * C whatever the grid, and the work runs on matrix units,
-  at O(H * W) multiply-adds per output row: the better choice for adaptive sampling and on GPU / TPU.
+  with the feature map. Memory is about B * R * oh * W * C whatever the grid (140 MB in the example
+  above, with or without adaptive sampling) and the work is a matrix product, at O(H * W) multiply-adds
+  per output row: the better trade for adaptive sampling and presumably on matrix units (not yet timed on
+  an accelerator).
 For many boxes (e.g. LinkNet's union boxes, one per object pair) call it on chunks of boxes.
+
+Rounding: float32 throughout, in torch's order of operations, with exact divisions (see `_divide`). torch
+rounds box * spatial_scale - offset once (in double); here it is rounded twice, which is identical for
+power-of-two scales such as 1/16 and otherwise within an ulp.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ def _divide(numerator: jax.Array, denominator) -> jax.Array:
   """IEEE float32 numerator / denominator, as torch's kernel computes it.
 
   XLA rewrites a division by a constant or a broadcast value into a multiplication by its reciprocal, which
-  is off by an ulp: enough to turn ceil(14 / 7) into 3 or to move a sample across the -1 / H cut-off. A
+  is off by an ulp: enough to turn ceil(21 / 7) into 4 or to move a sample across the -1 / H cut-off. A
   full-shape divisor behind an optimization barrier is left alone.
   """
   denominator = jnp.broadcast_to(jnp.asarray(denominator, jnp.float32), numerator.shape)
