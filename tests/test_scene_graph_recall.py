@@ -397,3 +397,18 @@ def test_unpad_renumbers_objects_after_holes_in_the_mask():
   np.testing.assert_array_equal(image["gt_labels"], [1, 2])
   np.testing.assert_array_equal(image["gt_relations"], [[1, 0, 3]])
   np.testing.assert_array_equal(image["pairs"], [[0, 1], [1, 0]])
+
+
+def test_rejected_image_leaves_no_trace():
+  good = predcls_image([1, 2], [[0, 1, 3]], [[0, 1]], one_hot_scores([3]))
+  bad = predcls_image([1, 2], [[0, 1, 4]], [[0, 1]], one_hot_scores([3]))
+  bad["sgcls"] = {"pairs": np.array([[0, 1]]), "pair_scores": one_hot_scores([3])}  # lacks pred_labels
+  bad["predcls"] = {"pairs": np.array([[0, 1]]), "pair_scores": one_hot_scores([3])}
+  good["predcls"], good["sgcls"] = bad["predcls"], {**bad["sgcls"], "pred_labels": [1, 2], "pred_scores": [1, 1]}
+  evaluator = SceneGraphEvaluator(("predcls", "sgcls"), ks=(1,), num_predicates=NUM_PREDICATES)
+  with pytest.raises(ValueError, match="'pred_labels'"):
+    evaluator.update(bad)
+  evaluator.update(good)
+  result = evaluator.result()
+  assert result["predcls/num_images"] == 1
+  assert result["predcls/R@1"] == 1.0 and result["sgcls/R@1"] == 1.0

@@ -243,26 +243,30 @@ class SceneGraphEvaluator:
       # Binary search in the sorted training keys: np.isin would re-sort them for every image.
       position = np.minimum(np.searchsorted(self._train_keys, keys), len(self._train_keys) - 1)
       zero_shot = self._train_keys[position] != keys if len(self._train_keys) else np.ones(len(keys), bool)
+    # Every mode is ranked (and its input checked) before anything is added: a bad image leaves no trace.
+    mode_ranks = {mode: self._ranks(self._predictions(image, mode), mode, gt_boxes, gt_labels, gt_relations)
+                  for mode in self.modes}
     self._num_images += 1
     self._num_zero_shot_images += int(zero_shot.any())
     self._predicate_images += present
-
-    for mode in self.modes:
-      predictions = self._predictions(image, mode)
-      objects = self._objects(predictions, mode, gt_boxes, gt_labels)
-      pairs = _array(predictions, "pairs", 2, np.int64).reshape(-1, 2)
-      pair_scores = _array(predictions, "pair_scores", 2)
-      if pair_scores.shape != (len(pairs), self.num_predicates + 1):
-        raise ValueError(
-          f"pair_scores must be (len(pairs), num_predicates + 1) = ({len(pairs)}, "
-          f"{self.num_predicates + 1}) with background in column 0, got {pair_scores.shape}"
-        )
-      _check_indices("pairs", pairs, len(objects[1]), "predicted objects")
-      if pair_scores.size and not (np.all(np.isfinite(pair_scores)) and pair_scores.min() >= 0):
-        raise ValueError("pair_scores must be finite and non-negative (probabilities, not logits)")
-      ranks = first_hit_ranks(gt_boxes, gt_labels, gt_relations, *objects, pairs, pair_scores, max(self.ks))
+    for mode, ranks in mode_ranks.items():
       for constraint, constraint_ranks in zip(("graph", "no_graph"), ranks):
         self._sums[mode, constraint].add(constraint_ranks, gt_predicates, predicate_counts, present, zero_shot)
+
+  def _ranks(self, predictions: Mapping, mode: str, gt_boxes, gt_labels, gt_relations):
+    """`first_hit_ranks` of one mode's predictions, after checking them."""
+    objects = self._objects(predictions, mode, gt_boxes, gt_labels)
+    pairs = _array(predictions, "pairs", 2, np.int64).reshape(-1, 2)
+    pair_scores = _array(predictions, "pair_scores", 2)
+    if pair_scores.shape != (len(pairs), self.num_predicates + 1):
+      raise ValueError(
+        f"pair_scores must be (len(pairs), num_predicates + 1) = ({len(pairs)}, "
+        f"{self.num_predicates + 1}) with background in column 0, got {pair_scores.shape}"
+      )
+    _check_indices("pairs", pairs, len(objects[1]), "predicted objects")
+    if pair_scores.size and not (np.all(np.isfinite(pair_scores)) and pair_scores.min() >= 0):
+      raise ValueError("pair_scores must be finite and non-negative (probabilities, not logits)")
+    return first_hit_ranks(gt_boxes, gt_labels, gt_relations, *objects, pairs, pair_scores, max(self.ks))
 
   def _objects(self, predictions: Mapping, mode: str, gt_boxes, gt_labels):
     """(boxes, labels, scores) of the predicted objects under `mode`'s protocol."""
