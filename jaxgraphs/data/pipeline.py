@@ -186,15 +186,9 @@ class EvalBatches:
     return {k: np.concatenate([v, np.zeros((missing,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
 
   def _padding_batch(self) -> dict[str, np.ndarray]:
-    batch = {}
-    for key, spec in self._ds.element_spec.items():
-      if key in _HOST_ONLY_KEYS:
-        continue
-      if not spec.shape[1:].is_fully_defined():
-        raise ValueError(f"{self.name}: config.data.pp_eval must give fixed shapes to pad evaluation batches, "
-                         f"but {key!r} has shape {spec.shape[1:]} (end it with resize(...) or center_crop(...))")
-      batch[key] = np.zeros([self.local_batch_size] + spec.shape[1:].as_list(), spec.dtype.as_numpy_dtype)
-    return batch
+    # _preprocess guarantees fixed per-example shapes, so a batch of zeros can be built from the spec.
+    return {key: np.zeros([self.local_batch_size] + spec.shape[1:].as_list(), spec.dtype.as_numpy_dtype)
+            for key, spec in self._ds.element_spec.items() if key not in _HOST_ONLY_KEYS}
 
 
 # ---- tf.data -----------------------------------------------------------------------------------------
@@ -264,7 +258,12 @@ def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data
       example["box_mask"] = box_mask * mask
     return example
 
-  return ds.map(finish, num_parallel_calls=parallel, deterministic=True)
+  ds = ds.map(finish, num_parallel_calls=parallel, deterministic=True)
+  for key, element in ds.element_spec.items():
+    if not element.shape.is_fully_defined():
+      raise ValueError(f"{where}: {spec!r} must give fixed-size arrays to batch, but {key!r} has shape "
+                       f"{element.shape} (end the image ops with resize(...), center_crop(...) or random_crop(...))")
+  return ds
 
 
 def _shuffled_epochs(examples: tf.data.Dataset, *, seed: int, start_epoch: int, buffer: int, process_index: int,
