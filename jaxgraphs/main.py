@@ -59,7 +59,10 @@ def run():
   from jaxgraphs.training.runtime import ConfigError
   try:
     app.run(main)
-  except ConfigError as e:
+  except ValueError as e:
+    # By convention an error that starts with the config key it is about is a user mistake, not a bug.
+    if not (isinstance(e, ConfigError) or str(e).startswith("config.")):
+      raise
     logging.error("%s", e)
     raise SystemExit(f"error: {e}")
   except (AttributeError, KeyError) as e:

@@ -27,6 +27,8 @@ SSGRL_PP_TRAIN = "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320
 SSGRL_PP_EVAL = "decode|resize(640)|center_crop(576)|normalize_imagenet"
 SHAPES_PP_TRAIN = "decode|resize(72)|random_crop(64)|flip_lr|normalize_imagenet"
 SHAPES_PP_EVAL = "decode|resize(72)|center_crop(64)|normalize_imagenet"
+SHAPES_TINY_PP_TRAIN = "decode|resize(36)|random_crop(32)|flip_lr|normalize_imagenet"
+SHAPES_TINY_PP_EVAL = "decode|resize(36)|center_crop(32)|normalize_imagenet"
 VOC_DIFFICULT = ("ignore", "negative")
 
 # COCO's 80 categories in category-id order, which is TFDS coco's label order (its names are only filled in
@@ -156,6 +158,8 @@ SOURCES: dict[str, Source] = {
                        SSGRL_PP_TRAIN, SSGRL_PP_EVAL),
     "builtin_shapes/small": Source("builtin_shapes/small", class_label_example, _shapes_class_names, "train",
                                    "validation", SHAPES_PP_TRAIN, SHAPES_PP_EVAL, _shapes_builder("small")),
+    "builtin_shapes/tiny": Source("builtin_shapes/tiny", class_label_example, _shapes_class_names, "train",
+                                  "validation", SHAPES_TINY_PP_TRAIN, SHAPES_TINY_PP_EVAL, _shapes_builder("tiny")),
     "builtin_shapes/medium": Source("builtin_shapes/medium", class_label_example, _shapes_class_names, "train",
                                     "validation", SHAPES_PP_TRAIN, SHAPES_PP_EVAL, _shapes_builder("medium")),
 }

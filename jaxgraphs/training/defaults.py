@@ -1,6 +1,7 @@
 """Every config key the trainer reads, with its default; configs/*.py start from `base_config()`."""
 
 import ml_collections
+from ml_collections import config_dict
 
 from jaxgraphs.data import pipeline
 from jaxgraphs.training.optimizers import default_optimizer_config
@@ -17,6 +18,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.profile_steps = ()  # e.g. (10, 15): trace steps 10-15 into <workdir>/profile
 
   config.data = pipeline.default_data_config()
+  for key, value in config.data.items():
+    if value is None:
+      # A typed placeholder keeps "None = the source's default" and still takes `--config.data.x=...`.
+      config.data[key] = config_dict.placeholder(str)
   config.task = ml_collections.ConfigDict({"name": "multilabel"})
   config.model = ml_collections.ConfigDict({
       "name": "multilabel_classifier",

@@ -20,7 +20,8 @@ def quiet_library_logs() -> None:
 
 
 def prepare_host() -> None:
-  """Keeps TensorFlow (tf.data only) off the accelerators so JAX owns their memory."""
+  """Keeps TensorFlow (tf.data only) off the accelerators so JAX owns their memory; quiets Orbax."""
+  quiet_library_logs()
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
-  tf.config.set_visible_devices([], "TPU") if tf.config.list_physical_devices("TPU") else None
+

@@ -249,11 +249,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     is_last = step == experiment.total_steps
     if is_last or (config.eval_every_steps and step % config.eval_every_steps == 0):
-      eval_metrics = experiment.evaluate(state, config.data.eval_split)
+      eval_metrics = experiment.evaluate(state, experiment.data_info.eval_split)
       scalars, _ = _split_scalars(eval_metrics)
       writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
       logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
-      _write_json(os.path.join(workdir, f"eval_{step}.json"), {"step": step, "split": config.data.eval_split,
+      _write_json(os.path.join(workdir, f"eval_{step}.json"), {"step": step, "split": experiment.data_info.eval_split,
                                                               **eval_metrics})
       if best is not None:
         value = scalars[config.checkpoint.best_metric]
@@ -276,7 +276,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpo
                         split: str | None = None) -> dict[str, Any]:
   """Evaluates the latest, a numbered or the best checkpoint of `workdir`; writes the metrics as JSON."""
   experiment = Experiment(config)
-  split = split or config.data.eval_split
+  split = split or experiment.data_info.eval_split
   subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
   checkpoints = Checkpoints(workdir, max_to_keep=config.checkpoint.keep, subdir=subdir, async_save=False)
   step = None if checkpoint in ("latest", "best") else int(checkpoint)

@@ -417,6 +417,14 @@ class BuiltinShapes(tfds.core.GeneratorBasedBuilder):
       num_test=1000,
     ),
     BuiltinShapesConfig(
+      name="tiny",
+      description="48 x 48 images; 256 train / 128 validation / 128 test. For tests and smoke runs (seconds).",
+      image_size=48,
+      num_train=256,
+      num_validation=128,
+      num_test=128,
+    ),
+    BuiltinShapesConfig(
       name="medium",
       description="192 x 192 images; 20,000 train / 2,000 validation / 2,000 test.",
       image_size=192,
