@@ -5,6 +5,7 @@ example i has the multi-hot labels of i's binary digits, so a batch row tells wh
 COCO and VOC go through `tfds.testing.mock_data` with hand-written raw examples.
 """
 
+import dataclasses
 import io
 import math
 
@@ -343,3 +344,21 @@ def test_dataset_info_resolves_source_defaults():
   info = pipeline.dataset_info(config)
   assert info.num_classes == 80 and info.class_names[9] == "traffic light" and info.eval_split == "validation[:100]"
   assert info.pp_train.startswith("decode|resize(640)|random_crop_choice")
+
+
+def test_builtin_shapes_reads_as_multi_label(tmp_path, monkeypatch):
+  from jaxgraphs.data.builders import shapes
+  tiny = shapes.BuiltinShapesConfig(name="pipeline_test", image_size=32, num_train=2, num_validation=5, num_test=1)
+  monkeypatch.setitem(sources.SOURCES, "builtin_shapes/pipeline_test", dataclasses.replace(
+      sources.SOURCES["builtin_shapes/small"], prepare=lambda data_dir: shapes.ensure_prepared(tiny, data_dir)))
+  config = pipeline.default_data_config()
+  config.source, config.data_dir = "builtin_shapes/pipeline_test", str(tmp_path)
+  assert pipeline.dataset_info(config).class_names == shapes.CATEGORY_NAMES
+  batches, num_steps = pipeline.build_eval_dataset(config, local_batch_size=8, process_index=0, process_count=1)
+  batch = next(iter(batches))
+  assert num_steps == 1 and batch["image"].shape == (8, 64, 64, 3) and batch["mask"].tolist() == [1] * 5 + [0] * 3
+  expected = np.zeros((5, len(shapes.CATEGORY_NAMES)), np.float32)
+  for i in range(5):
+    expected[i, shapes.generate_example(shapes.example_rng(0, "validation", i), 32)["labels"]] = 1
+  # Rows come in file order; compare them as a multiset.
+  assert sorted(map(tuple, batch["labels"][:5])) == sorted(map(tuple, expected))

@@ -75,6 +75,17 @@ def test_resize_matches_pillow_bilinear_within_one_level():
     assert np.abs(out.astype(int) - reference).max() <= 1
 
 
+@pytest.mark.parametrize("size", [(37, 53), (64, 80), (20, 30), (64, 30), (20, 80)])
+def test_resize_shortcuts_give_the_antialiased_pixels(size):
+  # Same size, upscale (plain bilinear), downscale and mixed (antialiased) against tf's antialiased resize.
+  image = np.random.default_rng(5).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+  out = run(f"resize({size})", example(image, boxes=None))["image"]
+  reference = np.clip(np.round(tf.image.resize(image, size, antialias=True).numpy()), 0, 255).astype(int)
+  # Equal up to float rounding: values within ~1e-4 of a .5 can round the other way.
+  difference = np.abs(out.astype(int) - reference)
+  assert difference.max() <= 1 and np.mean(difference > 0) < 0.005
+
+
 def test_resize_short_keeps_aspect_ratio_like_torchvision():
   for (h, w), expected in [((30, 50), (20, 33)), ((50, 30), (33, 20)), ((20, 20), (20, 20))]:
     out = run("resize_short(20)", example(np.zeros((h, w, 3), np.uint8), boxes=None))
