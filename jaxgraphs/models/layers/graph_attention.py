@@ -18,7 +18,7 @@ Implementations (all give the same numbers for the options they support):
   materialises the logits on every platform; 'cudnn' does not, but it needs
   fp16/bf16 and a head dim <= 128 (<= 256 on Hopper), which RGNet's d' = 1280
   exceeds. Softmax only.
-- 'blocked':  flash-style online softmax over key blocks with `lax.scan` and a
+- 'blocked':  flash-style online softmax over key blocks (`lax.fori_loop`) and a
   custom VJP that recomputes the probabilities block by block, so neither the
   forward nor the backward pass holds more than (B, N, block_size) logits. This
   is the memory-saving path on CPU and for head dims cuDNN rejects. Softmax only.
@@ -160,53 +160,59 @@ def _block_logits(q, k_block, similarity, scale):
   return scale * (2.0 * dots - jnp.sum(k_block * k_block, axis=-1)[:, None, :])
 
 
-def _split_blocks(x, block_size):
-  """(B, M, ...) -> (M // block_size, B, block_size, ...) for lax.scan."""
-  b, m = x.shape[:2]
-  x = x.reshape((b, m // block_size, block_size) + x.shape[2:])
-  return jnp.moveaxis(x, 1, 0)
+def _key_block(k, v, mask, index, block_size):
+  """Keys, values and validity of key block `index`, sliced in place (no padded or stacked copies).
+
+  The last block is shifted back to end at the last key; keys it shares with the previous
+  block are marked invalid so that every key counts once.
+  """
+  num_keys = k.shape[1]
+  nominal_start = index * block_size
+  start = jnp.minimum(nominal_start, num_keys - block_size)
+  positions = start + jnp.arange(block_size)
+  valid = jax.lax.dynamic_slice_in_dim(mask, start, block_size, axis=1) & (positions >= nominal_start)[None, :]
+  k_block = jax.lax.dynamic_slice_in_dim(k, start, block_size, axis=1)
+  v_block = jax.lax.dynamic_slice_in_dim(v, start, block_size, axis=1)
+  return start, k_block, v_block, valid
 
 
-def _merge_blocks(x):
-  """Inverse of _split_blocks."""
-  x = jnp.moveaxis(x, 0, 1)
-  return x.reshape((x.shape[0], x.shape[1] * x.shape[2]) + x.shape[3:])
-
-
-def _masked_block_logits(q, k_block, mask_block, similarity, scale):
-  """Block logits with masked keys pushed to a large negative number."""
+def _masked_block_logits(q, k_block, valid, similarity, scale):
+  """Block logits with invalid keys pushed to a large negative number."""
   logits = _block_logits(q, k_block, similarity, scale)
-  return jnp.where(mask_block[:, None, :], logits, _large_negative(logits.dtype))
+  return jnp.where(valid[:, None, :], logits, _large_negative(logits.dtype))
+
+
+def _num_blocks(num_keys, block_size):
+  return -(-num_keys // block_size)
 
 
 def _blocked_forward(q, k, v, mask, similarity, scale, block_size):
-  """Online-softmax scan over key blocks; returns (out, row logsumexp)."""
+  """Online-softmax loop over key blocks; returns (out, row logsumexp)."""
   b, n = q.shape[:2]
 
-  def step(carry, block):
+  def step(index, carry):
     running_max, running_sum, acc = carry
-    k_block, v_block, mask_block = block
-    logits = _masked_block_logits(q, k_block, mask_block, similarity, scale)
+    _, k_block, v_block, valid = _key_block(k, v, mask, index, block_size)
+    logits = _masked_block_logits(q, k_block, valid, similarity, scale)
     new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
     correction = jnp.exp(running_max - new_max)
     probs = jnp.exp(logits - new_max[..., None])
     running_sum = running_sum * correction + jnp.sum(probs, axis=-1)
     acc = acc * correction[..., None] + jnp.einsum("bnm,bmd->bnd", probs, v_block)
-    return (new_max, running_sum, acc), None
+    return new_max, running_sum, acc
 
   init = (
       jnp.full((b, n), -jnp.inf, q.dtype),
       jnp.zeros((b, n), q.dtype),
       jnp.zeros((b, n, v.shape[-1]), q.dtype),
   )
-  blocks = tuple(_split_blocks(t, block_size) for t in (k, v, mask))
-  (row_max, row_sum, acc), _ = jax.lax.scan(step, init, blocks)
+  row_max, row_sum, acc = jax.lax.fori_loop(0, _num_blocks(k.shape[1], block_size), step, init)
   return acc / row_sum[..., None], row_max + jnp.log(row_sum)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def _blocked_attention(q, k, v, mask, similarity, scale, block_size):
-  """Memory-light row-softmax propagation; inputs already float32 and block-padded."""
+  """Memory-light row-softmax propagation; inputs in the compute dtype, block_size <= keys."""
   return _blocked_forward(q, k, v, mask, similarity, scale, block_size)[0]
 
 
@@ -222,46 +228,47 @@ def _blocked_attention_bwd(similarity, scale, block_size, residuals, d_out):
   # d logits_ij = P_ij (dO_i . v_j - dO_i . O_i)
   d_row = jnp.sum(d_out * out, axis=-1)
 
-  def step(d_q, block):
-    k_block, v_block, mask_block = block
+  def add_block(total, start, block):
+    current = jax.lax.dynamic_slice_in_dim(total, start, block_size, axis=1)
+    return jax.lax.dynamic_update_slice_in_dim(total, current + block, start, axis=1)
+
+  def step(index, carry):
+    d_q, d_k, d_v = carry
+    start, k_block, v_block, valid = _key_block(k, v, mask, index, block_size)
     logits, logits_vjp = jax.vjp(
-        lambda q_, k_: _masked_block_logits(q_, k_, mask_block, similarity, scale), q, k_block
+        lambda q_, k_: _masked_block_logits(q_, k_, valid, similarity, scale), q, k_block
     )
+    # Invalid keys have probability exactly 0, so the overlap of the last block adds nothing.
     probs = jnp.exp(logits - lse[..., None])
     d_v_block = jnp.einsum("bnm,bnd->bmd", probs, d_out)
     d_probs = jnp.einsum("bnd,bmd->bnm", d_out, v_block)
     d_logits = probs * (d_probs - d_row[..., None])
     d_q_part, d_k_block = logits_vjp(d_logits)
-    return d_q + d_q_part, (d_k_block, d_v_block)
+    return d_q + d_q_part, add_block(d_k, start, d_k_block), add_block(d_v, start, d_v_block)
 
-  blocks = tuple(_split_blocks(t, block_size) for t in (k, v, mask))
-  d_q, (d_k, d_v) = jax.lax.scan(step, jnp.zeros_like(q), blocks)
-  return d_q, _merge_blocks(d_k), _merge_blocks(d_v), None
+  init = (jnp.zeros_like(q), jnp.zeros_like(k), jnp.zeros_like(v))
+  d_q, d_k, d_v = jax.lax.fori_loop(0, _num_blocks(k.shape[1], block_size), step, init)
+  return d_q, d_k, d_v, None
 
 
 _blocked_attention.defvjp(_blocked_attention_fwd, _blocked_attention_bwd)
 
 
 def _blocked(q, k, v, mask, *, similarity, scale, block_size):
-  """Pads the keys to a whole number of blocks (padding is masked) and runs the scan."""
+  """Casts to the compute dtype and runs the blocked loop."""
+  if block_size < 1:
+    raise ValueError(f"graph_attention: block_size must be >= 1; got {block_size}")
   compute_dtype = jnp.promote_types(q.dtype, jnp.float32)
-  num_keys = k.shape[1]
-  block_size = min(block_size, num_keys)
-  padded = -(-num_keys // block_size) * block_size
   if mask is None:
     mask = jnp.ones(k.shape[:2], bool)
-  pad = ((0, 0), (0, padded - num_keys))
-  mask = jnp.pad(mask, pad, constant_values=False)
-  k = jnp.pad(k, pad + ((0, 0),))
-  v_padded = jnp.pad(v, pad + ((0, 0),))
   out = _blocked_attention(
       q.astype(compute_dtype),
       k.astype(compute_dtype),
-      v_padded.astype(compute_dtype),
+      v.astype(compute_dtype),
       mask,
       similarity,
       float(scale),
-      block_size,
+      min(block_size, k.shape[1]),
   )
   return out.astype(v.dtype)
 

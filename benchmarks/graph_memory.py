@@ -1,0 +1,197 @@
+"""Memory (and time) of graph propagation S V: explicit (baseline) vs fused vs blocked.
+
+  JAX_PLATFORMS=cpu python -m benchmarks.graph_memory [--nodes=1369,5625,16384] [--batches=1,4]
+      [--features=1280] [--block_size=512] [--time_max_nodes=5625] [--region_graph]
+
+Sizes: N = 37^2, 75^2, 128^2 regions (300, 600, 1024 px inputs at output stride 8), d' = 1024 + 4*64
+(DenseNet-121 + DenseASPP), q, k, v all (B, N, d') as RGNet's phi(X), theta(X), X.
+
+Memory: XLA's compiled memory analysis (temp bytes: everything but inputs and outputs) of the
+jitted forward, and of the jitted forward + backward (value and gradient w.r.t. q, k, v of
+<out, w>), without running anything. The baseline is 'explicit' in the same run.
+On CPU, XLA's default YNNPACK fusion wraps the whole explicit graph into one library call whose
+internal buffers the analysis does not see (it reports 0 bytes for an N x N softmax), so the
+analysis compiles with `xla_cpu_experimental_ynn_fusion_type=''` (YNN fusion off).
+Measured (B=1, N <= --time_max_nodes, each in a fresh subprocess with default XLA flags and
+glibc returning large blocks to the OS): the peak resident-memory increase during one forward +
+backward call after a warm-up call (sampled every 2 ms), and the median wall time of 3 calls.
+--region_graph adds the analysis for the whole 3-layer RegionGraph (forward + backward w.r.t.
+its parameters and input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgraphs.models.heads.region_graph import RegionGraph
+from jaxgraphs.models.layers.graph_attention import graph_propagate
+
+IMPLEMENTATIONS = ("explicit", "fused", "blocked")
+
+
+def propagation_functions(implementation: str, block_size: int):
+  """(forward, forward+backward) of graph_propagate for one implementation."""
+
+  def forward(q, k, v):
+    return graph_propagate(q, k, v, implementation=implementation, block_size=block_size)
+
+  def loss(q, k, v, w):
+    return jnp.vdot(forward(q, k, v), w)
+
+  return forward, jax.value_and_grad(loss, argnums=(0, 1, 2))
+
+
+def region_graph_train_step(implementation: str, block_size: int):
+  """Forward + backward of the 3-layer RegionGraph w.r.t. its parameters and input."""
+  graph = RegionGraph(implementation=implementation, block_size=block_size)
+
+  def loss(params, x, w):
+    out, _ = graph.apply({"params": params}, x)
+    return jnp.vdot(out, w)
+
+  return graph, jax.value_and_grad(loss, argnums=(0, 1))
+
+
+def temp_bytes(function, *shapes) -> int:
+  """Temp bytes XLA allocates for the compiled function (inputs and outputs excluded)."""
+  options = {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else None
+  compiled = jax.jit(function).lower(*shapes).compile(compiler_options=options)
+  return compiled.memory_analysis().temp_size_in_bytes
+
+
+def resident_bytes() -> int:
+  """Current resident set size of this process."""
+  with open("/proc/self/statm") as statm:
+    return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_increase_and_seconds(function, *arrays, repeats: int = 3):
+  """(peak RSS increase during one call after a warm-up call, median seconds of `repeats` calls)."""
+  compiled = jax.jit(function).lower(*arrays).compile()
+  jax.block_until_ready(compiled(*arrays))  # one-off runtime set-up (thread pools, library state)
+  baseline = peak = resident_bytes()
+  done = threading.Event()
+
+  def sample():
+    nonlocal peak
+    while not done.is_set():
+      peak = max(peak, resident_bytes())
+      time.sleep(0.002)
+
+  sampler = threading.Thread(target=sample)
+  sampler.start()
+  jax.block_until_ready(compiled(*arrays))
+  done.set()
+  sampler.join()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(*arrays))
+    times.append(time.perf_counter() - start)
+  return max(peak, resident_bytes()) - baseline, statistics.median(times)
+
+
+def measure_in_this_process(implementation: str, nodes: int, features: int, block_size: int) -> dict:
+  """Runs forward + backward for B=1 and returns {'peak_mib', 'seconds'}."""
+  rng = np.random.default_rng(0)
+  q, k, v, w = (jnp.asarray(rng.normal(size=(1, nodes, features)).astype(np.float32) * 0.05) for _ in range(4))
+  _, train_step = propagation_functions(implementation, block_size)
+  peak, seconds = peak_increase_and_seconds(train_step, q, k, v, w)
+  return {"peak_mib": peak / 2**20, "seconds": seconds}
+
+
+def measure_in_subprocess(implementation: str, nodes: int, args) -> dict:
+  """measure_in_this_process in a fresh interpreter, so earlier runs leave no memory behind."""
+  command = [sys.executable, "-m", "benchmarks.graph_memory", f"--measure={implementation}",
+             f"--nodes={nodes}", f"--features={args.features}", f"--block_size={args.block_size}"]
+  # Large blocks straight from mmap and back to the OS when freed, so a call's peak shows in the RSS.
+  env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+  result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def mib(num_bytes: float) -> str:
+  return f"{num_bytes / 2**20:,.1f}"
+
+
+def propagation_table(args) -> None:
+  """Prints one row per (N, B, implementation) for graph_propagate alone."""
+  print(f"\ngraph_propagate S V, q/k/v (B, N, {args.features}) float32, block_size={args.block_size}")
+  header = (f"{'N':>7} {'B':>3} {'implementation':<15}{'N*N*B*4 MiB':>12}{'fwd temp MiB':>14}"
+            f"{'x vs explicit':>14}{'fwd+bwd temp MiB':>18}{'x vs explicit':>14}"
+            f"{'measured peak MiB':>19}{'fwd+bwd s':>11}")
+  print(header)
+  print("-" * len(header))
+  for nodes in args.nodes:
+    for batch in args.batches:
+      qkv = jax.ShapeDtypeStruct((batch, nodes, args.features), jnp.float32)
+      dense_matrix = batch * nodes * nodes * 4
+      baseline = None
+      for implementation in IMPLEMENTATIONS:
+        forward, train_step = propagation_functions(implementation, args.block_size)
+        fwd = temp_bytes(forward, qkv, qkv, qkv)
+        bwd = temp_bytes(train_step, qkv, qkv, qkv, qkv)
+        baseline = baseline or (fwd, bwd)
+        peak = seconds = "-"
+        if nodes <= args.time_max_nodes and batch == 1:
+          measured = measure_in_subprocess(implementation, nodes, args)
+          peak, seconds = f"{measured['peak_mib']:,.1f}", f"{measured['seconds']:.2f}"
+        print(f"{nodes:>7} {batch:>3} {implementation:<15}{mib(dense_matrix):>12}{mib(fwd):>14}"
+              f"{baseline[0] / max(fwd, 1):>14.1f}{mib(bwd):>18}{baseline[1] / max(bwd, 1):>14.1f}"
+              f"{peak:>19}{seconds:>11}", flush=True)
+
+
+def region_graph_table(args) -> None:
+  """Prints forward+backward temp memory of the whole 3-layer RegionGraph."""
+  print(f"\nRegionGraph (3 layers, shared S, d'={args.features}) forward+backward w.r.t. params and input")
+  header = f"{'N':>7} {'B':>3} {'implementation':<15}{'fwd+bwd temp MiB':>18}{'x vs explicit':>14}"
+  print(header)
+  print("-" * len(header))
+  for nodes in args.nodes:
+    side = int(round(nodes ** 0.5))
+    for batch in args.batches:
+      x = jax.ShapeDtypeStruct((batch, side, side, args.features), jnp.float32)
+      baseline = None
+      for implementation in IMPLEMENTATIONS:
+        graph, train_step = region_graph_train_step(implementation, args.block_size)
+        params = jax.eval_shape(graph.init, jax.random.PRNGKey(0), x)["params"]
+        bwd = temp_bytes(train_step, params, x, x)
+        baseline = baseline or bwd
+        print(f"{side * side:>7} {batch:>3} {implementation:<15}{mib(bwd):>18}{baseline / max(bwd, 1):>14.1f}",
+              flush=True)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--nodes", type=lambda s: [int(n) for n in s.split(",")], default=[37**2, 75**2, 128**2])
+  parser.add_argument("--batches", type=lambda s: [int(n) for n in s.split(",")], default=[1, 4])
+  parser.add_argument("--features", type=int, default=1024 + 4 * 64)
+  parser.add_argument("--block_size", type=int, default=512)
+  parser.add_argument("--time_max_nodes", type=int, default=75**2, help="time fwd+bwd (B=1) up to this N; 0: never")
+  parser.add_argument("--region_graph", action="store_true", help="also the whole 3-layer RegionGraph")
+  parser.add_argument("--measure", choices=IMPLEMENTATIONS, help="internal: measure one run (first --nodes, B=1)")
+  args = parser.parse_args()
+  if args.measure:
+    print(json.dumps(measure_in_this_process(args.measure, args.nodes[0], args.features, args.block_size)))
+    return
+  device = jax.devices()[0]
+  print(f"platform {device.platform} ({device.device_kind}), jax {jax.__version__}, {os.cpu_count()} CPUs; "
+        "'fused' = jax.nn.dot_product_attention(implementation=None), which jax 0.10 maps to 'xla'")
+  propagation_table(args)
+  if args.region_graph:
+    region_graph_table(args)
+
+
+if __name__ == "__main__":
+  main()
