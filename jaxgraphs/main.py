@@ -41,17 +41,43 @@ def main(argv):
   from jaxgraphs.training.runtime import prepare_host
   prepare_host()
   if FLAGS.mode == "train":
-    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    metrics = trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   else:
-    trainer.evaluate_checkpoint(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.eval_split)
+    metrics = trainer.evaluate_checkpoint(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.eval_split)
+  import jax
+  if jax.process_index() == 0:
+    print(_final_report(metrics, FLAGS.workdir))
+
+
+def _final_report(metrics, workdir: str) -> str:
+  """The closing lines: every scalar metric and where to look next."""
+  scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+  lines = ["Final evaluation:"] + [f"  {k:<24} {v:.4f}" for k, v in scalars.items()]
+  lines.append(f"Checkpoints, eval JSON and TensorBoard logs are in {workdir} "
+               f"(tensorboard --logdir {workdir}/tensorboard)")
+  return "\n".join(lines)
 
 
 def _unknown_override(error: Exception) -> str:
   """Names the `--config.a.b=v` override whose key does not exist in the config file."""
-  missing = str(error).strip("\"'").split("'")[0]
+  import importlib.util
+  config_path = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), None)
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
-  culprit = next((a for a in overrides if missing in a.split("=", 1)[0].split(".")[1:]), " ".join(overrides))
-  return f"error: {culprit}: the config has no key {missing!r} (keys are fixed by the config file; check the spelling)"
+  try:
+    spec = importlib.util.spec_from_file_location("_jaxgraphs_config", config_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+  except Exception:  # the config itself is broken: fall back to the parser's own words
+    return f"error: cannot apply {' '.join(overrides)}: {error}"
+  for override in overrides:
+    node, keys = config, override.split("=", 1)[0][len("--config."):].split(".")
+    for depth, key in enumerate(keys):
+      if not hasattr(node, "keys") or key not in node:
+        where = ".".join(["config", *keys[:depth]])
+        return f"error: {override}: {where} has no key {key!r} (keys are fixed by the config file)"
+      node = node[key]
+  return f"error: cannot apply {' '.join(overrides)}: {error}"
 
 
 def run():

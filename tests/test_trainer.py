@@ -1,0 +1,148 @@
+"""The one train loop end to end: real command line, real pipeline, tiny network, CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from training_helpers import (REPO, checkpoint_arrays, cpu_env, main_command, run_main, tensorboard_scalars,
+                              tensorboard_tags)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """builtin_shapes/tiny prepared once for this module."""
+  path = str(tmp_path_factory.mktemp("tfds"))
+  from jaxgraphs.data.builders import shapes
+  shapes.ensure_prepared("tiny", path)
+  return path
+
+
+def test_short_run_logs_checkpoints_and_evaluates(tmp_path, data_dir):
+  workdir = str(tmp_path / "run")
+  run_main(workdir, data_dir, "--config.total_steps=4", "--config.checkpoint.every_steps=2",
+           "--config.checkpoint.best_metric=mAP")
+  scalars = tensorboard_scalars(workdir)
+  assert sorted(scalars["train/loss"]) == [1, 2, 3, 4]
+  assert all(np.isfinite(v) for v in scalars["train/loss"].values())
+  for tag in ("train/learning_rate", "train/steps_per_sec", "train/images_per_sec", "data/skipped_images",
+              "eval/mAP", "eval/OF1"):
+    assert tag in scalars, tag
+  assert "train/images" in tensorboard_tags(workdir)
+  assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == [2, 4]
+  assert os.listdir(os.path.join(workdir, "checkpoints_best")) == ["4"]
+  with open(os.path.join(workdir, "eval_4.json")) as f:
+    result = json.load(f)
+  assert result["split"] == "validation" and len(result["per_class_AP"]) == 12
+  assert result["mAP"] == pytest.approx(scalars["eval/mAP"][4], rel=1e-6)
+
+  # Evaluation-only mode reproduces the same numbers from the saved checkpoint.
+  proc = subprocess.run(main_command(workdir, data_dir, "--config.total_steps=4") + ["--mode=eval", "--checkpoint=4"],
+                        cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  assert proc.returncode == 0, proc.stdout[-3000:]
+  with open(os.path.join(workdir, "eval_validation_step4.json")) as f:
+    again = json.load(f)
+  assert again["mAP"] == pytest.approx(result["mAP"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, data_dir):
+  steps = ("--config.total_steps=24", "--config.checkpoint.every_steps=4", "--config.checkpoint.keep=10")
+  straight = str(tmp_path / "straight")
+  run_main(straight, data_dir, *steps)
+
+  killed = str(tmp_path / "killed")
+  proc = subprocess.Popen(main_command(killed, data_dir, *steps), cwd=REPO, env=cpu_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoints = os.path.join(killed, "checkpoints")
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    done = [d for d in os.listdir(checkpoints) if d.isdigit()] if os.path.isdir(checkpoints) else []
+    if done:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  kept = sorted(int(d) for d in os.listdir(checkpoints) if d.isdigit())
+  assert kept and kept[-1] < 24, f"the run was not interrupted before its end: {kept}"
+
+  run_main(killed, data_dir, *steps)
+  a, b = checkpoint_arrays(straight, 24), checkpoint_arrays(killed, 24)
+  assert a.keys() == b.keys()
+  for path in a:
+    np.testing.assert_array_equal(a[path], b[path], err_msg=path)
+
+
+@pytest.mark.slow
+def test_eight_devices_give_the_loss_of_one_and_restore_on_one(tmp_path, data_dir):
+  one, eight = str(tmp_path / "one"), str(tmp_path / "eight")
+  run_main(one, data_dir, "--config.total_steps=3", devices=1)
+  run_main(eight, data_dir, "--config.total_steps=3", devices=8)
+  loss_one, loss_eight = tensorboard_scalars(one)["train/loss"], tensorboard_scalars(eight)["train/loss"]
+  np.testing.assert_allclose([loss_eight[s] for s in (1, 2, 3)], [loss_one[s] for s in (1, 2, 3)], rtol=2e-4)
+
+  # A checkpoint written on 8 devices restores and evaluates on 1.
+  proc = subprocess.run(main_command(eight, data_dir, "--config.total_steps=3") + ["--mode=eval"],
+                        cwd=REPO, env=cpu_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  assert proc.returncode == 0, proc.stdout[-3000:]
+  with open(os.path.join(eight, "eval_validation_step3.json")) as f, open(os.path.join(eight, "eval_3.json")) as g:
+    assert json.load(f)["mAP"] == pytest.approx(json.load(g)["mAP"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_two_processes_train_together_and_agree(tmp_path, data_dir):
+  workdir = str(tmp_path / "pod")
+  import sys
+  proc = subprocess.run(
+      [sys.executable, "launch/local_multiprocess.py", "--num_processes=2", "--devices_per_process=1", "--",
+       *main_command(workdir, data_dir, "--config.total_steps=3")[3:]],
+      cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+  logs = [open(os.path.join(workdir, f"process_{i}.log")).read() for i in range(2)]
+  assert proc.returncode == 0, proc.stdout + "\n".join(log[-3000:] for log in logs)
+
+  def losses(log):
+    return [line.split("| loss ")[1].split(" |")[0] for line in log.splitlines() if "| loss " in line]
+
+  assert len(losses(logs[0])) == 3 and losses(logs[0]) == losses(logs[1])
+  evals = [[line.split("eval at step")[1] for line in log.splitlines() if "eval at step" in line] for log in logs]
+  assert evals[0] and evals[0] == evals[1]
+  assert "3" in os.listdir(os.path.join(workdir, "checkpoints"))
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):
+  workdir = str(tmp_path / "nan")
+  # An absurd learning rate overflows the weights after the first update.
+  proc = run_main(workdir, data_dir, "--config.total_steps=6", "--config.checkpoint.every_steps=1",
+                  "--config.optimizer.learning_rate=1e38", "--config.optimizer.name=sgd",
+                  "--config.optimizer.momentum=0.0", check=False)
+  assert proc.returncode != 0
+  assert "training loss became" in proc.stdout
+  bad_step = int(proc.stdout.split("training loss became")[1].split("at step ")[1].split(";")[0])
+  kept = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit())
+  assert kept and kept[-1] == bad_step - 1
+  assert all(np.isfinite(v).all() for v in checkpoint_arrays(workdir, kept[-1]).values())
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    (("--config.batch_size=6",), "config.batch_size=6 is not divisible by the 4 devices"),
+    (("--config.data.source=imagenet_sketch",), "config.data.source: unknown source 'imagenet_sketch'"),
+    (("--config.model.backbnoe=resnet50",), "--config.model.backbnoe=resnet50: config.model has no key 'backbnoe'"),
+])
+def test_config_mistakes_give_one_clear_line(tmp_path, data_dir, overrides, expected):
+  proc = run_main(str(tmp_path / "bad"), data_dir, *overrides, devices=4, check=False)
+  assert proc.returncode != 0
+  assert expected in proc.stdout
+  assert "Traceback" not in proc.stdout
+
+
+def test_missing_workdir_is_one_line(data_dir):
+  import sys
+  proc = subprocess.run([sys.executable, "-m", "jaxgraphs.main", "--config=configs/baseline_shapes.py"], cwd=REPO,
+                        env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  assert proc.returncode != 0 and "--workdir is required" in proc.stdout and "Traceback" not in proc.stdout

@@ -1,0 +1,80 @@
+"""Running the real command line in a subprocess and reading what it leaves in the workdir."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A network and data small enough for a CPU test: ResNet-18 layout at base width 4, 32 x 32 inputs.
+TINY_OVERRIDES = (
+    "--config.data.source=builtin_shapes/tiny",
+    "--config.model.backbone=resnet18",
+    "--config.model.backbone_kwargs.width=4",
+    "--config.batch_size=8",
+    "--config.log_every_steps=1",
+    "--config.eval_every_steps=0",
+    "--config.optimizer.schedule.warmup_steps=0",
+    "--config.checkpoint.async_save=True",
+)
+
+
+def main_command(workdir: str, data_dir: str, *overrides: str, config: str = "configs/baseline_shapes.py"):
+  """The `python -m jaxgraphs.main` argv for a tiny run."""
+  return [sys.executable, "-m", "jaxgraphs.main", f"--config={config}", f"--workdir={workdir}",
+          f"--config.data.data_dir={data_dir}", *TINY_OVERRIDES, *overrides]
+
+
+def cpu_env(devices: int = 1) -> dict[str, str]:
+  """Environment for a CPU run with `devices` simulated devices."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+  return env
+
+
+def run_main(workdir: str, data_dir: str, *overrides: str, devices: int = 1, timeout: int = 600,
+             check: bool = True) -> subprocess.CompletedProcess:
+  """Runs the command line to completion and returns it (stdout and stderr merged)."""
+  proc = subprocess.run(main_command(workdir, data_dir, *overrides), cwd=REPO, env=cpu_env(devices),
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"jaxgraphs.main exited {proc.returncode}:\n{proc.stdout[-6000:]}")
+  return proc
+
+
+def tensorboard_scalars(workdir: str) -> dict[str, dict[int, float]]:
+  """Every scalar in `<workdir>/tensorboard` as {tag: {step: value}}."""
+  import tensorflow as tf
+  scalars: dict[str, dict[int, float]] = {}
+  for path in sorted(glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == "scalars":
+          scalars.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+  return scalars
+
+
+def tensorboard_tags(workdir: str) -> set[str]:
+  """Tags of every summary (scalars, images, text) in `<workdir>/tensorboard`."""
+  import tensorflow as tf
+  tags = set()
+  for path in glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  return tags
+
+
+def checkpoint_arrays(workdir: str, step: int, subdir: str = "checkpoints") -> dict[str, np.ndarray]:
+  """The saved train state of one step as {'/'-joined path: array}, read without a target."""
+  import orbax.checkpoint as ocp
+  from jaxgraphs.training.tree_paths import path_strings
+  import jax
+  tree = ocp.StandardCheckpointer().restore(os.path.join(workdir, subdir, str(step), "state"))
+  paths = jax.tree.leaves(path_strings(tree))
+  return {p: np.asarray(v) for p, v in zip(paths, jax.tree.leaves(tree))}
