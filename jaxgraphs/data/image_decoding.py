@@ -70,7 +70,7 @@ def decode_rgb(image: tf.Tensor) -> tf.Tensor:
 
 def decode_with_fallback(ds: tf.data.Dataset, decode_fn: Callable[[dict], dict], *,
                          image_key: str = "image", num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
-  """Applies `decode_fn` to every example; where it fails the example stays, with a 1x1 black image and SKIPPED_KEY True."""
+  """Applies `decode_fn` to every example; a failing one stays, with a black 1x1 image and SKIPPED_KEY True."""
 
   @tf.autograph.experimental.do_not_convert
   def decoded(example):

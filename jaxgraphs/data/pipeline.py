@@ -23,6 +23,18 @@ Batches are dicts of numpy arrays, leading axis = local batch size:
   boxes, box_labels, box_mask  (B, max_boxes, 4) float32, (B, max_boxes) int32, (B, max_boxes) float32
                                  only when config.data.max_boxes > 0
 
+Skipped images. `skipped_images()` (or `.num_skipped` of the iterator) counts the undecodable images in the
+batches handed out so far by the latest train iterator of this process; each is logged with its image id,
+and `EvalBatches.num_skipped` counts those of the last evaluation pass. A skipped image still occupies its
+slot as a black 1x1 image resized by the ops (mask 0): losses and metrics ignore it, BatchNorm statistics
+in train mode see it (a rare event on real data; the count tells how rare).
+
+Notes. Shuffling is a `shuffle_buffer`-sized buffer over the files' order (TFDS shuffles examples when it
+writes them), reseeded every epoch. Resuming reads, without decoding, at most one epoch of this process's
+part. The order depends on the process layout, so it is reproduced exactly only with the same number of
+processes. tf.data's shuffle mixes its op seed with TensorFlow's global seed: nothing here sets it; calling
+`tf.random.set_seed` elsewhere changes the order (consistently).
+
 TensorFlow never sees the accelerators: building a pipeline hides GPUs from it first.
 """
 
@@ -43,7 +55,6 @@ from jaxgraphs.data import image_decoding, sources, transforms
 
 SKIPPED_KEY = image_decoding.SKIPPED_KEY
 TRUNCATED_KEY = "_boxes_truncated"
-INDEX_KEY = "_index"
 _HOST_ONLY_KEYS = ("image_id", SKIPPED_KEY, TRUNCATED_KEY)
 _ENDLESS = 2**62
 
@@ -53,14 +64,15 @@ _current_train_iterator: TrainIterator | None = None
 
 def default_data_config() -> ml_collections.ConfigDict:
   """`config.data` with every field the pipeline reads; None means "the source's default"."""
+  optional_str = lambda: ml_collections.config_dict.placeholder(str)  # None, overridable from the command line
   config = ml_collections.ConfigDict()
   config.source = "coco/2014"  # a key of sources.SOURCES
-  config.data_dir = None  # TFDS data directory; None: TFDS's default (~/tensorflow_datasets or $TFDS_DATA_DIR)
+  config.data_dir = optional_str()  # TFDS data directory; None: $TFDS_DATA_DIR or ~/tensorflow_datasets
   config.download = False  # let TFDS download and prepare a missing dataset (generated sources always prepare)
-  config.train_split = None  # TFDS split string; None: the source's (coco 'train', voc/2007 'train+validation')
-  config.eval_split = None  # None: the source's (coco 'validation', voc/2007 'test', voc/2012 'validation')
-  config.pp_train = None  # preprocessing string (see transforms); None: the source's default
-  config.pp_eval = None  # must end in a fixed size so evaluation batches can be padded
+  config.train_split = optional_str()  # TFDS split; None: the source's (coco 'train', voc/2007 'train+validation')
+  config.eval_split = optional_str()  # None: the source's (coco 'validation', voc/2007 'test', voc/2012 'validation')
+  config.pp_train = optional_str()  # preprocessing string (see transforms); None: the source's default
+  config.pp_eval = optional_str()  # must end in a fixed size so evaluation batches can be padded
   config.shuffle_buffer = 10_000  # encoded examples held for shuffling; <= 1 disables shuffling
   config.cache = False  # keep this process's encoded examples in memory after the first epoch
   config.voc_difficult = "ignore"  # 'ignore' (standard protocol) or 'negative' (the SSGRL code)
@@ -248,10 +260,10 @@ def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data
   def finish(example):
     example = rest(example)
     example.pop(transforms.SEED_KEY, None)
-    example.pop(INDEX_KEY, None)
     mask = 1.0 - tf.cast(example[SKIPPED_KEY], tf.float32)
     example["mask"] = mask
-    example["label_weights"] = example["label_weights"] * mask
+    if "label_weights" in example:  # a skipped image must not count in a loss that only reads the weights
+      example["label_weights"] = example["label_weights"] * mask
     if max_boxes > 0:
       example["boxes"], box_mask, example[TRUNCATED_KEY] = pad_to(example["boxes"], max_boxes)
       example["box_labels"], _, _ = pad_to(example["box_labels"], max_boxes)
@@ -313,8 +325,7 @@ def build_train_dataset(data_cfg: ml_collections.ConfigDict, *, local_batch_size
   @tf.autograph.experimental.do_not_convert
   def with_seed(position, example):
     global_index = position * count + index  # distinct across processes, so augmentations differ too
-    return {**example, INDEX_KEY: position,
-            transforms.SEED_KEY: tf.random.experimental.stateless_fold_in(base_seed, global_index)}
+    return {**example, transforms.SEED_KEY: tf.random.experimental.stateless_fold_in(base_seed, global_index)}
 
   stream = stream.map(with_seed)
   ds = _preprocess(stream, info.pp_train, data_cfg, "config.data.pp_train")

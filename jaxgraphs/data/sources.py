@@ -23,10 +23,13 @@ from typing import Callable, Mapping
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-SSGRL_PP_TRAIN = "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
+SSGRL_PP_TRAIN = ("decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr"
+                  "|normalize_imagenet")
 SSGRL_PP_EVAL = "decode|resize(640)|center_crop(576)|normalize_imagenet"
 SHAPES_PP_TRAIN = "decode|resize(72)|random_crop(64)|flip_lr|normalize_imagenet"
 SHAPES_PP_EVAL = "decode|resize(72)|center_crop(64)|normalize_imagenet"
+SHAPES_MEDIUM_PP_TRAIN = "decode|resize(144)|random_crop(128)|flip_lr|normalize_imagenet"
+SHAPES_MEDIUM_PP_EVAL = "decode|resize(144)|center_crop(128)|normalize_imagenet"
 SHAPES_TINY_PP_TRAIN = "decode|resize(36)|random_crop(32)|flip_lr|normalize_imagenet"
 SHAPES_TINY_PP_EVAL = "decode|resize(36)|center_crop(32)|normalize_imagenet"
 VOC_DIFFICULT = ("ignore", "negative")
@@ -161,7 +164,8 @@ SOURCES: dict[str, Source] = {
     "builtin_shapes/tiny": Source("builtin_shapes/tiny", class_label_example, _shapes_class_names, "train",
                                   "validation", SHAPES_TINY_PP_TRAIN, SHAPES_TINY_PP_EVAL, _shapes_builder("tiny")),
     "builtin_shapes/medium": Source("builtin_shapes/medium", class_label_example, _shapes_class_names, "train",
-                                    "validation", SHAPES_PP_TRAIN, SHAPES_PP_EVAL, _shapes_builder("medium")),
+                                    "validation", SHAPES_MEDIUM_PP_TRAIN, SHAPES_MEDIUM_PP_EVAL,
+                                    _shapes_builder("medium")),
 }
 
 
