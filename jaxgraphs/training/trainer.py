@@ -117,7 +117,7 @@ class Experiment:
     (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params, value=loss)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
                "learning_rate": self.learning_rate(state.step, state.opt_state)}
     new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     return new_state, metrics
