@@ -106,7 +106,7 @@ class VGG(nn.Module):
     self.dropout = nn.Dropout(self.dropout_rate)
 
   def __call__(self, x, train: bool = False):
-    outputs = {}
+    input_shape, outputs = x.shape, {}
     for block, conv_indices in enumerate(self.plan):
       for index in conv_indices:
         x = self.features[index](x)
@@ -118,6 +118,8 @@ class VGG(nn.Module):
         x = max_pool(x, 2, 2)
       else:
         x = max_pool(x, 3, 1, padding=1)
+    if 0 in x.shape[-3:-1]:
+      raise ValueError(f"VGG input {input_shape} is too small: nothing is left after the max-pools")
     outputs["pool5"] = outputs["feature_map"] = x
 
     if self.num_classes is not None:
