@@ -12,9 +12,10 @@ jitted forward, and of the jitted forward + backward (value and gradient w.r.t. 
 On CPU, XLA's default YNNPACK fusion wraps the whole explicit graph into one library call whose
 internal buffers the analysis does not see (it reports 0 bytes for an N x N softmax), so the
 analysis compiles with `xla_cpu_experimental_ynn_fusion_type=''` (YNN fusion off).
-Measured (B=1, N <= --time_max_nodes, each in a fresh subprocess with default XLA flags and
-glibc returning large blocks to the OS): the peak resident-memory increase during one forward +
-backward call after a warm-up call (sampled every 2 ms), and the median wall time of 3 calls.
+Measured (B=1, N <= --time_max_nodes, each in a fresh subprocess with default XLA flags): how
+much the first forward + backward call raises the process's peak RSS above its peak so far
+(inputs and compilation; it includes the outputs and one-off runtime set-up, and reads 0 if the
+call needs less than the compiler did), and the median wall time of 3 further calls.
 --region_graph adds the analysis for the whole 3-layer RegionGraph (forward + backward w.r.t.
 its parameters and input).
 """
@@ -24,10 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import jax
@@ -70,36 +71,23 @@ def temp_bytes(function, *shapes) -> int:
   return compiled.memory_analysis().temp_size_in_bytes
 
 
-def resident_bytes() -> int:
-  """Current resident set size of this process."""
-  with open("/proc/self/statm") as statm:
-    return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def high_water_mib() -> float:
+  """This process's peak resident set size so far (Linux reports KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_increase_and_seconds(function, *arrays, repeats: int = 3):
-  """(peak RSS increase during one call after a warm-up call, median seconds of `repeats` calls)."""
+  """(rise of the process's peak RSS during the first call, median seconds of `repeats` more calls)."""
   compiled = jax.jit(function).lower(*arrays).compile()
-  jax.block_until_ready(compiled(*arrays))  # one-off runtime set-up (thread pools, library state)
-  baseline = peak = resident_bytes()
-  done = threading.Event()
-
-  def sample():
-    nonlocal peak
-    while not done.is_set():
-      peak = max(peak, resident_bytes())
-      time.sleep(0.002)
-
-  sampler = threading.Thread(target=sample)
-  sampler.start()
+  before = high_water_mib()
   jax.block_until_ready(compiled(*arrays))
-  done.set()
-  sampler.join()
+  increase = high_water_mib() - before
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
     jax.block_until_ready(compiled(*arrays))
     times.append(time.perf_counter() - start)
-  return max(peak, resident_bytes()) - baseline, statistics.median(times)
+  return increase, statistics.median(times)
 
 
 def measure_in_this_process(implementation: str, nodes: int, features: int, block_size: int) -> dict:
@@ -108,16 +96,14 @@ def measure_in_this_process(implementation: str, nodes: int, features: int, bloc
   q, k, v, w = (jnp.asarray(rng.normal(size=(1, nodes, features)).astype(np.float32) * 0.05) for _ in range(4))
   _, train_step = propagation_functions(implementation, block_size)
   peak, seconds = peak_increase_and_seconds(train_step, q, k, v, w)
-  return {"peak_mib": peak / 2**20, "seconds": seconds}
+  return {"peak_mib": peak, "seconds": seconds}
 
 
 def measure_in_subprocess(implementation: str, nodes: int, args) -> dict:
   """measure_in_this_process in a fresh interpreter, so earlier runs leave no memory behind."""
   command = [sys.executable, "-m", "benchmarks.graph_memory", f"--measure={implementation}",
              f"--nodes={nodes}", f"--features={args.features}", f"--block_size={args.block_size}"]
-  # Large blocks straight from mmap and back to the OS when freed, so a call's peak shows in the RSS.
-  env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-  result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+  result = subprocess.run(command, capture_output=True, text=True, check=True)
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -130,7 +116,7 @@ def propagation_table(args) -> None:
   print(f"\ngraph_propagate S V, q/k/v (B, N, {args.features}) float32, block_size={args.block_size}")
   header = (f"{'N':>7} {'B':>3} {'implementation':<15}{'N*N*B*4 MiB':>12}{'fwd temp MiB':>14}"
             f"{'x vs explicit':>14}{'fwd+bwd temp MiB':>18}{'x vs explicit':>14}"
-            f"{'measured peak MiB':>19}{'fwd+bwd s':>11}")
+            f"{'RSS peak rise MiB':>19}{'fwd+bwd s':>11}")
   print(header)
   print("-" * len(header))
   for nodes in args.nodes:
