@@ -146,3 +146,19 @@ def test_missing_workdir_is_one_line(data_dir):
   proc = subprocess.run([sys.executable, "-m", "jaxgraphs.main", "--config=configs/baseline_shapes.py"], cwd=REPO,
                         env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   assert proc.returncode != 0 and "--workdir is required" in proc.stdout and "Traceback" not in proc.stdout
+
+
+def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_dir):
+  source, target = str(tmp_path / "source"), str(tmp_path / "target")
+  run_main(source, data_dir, "--config.total_steps=2")
+  # A zero learning rate keeps the loaded weights through the one step the target takes.
+  run_main(target, data_dir, "--config.total_steps=1", f"--config.init_from.workdir={source}",
+           "--config.init_from.dont_load=('params/classifier/.*',)", "--config.optimizer.learning_rate=0.0",
+           "--config.seed=7")
+  a, b = checkpoint_arrays(source, 2), checkpoint_arrays(target, 1)
+  backbone = [p for p in a if p.startswith("params/backbone/")]
+  assert backbone
+  for path in backbone:
+    np.testing.assert_array_equal(a[path], b[path], err_msg=path)
+  assert not np.array_equal(a["params/classifier/kernel"], b["params/classifier/kernel"])
+  assert int(b["step"]) == 1  # the step and optimiser state are the target's own

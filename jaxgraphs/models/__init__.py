@@ -16,21 +16,24 @@ def compute_dtype(name: str):
   return DTYPES[name]
 
 
-def _multilabel_classifier(cfg: ml_collections.ConfigDict, num_classes: int):
+def _multilabel_classifier(config: ml_collections.ConfigDict, data_info):
   from jaxgraphs.models.multilabel_classifier import MultiLabelClassifier
+  cfg = config.model
   return MultiLabelClassifier(
-      num_classes=num_classes,
+      num_classes=data_info.num_classes,
       backbone=cfg.backbone,
       backbone_kwargs=dict(cfg.backbone_kwargs),
       feature_key=cfg.feature_key,
       dtype=compute_dtype(cfg.dtype))
 
 
+# name -> factory(config, data_info) returning a Flax module; data_info is pipeline.DatasetInfo.
 MODELS = {"multilabel_classifier": _multilabel_classifier}
 
 
-def build_model(cfg: ml_collections.ConfigDict, num_classes: int):
-  """Returns the Flax module named by `config.model.name`, sized for `num_classes`."""
-  if cfg.name not in MODELS:
-    raise ConfigError(f"config.model.name={cfg.name!r} is not a known model; choose one of {sorted(MODELS)}")
-  return MODELS[cfg.name](cfg, num_classes)
+def build_model(config: ml_collections.ConfigDict, data_info):
+  """Returns the Flax module named by `config.model.name`, sized for the dataset in `data_info`."""
+  name = config.model.name
+  if name not in MODELS:
+    raise ConfigError(f"config.model.name={name!r} is not a known model; choose one of {sorted(MODELS)}")
+  return MODELS[name](config, data_info)

@@ -4,16 +4,18 @@ from jaxgraphs.tasks.base import Evaluator, Task
 from jaxgraphs.training.runtime import ConfigError
 
 
-def _multilabel():
+def _multilabel(config, data_info):
   from jaxgraphs.tasks.multilabel import MultiLabelTask
   return MultiLabelTask()
 
 
+# name -> factory(config, data_info) returning a Task; data_info is pipeline.DatasetInfo.
 TASKS = {"multilabel": _multilabel}
 
 
-def build_task(name: str) -> Task:
-  """Returns the task registered under `name` (config key `config.task.name`)."""
+def build_task(config, data_info) -> Task:
+  """Returns the task named by `config.task.name`."""
+  name = config.task.name
   if name not in TASKS:
     raise ConfigError(f"config.task.name={name!r} is not a known task; choose one of {sorted(TASKS)}")
-  return TASKS[name]()
+  return TASKS[name](config, data_info)

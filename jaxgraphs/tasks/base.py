@@ -53,5 +53,13 @@ class Task(abc.ABC):
     """Returns a fresh evaluator for one pass over an evaluation split."""
 
   def summary_images(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Returns uint8 images (N, H, W, 3) worth showing in TensorBoard for a host batch."""
+    """Returns uint8 images (N, H, W, 3) worth showing in TensorBoard for a host train batch."""
+    return {}
+
+  def eval_images(self, outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray]
+                  ) -> dict[str, np.ndarray]:
+    """Returns uint8 pictures (N, H, W, 3) made from the module's raw outputs on the first eval batch.
+
+    This is where attention maps, region similarities and drawn scene graphs go; the default is none.
+    """
     return {}

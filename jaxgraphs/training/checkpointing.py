@@ -56,6 +56,11 @@ class Checkpoints:
     state = flax.serialization.from_state_dict(abstract_state, restored["state"])
     return state, dict(restored["meta"])
 
+  def restore_raw(self, step: int) -> dict[str, Any]:
+    """The saved state of `step` as plain arrays, without a target (for initialising another model)."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    return dict(restored["state"])
+
   def wait(self) -> None:
     """Blocks until any asynchronous save has finished."""
     self._manager.wait_until_finished()

@@ -40,6 +40,13 @@ def base_config() -> ml_collections.ConfigDict:
       "best_metric": "",  # e.g. 'mAP': also keep the best checkpoint by this eval metric
       "best_mode": "max",
   })
+  # Start from another run's weights (not its optimiser state or step), e.g. COCO pre-training for VOC.
+  config.init_from = ml_collections.ConfigDict({
+      "workdir": "",
+      "subdir": "checkpoints",  # or 'checkpoints_best'
+      "step": -1,  # -1: the latest
+      "dont_load": (),  # regexes over 'params/...' paths left freshly initialised (e.g. a new classifier)
+  })
   # (regex over parameter paths, PartitionSpec tuple) pairs; unmatched leaves are replicated.
   config.sharding = ml_collections.ConfigDict({"rules": ()})
   return config

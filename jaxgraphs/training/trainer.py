@@ -41,8 +41,8 @@ class Experiment:
     self.mesh = sharding.make_mesh()
     self.local_batch_size = sharding.check_batch_size(config.batch_size)
     self.data_info = pipeline.dataset_info(config.data)
-    self.task = tasks.build_task(config.task.name)
-    self.model = models.build_model(config.model, self.data_info.num_classes)
+    self.task = tasks.build_task(config, self.data_info)
+    self.model = models.build_model(config, self.data_info)
     self.total_steps = int(config.total_steps)
 
   # ---- state ---------------------------------------------------------------------------------------
@@ -79,7 +79,27 @@ class Experiment:
     state = jax.jit(init, out_shardings=self.state_sharding)(rng)
     if self.config.model.get("backbone_init"):
       state = self._load_backbone(state)
+    if self.config.init_from.workdir:
+      state = self._load_other_run(state)
     return state
+
+  def _load_other_run(self, state: TrainState) -> TrainState:
+    """Starts from another run's weights (e.g. COCO pre-training before VOC), not its optimiser or step."""
+    from jaxgraphs.models import pretrained
+    cfg = self.config.init_from
+    other = Checkpoints(cfg.workdir, max_to_keep=1, subdir=cfg.subdir, async_save=False)
+    step = other.latest_step() if cfg.step < 0 else cfg.step
+    if step is None:
+      raise FileNotFoundError(f"config.init_from.workdir={cfg.workdir!r} has no checkpoint in {other.directory}")
+    saved = other.restore_raw(step)
+    checkpoint = {"params": saved["params"], **saved["model_state"]}
+    variables = pretrained.merge_pretrained(
+        jax.device_get({"params": state.params, **state.model_state}), checkpoint, subtree=(),
+        dont_load=tuple(cfg.dont_load), source=f"{other.directory}/{step}")
+    params = jax.device_put(variables.pop("params"), self.state_sharding.params)
+    model_state = jax.device_put(variables, self.state_sharding.model_state)
+    logging.info("Initialised from %s/%d", other.directory, step)
+    return state.replace(params=params, model_state=model_state)
 
   def _load_backbone(self, state: TrainState) -> TrainState:
     """Merges converted ImageNet weights into the fresh state (strict, `config.model.dont_load` aside)."""
@@ -135,20 +155,27 @@ class Experiment:
         out_shardings=(self.state_sharding, sharding.replicated(self.mesh)), donate_argnums=0)
     self.jit_eval_step = jax.jit(self.eval_step, in_shardings=(self.state_sharding, batch_sharding),
                                  out_shardings=batch_sharding)
+    self.jit_forward = jax.jit(lambda state, batch: self._apply(state.params, state.model_state, batch,
+                                                                train=False)[0],
+                               in_shardings=(self.state_sharding, batch_sharding))
 
   # ---- evaluation ----------------------------------------------------------------------------------
-  def evaluate(self, state: TrainState, split: str) -> dict[str, Any]:
-    """Runs the task's evaluator over a whole split; every example counts exactly once."""
+  def evaluate(self, state: TrainState, split: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Runs the task's evaluator over a whole split (each example counts once); returns metrics and pictures."""
     batches, num_batches = pipeline.build_eval_dataset(self.config.data, split,
                                                        local_batch_size=self.local_batch_size)
     evaluator = self.task.make_evaluator()
     start = time.perf_counter()
+    pictures = {}
     for i, local in enumerate(batches):
-      outputs = self.jit_eval_step(state, sharding.global_batch(local, self.mesh))
+      batch = sharding.global_batch(local, self.mesh)
+      if i == 0:
+        pictures = self.task.eval_images(_to_host(self.jit_forward(state, batch)), _to_host(batch))
+      outputs = self.jit_eval_step(state, batch)
       evaluator.update(_to_host(outputs))
       if (i + 1) % 50 == 0 or i + 1 == num_batches:
         logging.info("eval %s: batch %d/%d (%.1fs)", split, i + 1, num_batches, time.perf_counter() - start)
-    return evaluator.result()
+    return evaluator.result(), pictures
 
 
 def _to_host(tree) -> dict[str, np.ndarray]:
@@ -249,9 +276,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     is_last = step == experiment.total_steps
     if is_last or (config.eval_every_steps and step % config.eval_every_steps == 0):
-      eval_metrics = experiment.evaluate(state, experiment.data_info.eval_split)
+      eval_metrics, pictures = experiment.evaluate(state, experiment.data_info.eval_split)
       scalars, _ = _split_scalars(eval_metrics)
       writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
+      writer.images(step, pictures)
       logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
       _write_json(os.path.join(workdir, f"eval_{step}.json"), {"step": step, "split": experiment.data_info.eval_split,
                                                               **eval_metrics})
@@ -286,7 +314,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpo
   experiment.compile()
   state, _ = checkpoints.restore(experiment.abstract_state, step)
   step = int(jax.device_get(state.step))
-  metrics = experiment.evaluate(state, split)
+  metrics, _ = experiment.evaluate(state, split)
   path = os.path.join(workdir, f"eval_{split.replace('/', '_').replace('+', '_')}_step{step}.json")
   _write_json(path, {"step": step, "split": split, "checkpoint": checkpoint, **metrics})
   logging.info("Wrote %s", path)
