@@ -13,6 +13,13 @@ and, when `config.data.max_boxes > 0`, the variable-length object annotations
   box_labels     int32 (N,)
 
 which the pipeline pads to `max_boxes` rows with a `box_mask` after preprocessing.
+
+Aesthetics sources (RGNet; `AESTHETICS_TARGETS` lists what each provides) emit instead of labels:
+
+  label          int32 ()  0 low / 1 high aesthetics
+  score          float32 ()  the dataset's score: AVA's mean rating (1..10), AADB's score ([0, 1]),
+                 builtin_shapes' composition score ([0, 1])
+  distribution   float32 (10,)  rating histogram summing to 1 (AVA's votes, builtin_shapes' ratings; not AADB)
 """
 
 from __future__ import annotations
@@ -33,6 +40,15 @@ SHAPES_MEDIUM_PP_EVAL = "decode|resize(144)|center_crop(128)|normalize_imagenet"
 SHAPES_TINY_PP_TRAIN = "decode|resize(36)|random_crop(32)|flip_lr|normalize_imagenet"
 SHAPES_TINY_PP_EVAL = "decode|resize(36)|center_crop(32)|normalize_imagenet"
 VOC_DIFFICULT = ("ignore", "negative")
+# RGNet (Sec. 3.3): resize to 300 x 300, flip, scale by [1.05, 1.25] and crop 300 x 300; test: resize 300.
+RGNET_PP_TRAIN = "decode|resize(300)|flip_lr|random_scale_crop(1.05, 1.25, 300)|normalize_imagenet"
+RGNET_PP_EVAL = "decode|resize(300)|normalize_imagenet"
+# builtin_shapes composition: flips keep the score (balance, spacing, alignment are mirror-symmetric), but a
+# scaled crop can cut a shape at the border and change the spacing term, so the label: no crop. Native sizes.
+SHAPES_SIZES = {"tiny": 48, "small": 96, "medium": 192}
+SHAPES_COMPOSITION_PP_TRAIN = "decode|resize({size})|flip_lr|normalize_imagenet"
+SHAPES_COMPOSITION_PP_EVAL = "decode|resize({size})|normalize_imagenet"
+AESTHETICS_CLASS_NAMES = ("low", "high")
 
 # COCO's 80 categories in category-id order, which is TFDS coco's label order (its names are only filled in
 # from the annotation files at preparation time, so they are not available from code).
@@ -94,6 +110,47 @@ def class_label_example(raw: Mapping, num_classes: int, options) -> dict:
   example = {"image": raw["image"], "labels": labels, "label_weights": tf.ones_like(labels),
              "image_id": raw["image/filename"]}
   return _with_boxes(example, raw, options)
+
+
+def ava_example(raw: Mapping, num_classes: int, options) -> dict:
+  """AVA: high iff the mean rating >= 5, the mean rating (1..10) as score, the vote histogram."""
+  del num_classes, options
+  return {"image": raw["image"], "label": tf.cast(raw["label"], tf.int32),
+          "score": tf.cast(raw["rating/mean"], tf.float32),
+          "distribution": tf.cast(raw["rating/distribution"], tf.float32),
+          "image_id": tf.strings.as_string(raw["image/id"])}
+
+
+def aadb_example(raw: Mapping, num_classes: int, options) -> dict:
+  """AADB: the score in [0, 1] and the builder's high iff score >= 0.5 label (no rating histogram)."""
+  del num_classes, options
+  return {"image": raw["image"], "label": tf.cast(raw["label"], tf.int32), "score": tf.cast(raw["score"], tf.float32),
+          "image_id": raw["image/filename"]}
+
+
+def shapes_composition_example(raw: Mapping, num_classes: int, options) -> dict:
+  """builtin_shapes' composition targets: label, score in [0, 1], 10-bin rating distribution."""
+  del num_classes, options
+  composition = raw["composition"]
+  return {"image": raw["image"], "label": tf.cast(composition["label"], tf.int32),
+          "score": tf.cast(composition["score"], tf.float32),
+          "distribution": tf.cast(composition["distribution"], tf.float32), "image_id": raw["image/filename"]}
+
+
+def _manual_builder(name: str) -> Callable[[str | None], tfds.core.DatasetBuilder]:
+  """Our manually downloaded datasets (ava, aadb): the prepared builder, or an error saying how to prepare it."""
+
+  def prepare(data_dir):
+    from jaxgraphs.data.builders import registry  # registers the builder with TFDS
+    builder = registry.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+      raise FileNotFoundError(
+          f"config.data.source: {name} is not prepared in {builder.data_dir}; run `python -m "
+          f"jaxgraphs.tools.prepare_dataset --dataset={name} --manual_dir=<the extracted download>"
+          f"{' --data_dir=' + data_dir if data_dir else ''}` first")
+    return builder
+
+  return prepare
 
 
 def _shapes_builder(config_name: str) -> Callable[[str | None], tfds.core.DatasetBuilder]:
@@ -166,6 +223,22 @@ SOURCES: dict[str, Source] = {
     "builtin_shapes/medium": Source("builtin_shapes/medium", class_label_example, _shapes_class_names, "train",
                                     "validation", SHAPES_MEDIUM_PP_TRAIN, SHAPES_MEDIUM_PP_EVAL,
                                     _shapes_builder("medium")),
+    # Aesthetics (RGNet): evaluated on the validation holdout while training; the papers report `test`.
+    "ava": Source("ava", ava_example, lambda: AESTHETICS_CLASS_NAMES, "train", "validation", RGNET_PP_TRAIN,
+                  RGNET_PP_EVAL, _manual_builder("ava")),
+    "aadb": Source("aadb", aadb_example, lambda: AESTHETICS_CLASS_NAMES, "train", "validation", RGNET_PP_TRAIN,
+                   RGNET_PP_EVAL, _manual_builder("aadb")),
+    **{f"builtin_shapes/{name}:composition": Source(
+        f"builtin_shapes/{name}", shapes_composition_example, lambda: AESTHETICS_CLASS_NAMES, "train",
+        "validation", SHAPES_COMPOSITION_PP_TRAIN.format(size=size), SHAPES_COMPOSITION_PP_EVAL.format(size=size),
+        _shapes_builder(name))
+       for name, size in SHAPES_SIZES.items()},
+}
+# Aesthetics sources -> the targets their examples carry (the aesthetics task checks its kind against them).
+AESTHETICS_TARGETS = {
+    "ava": ("label", "score", "distribution"),
+    "aadb": ("label", "score"),
+    **{f"builtin_shapes/{name}:composition": ("label", "score", "distribution") for name in SHAPES_SIZES},
 }
 
 
