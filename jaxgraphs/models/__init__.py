@@ -27,8 +27,13 @@ def _multilabel_classifier(config: ml_collections.ConfigDict, data_info):
       dtype=compute_dtype(cfg.dtype))
 
 
+def _rgnet(config: ml_collections.ConfigDict, data_info):
+  from jaxgraphs.models.rgnet import rgnet_from_config
+  return rgnet_from_config(config, compute_dtype(config.model.dtype))
+
+
 # name -> factory(config, data_info) returning a Flax module; data_info is pipeline.DatasetInfo.
-MODELS = {"multilabel_classifier": _multilabel_classifier}
+MODELS = {"multilabel_classifier": _multilabel_classifier, "rgnet": _rgnet}
 
 
 def build_model(config: ml_collections.ConfigDict, data_info):
