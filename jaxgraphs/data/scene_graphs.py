@@ -7,7 +7,11 @@ relation; the training pipeline applies, in neural-motifs' order,
 
 1. `keep_overlapping_relations` (SGDet training only), then drops images left without a relation,
 2. `sample_one_predicate_per_pair` (training only),
-3. `pad_scene_graph` (always), to fixed sizes with masks and counts of what was cut.
+3. `pad_scene_graph` (always), to fixed sizes with masks and counts of what was cut,
+4. `sample_relation_pairs` (PredCls / SGCls training): the pairs a relation classifier is trained on.
+
+The preprocessing ops of `jaxgraphs.data.transforms` (`one_predicate_per_pair`, `pack_scene_graph`,
+`sample_relation_pairs`) apply them inside a pp string.
 """
 
 from __future__ import annotations
@@ -105,3 +109,40 @@ def pad_scene_graph(example: Mapping, max_objects: int, max_relations: int) -> d
   padded["num_cut_objects"] = tf.cast(num_objects - tf.reduce_sum(tf.cast(object_mask, tf.int32)), tf.int32)
   padded["num_cut_relations"] = tf.cast(num_relations - tf.reduce_sum(tf.cast(relation_mask, tf.int32)), tf.int32)
   return padded
+
+
+def sample_relation_pairs(relations: tf.Tensor, relation_mask: tf.Tensor, object_mask: tf.Tensor, num_pairs: int,
+                          fg_fraction: float, seed) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """neural-motifs' PredCls/SGCls training pairs of one padded image: (pairs (P, 2), labels (P,), mask (P,)).
+
+  As `proposal_assignments_gtbox` (RELS_PER_IMG = 256, REL_FG_FRACTION = 0.25), per image: at most
+  floor(num_pairs * fg_fraction) annotated relations drawn at random keep their predicate; the remaining
+  slots go to random background pairs (label 0), drawn among the ordered pairs of distinct real objects that
+  carry no annotated relation. `relations` (M, 3) holds subject, object, predicate; `object_mask` (N,) marks
+  the real objects. Slots left when there are too few candidates have mask False.
+  """
+  if num_pairs < 1 or not 0.0 <= fg_fraction <= 1.0:
+    raise ValueError(f"need num_pairs >= 1 and 0 <= fg_fraction <= 1, got {num_pairs}, {fg_fraction}")
+  num_objects = int(object_mask.shape[0])
+  relations = tf.cast(relations, tf.int32)
+  foreground = tf.boolean_mask(relations, tf.cast(relation_mask, tf.bool))
+  fg_seed, bg_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+  order = tf.argsort(tf.random.stateless_uniform([tf.shape(foreground)[0]], seed=fg_seed))
+  kept = tf.gather(foreground, order)[:int(num_pairs * fg_fraction)]
+
+  # Background candidates: i != j, both real, no annotated relation (kept or not) between them.
+  is_foreground = tf.scatter_nd((foreground[:, 0] * num_objects + foreground[:, 1])[:, None],
+                                tf.ones([tf.shape(foreground)[0]], tf.int32), [num_objects * num_objects]) > 0
+  subject, object_ = tf.meshgrid(tf.range(num_objects), tf.range(num_objects), indexing="ij")
+  subject, object_ = tf.reshape(subject, [-1]), tf.reshape(object_, [-1])
+  real = tf.cast(object_mask, tf.bool)
+  candidate = (subject != object_) & tf.gather(real, subject) & tf.gather(real, object_) & ~is_foreground
+  draws = tf.where(candidate, tf.random.stateless_uniform([num_objects * num_objects], seed=bg_seed), -1.0)
+  best = tf.math.top_k(draws, k=min(num_pairs, num_objects * num_objects))
+  num_background = tf.minimum(tf.reduce_sum(tf.cast(best.values >= 0.0, tf.int32)), num_pairs - tf.shape(kept)[0])
+  background = tf.gather(best.indices, tf.range(num_background))
+
+  pairs = tf.concat([kept[:, :2], tf.stack([background // num_objects, background % num_objects], axis=1)], axis=0)
+  labels = tf.concat([kept[:, 2], tf.zeros([num_background], tf.int32)], axis=0)
+  padded, mask = _pad_rows({"pairs": pairs, "labels": labels}, num_pairs)
+  return padded["pairs"], padded["labels"], mask

@@ -20,13 +20,21 @@ Aesthetics sources (RGNet; `AESTHETICS_TARGETS` lists what each provides) emit i
   score          float32 ()  the dataset's score: AVA's mean rating (1..10), AADB's score ([0, 1]),
                  builtin_shapes' composition score ([0, 1])
   distribution   float32 (10,)  rating histogram summing to 1 (AVA's votes, builtin_shapes' ratings; not AADB)
+
+Scene-graph sources (LinkNet; `SceneGraphSource`: vg150, builtin_shapes/*:scene_graph) emit `labels` and
+`label_weights` over the object classes (index 0 = background, never positive) plus always `boxes`,
+`box_labels` and `relations` (subject, object, predicate; predicate 0 = background), which the ops
+`one_predicate_per_pair`, `pack_scene_graph` and `sample_relation_pairs` of their pp strings turn into the
+fixed-size `object_*`, `relations`, `relation_mask` and `pair*` arrays (see transforms).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Mapping
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -247,3 +255,108 @@ def get_source(name: str) -> Source:
   if name not in SOURCES:
     raise ValueError(f"config.data.source: unknown source {name!r}; valid sources: {', '.join(sorted(SOURCES))}")
   return SOURCES[name]
+
+
+# ---- scene graphs (LinkNet) ---------------------------------------------------------------------------
+# The VG-150 vocabularies of Xu et al.'s VG-SGG-dicts.json, in index order, background at 0 (the builder
+# reads the names from that file; these serve before anything is prepared, e.g. for sizing the model).
+VG150_OBJECT_NAMES = ("__background__",) + tuple("""
+    airplane animal arm bag banana basket beach bear bed bench bike bird board boat book boot bottle bowl box boy
+    branch building bus cabinet cap car cat chair child clock coat counter cow cup curtain desk dog door drawer ear
+    elephant engine eye face fence finger flag flower food fork fruit giraffe girl glass glove guy hair hand handle
+    hat head helmet hill horse house jacket jean kid kite lady lamp laptop leaf leg letter light logo man men
+    motorcycle mountain mouth neck nose number orange pant paper paw people person phone pillow pizza plane plant
+    plate player pole post pot racket railing rock roof room screen seat sheep shelf shirt shoe short sidewalk sign
+    sink skateboard ski skier sneaker snow sock stand street surfboard table tail tie tile tire toilet towel tower
+    track train tree truck trunk umbrella vase vegetable vehicle wave wheel window windshield wing wire woman zebra
+""".split())
+VG150_PREDICATE_NAMES = (
+    "__background__", "above", "across", "against", "along", "and", "at", "attached to", "behind", "belonging to",
+    "between", "carrying", "covered in", "covering", "eating", "flying in", "for", "from", "growing on",
+    "hanging from", "has", "holding", "in", "in front of", "laying on", "looking at", "lying on", "made of",
+    "mounted on", "near", "of", "on", "on back of", "over", "painted on", "parked on", "part of", "playing",
+    "riding", "says", "sitting on", "standing on", "to", "under", "using", "walking in", "walking on", "watching",
+    "wearing", "wears", "with")
+# neural-motifs: long side 592 (IM_SCALE), padded to a 592 x 592 square with the mean colour, flipped in training.
+VG150_PP_TRAIN = ("decode|resize_long(592)|flip_lr|normalize_imagenet|pad_bottom_right(592)|one_predicate_per_pair"
+                  "|pack_scene_graph(64, 128)|sample_relation_pairs(256, 0.25)")
+VG150_PP_EVAL = "decode|resize_long(592)|normalize_imagenet|pad_bottom_right(592)|pack_scene_graph(64, 128)"
+# builtin_shapes: at most 6 objects and 14 relations per image; 64 training pairs cover all 30 ordered pairs.
+SHAPES_SCENE_GRAPH_SIZES = {"tiny": 64, "small": 128, "medium": 192}
+SHAPES_SCENE_GRAPH_PP_TRAIN = ("decode|resize_long({size})|flip_lr(predicate_map={flip})|normalize_imagenet"
+                               "|pad_bottom_right({size})|one_predicate_per_pair|pack_scene_graph(8, 16)"
+                               "|sample_relation_pairs(64, 0.25)")
+SHAPES_SCENE_GRAPH_PP_EVAL = "decode|resize_long({size})|normalize_imagenet|pad_bottom_right({size})|pack_scene_graph(8, 16)"
+
+
+def scene_graph_example(raw: Mapping, num_classes: int, options, label_offset: int = 0) -> dict:
+  """Objects, relations and the multi-label targets of the global context head; `label_offset` (1 for
+  builtin_shapes) shifts object labels and predicates so that 0 is the background."""
+  del options
+  objects, relations = raw["objects"], raw["relations"]
+  box_labels = tf.cast(objects["label"], tf.int32) + label_offset
+  labels = multi_hot(box_labels, num_classes)
+  return {
+      "image": raw["image"], "labels": labels, "label_weights": tf.ones_like(labels), "image_id": raw["image/filename"],
+      "boxes": tf.cast(objects["bbox"], tf.float32), "box_labels": box_labels,
+      "relations": {"subject": tf.cast(relations["subject"], tf.int32), "object": tf.cast(relations["object"], tf.int32),
+                    "predicate": tf.cast(relations["predicate"], tf.int32) + label_offset},
+  }
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneGraphSource(Source):
+  """A scene-graph dataset: object classes and predicates with the background at index 0 of both."""
+
+  predicate_names_fn: Callable[[], tuple[str, ...]] = lambda: ()
+  label_offset: int = 0  # added to the stored object labels and predicates
+
+  @property
+  def predicate_names(self) -> tuple[str, ...]:
+    """Predicate names by index, '__background__' at 0."""
+    return tuple(self.predicate_names_fn())
+
+  def train_triplets(self, data_dir: str | None = None, split: str | None = None) -> np.ndarray:
+    """Distinct (subject class, object class, predicate) rows of the training split (for zero-shot recall).
+
+    vg150 records them in its metadata (all annotated relations); otherwise the split's annotations are read
+    (images left encoded).
+    """
+    builder = self.builder(data_dir)
+    recorded = builder.info.metadata.get("train_triplets") if builder.info.metadata else None
+    if recorded is not None and split in (None, self.train_split):
+      return np.asarray(recorded, np.int64).reshape(-1, 3)
+    ds = builder.as_dataset(split=split or self.train_split, decoders={"image": tfds.decode.SkipDecoding()})
+    rows = [np.zeros((0, 3), np.int64)]
+    for example in tfds.as_numpy(ds.map(lambda ex: {"objects": ex["objects"], "relations": ex["relations"]})):
+      labels = example["objects"]["label"].astype(np.int64) + self.label_offset
+      rel = example["relations"]
+      rows.append(np.stack([labels[rel["subject"]], labels[rel["object"]],
+                            rel["predicate"].astype(np.int64) + self.label_offset], axis=1))
+    return np.unique(np.concatenate(rows), axis=0)
+
+
+def _shapes_scene_graph_names() -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
+  """builtin_shapes' object names, predicate names and mirrored-predicate map with a background at 0."""
+  from jaxgraphs.data.builders import shapes
+  flip = (0,) + tuple(1 + p for p in shapes.FLIPPED_PREDICATES)
+  return (("__background__",) + tuple(shapes.CATEGORY_NAMES), ("__background__",) + tuple(shapes.PREDICATE_NAMES),
+          flip)
+
+
+def _scene_graph_sources() -> dict[str, SceneGraphSource]:
+  """vg150 and builtin_shapes/{tiny,small,medium}:scene_graph."""
+  objects, predicates, flip = _shapes_scene_graph_names()
+  sources = {"vg150": SceneGraphSource(
+      "vg150", scene_graph_example, lambda: VG150_OBJECT_NAMES, "train", "val", VG150_PP_TRAIN, VG150_PP_EVAL,
+      _manual_builder("vg150"), predicate_names_fn=lambda: VG150_PREDICATE_NAMES)}
+  for name, size in SHAPES_SCENE_GRAPH_SIZES.items():
+    sources[f"builtin_shapes/{name}:scene_graph"] = SceneGraphSource(
+        f"builtin_shapes/{name}", functools.partial(scene_graph_example, label_offset=1), lambda: objects, "train",
+        "validation", SHAPES_SCENE_GRAPH_PP_TRAIN.format(size=size, flip=flip),
+        SHAPES_SCENE_GRAPH_PP_EVAL.format(size=size), _shapes_builder(name), predicate_names_fn=lambda: predicates,
+        label_offset=1)
+  return sources
+
+
+SOURCES.update(_scene_graph_sources())

@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import tensorflow as tf
 
-from jaxgraphs.data import image_decoding
+from jaxgraphs.data import image_decoding, scene_graphs
 
 Example = dict
 SEED_KEY = "_seed"
@@ -284,10 +284,17 @@ def get_random_scale_crop(min_scale: float, max_scale: float, size, method: str 
 
 
 @register("flip_lr")
-def get_flip_lr(p: float = 0.5):
-  """Mirrors the image (and boxes) left-right with probability p."""
+def get_flip_lr(p: float = 0.5, predicate_map=None):
+  """Mirrors the image (and boxes) left-right with probability p.
+
+  `predicate_map` (scene graphs): predicate index -> its index in the mirrored image (e.g. 'left of' <->
+  'right of'), applied to `relations["predicate"]` of flipped examples.
+  """
   if not 0.0 <= p <= 1.0:
     raise ValueError(f"p must be in [0, 1], got {p}")
+  if predicate_map is not None and not all(isinstance(i, int) and 0 <= i < len(predicate_map) for i in predicate_map):
+    raise ValueError(f"predicate_map must be a permutation of 0..n-1 as a tuple of ints, got {predicate_map!r}")
+  mirrored_predicate = None if predicate_map is None else tf.constant(predicate_map, tf.int32)
 
   def flip_lr(example):
     example, seed = _take_seed(example, "flip_lr")
@@ -297,6 +304,12 @@ def get_flip_lr(p: float = 0.5):
       b = example["boxes"]
       mirrored = tf.stack([b[:, 0], 1.0 - b[:, 3], b[:, 2], 1.0 - b[:, 1]], axis=1)
       out["boxes"] = tf.cond(flip, lambda: mirrored, lambda: b)
+    if mirrored_predicate is not None:
+      if not isinstance(example.get("relations"), dict):
+        raise KeyError("flip_lr(predicate_map=...) needs example['relations'] (a scene-graph source)")
+      predicate = example["relations"]["predicate"]
+      remapped = tf.cast(tf.gather(mirrored_predicate, tf.cast(predicate, tf.int32)), predicate.dtype)
+      out["relations"] = {**example["relations"], "predicate": tf.cond(flip, lambda: remapped, lambda: predicate)}
     return out
 
   return flip_lr
@@ -324,3 +337,98 @@ def get_value_range(vmin: float = -1.0, vmax: float = 1.0):
     return {**example, "image": vmin + image * (vmax - vmin)}
 
   return value_range
+
+
+# ---- scene graphs ------------------------------------------------------------------------------------
+# Scene-graph sources emit `boxes`, `box_labels` and `relations` (a dict of subject, object, predicate
+# vectors); `pack_scene_graph` turns them into fixed-size arrays once the geometry is final.
+@register("resize_long")
+def get_resize_long(size: int, method: str = "bilinear", antialias: bool = True):
+  """Resizes so the longer side is `size`, keeping the aspect ratio (short side rounded, at least 1)."""
+  if not (isinstance(size, int) and size > 0):
+    raise ValueError(f"size must be a positive int, got {size!r}")
+
+  def resize_long(example):
+    h, w = _hw(example["image"])
+    long_ = tf.cast(tf.maximum(h, w), tf.float64)
+    new_hw = tf.maximum(tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float64) * size / long_), tf.int32), 1)
+    return {**example, "image": _resize_image(example["image"], new_hw, method, antialias)}
+
+  return resize_long
+
+
+@register("pad_bottom_right")
+def get_pad_bottom_right(size):
+  """Zero-pads at the bottom and right to size x size (or (height, width)); boxes keep their pixels.
+
+  After `normalize_imagenet` the zeros are the mean colour, as neural-motifs' SquarePad fills with it. A
+  larger image is cut at the bottom / right.
+  """
+  height, width = _size_hw(size)
+
+  def pad_bottom_right(example):
+    return _crop(example, 0, 0, height, width)
+
+  return pad_bottom_right
+
+
+@register("one_predicate_per_pair")
+def get_one_predicate_per_pair():
+  """Keeps one random predicate per (subject, object) pair (scene-graph training, neural-motifs)."""
+
+  def one_predicate_per_pair(example):
+    example, seed = _take_seed(example, "one_predicate_per_pair")
+    return {**example, "relations": scene_graphs.sample_one_predicate_per_pair(example["relations"], seed)}
+
+  return one_predicate_per_pair
+
+
+@register("pack_scene_graph")
+def get_pack_scene_graph(max_objects: int, max_relations: int):
+  """Fixed-size scene-graph arrays in the pixels of the final image; the last geometric op comes before it.
+
+  Replaces `boxes`, `box_labels` and `relations` by
+    object_boxes (max_objects, 4) float32 x1, y1, x2, y2 pixels;  object_labels (max_objects,) int32;
+    object_mask (max_objects,) float32;  relations (max_relations, 3) int32 subject, object, predicate;
+    relation_mask (max_relations,) float32;  num_cut_objects, num_cut_relations int32 () (see pad_scene_graph).
+  """
+  for name, value in (("max_objects", max_objects), ("max_relations", max_relations)):
+    if not (isinstance(value, int) and value > 0):
+      raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+  def pack_scene_graph(example):
+    example = dict(example)
+    boxes, labels, relations = example.pop("boxes"), example.pop("box_labels"), example.pop("relations")
+    h, w = (tf.cast(x, tf.float32) for x in _hw(example["image"]))
+    pixels = tf.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
+    graph = scene_graphs.pad_scene_graph(
+        {"objects": {"box": pixels, "label": tf.cast(labels, tf.int32)},
+         "relations": {k: tf.cast(relations[k], tf.int32) for k in ("subject", "object", "predicate")}},
+        max_objects, max_relations)
+    objects, kept = graph["objects"], graph["relations"]
+    example.update(
+        object_boxes=objects["box"], object_labels=objects["label"], object_mask=tf.cast(objects["mask"], tf.float32),
+        relations=tf.stack([kept["subject"], kept["object"], kept["predicate"]], axis=1),
+        relation_mask=tf.cast(kept["mask"], tf.float32), num_cut_objects=graph["num_cut_objects"],
+        num_cut_relations=graph["num_cut_relations"])
+    return example
+
+  return pack_scene_graph
+
+
+@register("sample_relation_pairs")
+def get_sample_relation_pairs(num_pairs: int = 256, fg_fraction: float = 0.25):
+  """Training pairs after `pack_scene_graph`: `pairs` (P, 2) int32, `pair_labels` (P,) int32 (0 = background),
+  `pair_mask` (P,) float32, drawn as neural-motifs does for PredCls / SGCls (see scene_graphs)."""
+  if not (isinstance(num_pairs, int) and num_pairs > 0) or not 0.0 <= fg_fraction <= 1.0:
+    raise ValueError(f"need an int num_pairs > 0 and 0 <= fg_fraction <= 1, got {num_pairs!r}, {fg_fraction!r}")
+
+  def sample_relation_pairs(example):
+    if "object_mask" not in example:
+      raise KeyError("sample_relation_pairs must come after pack_scene_graph in the pp string")
+    example, seed = _take_seed(example, "sample_relation_pairs")
+    pairs, labels, mask = scene_graphs.sample_relation_pairs(
+        example["relations"], example["relation_mask"], example["object_mask"], num_pairs, fg_fraction, seed)
+    return {**example, "pairs": pairs, "pair_labels": labels, "pair_mask": tf.cast(mask, tf.float32)}
+
+  return sample_relation_pairs
