@@ -288,3 +288,34 @@ def apply_variant_arg(config: ml_collections.ConfigDict, arg: str | None) -> dic
   if "kind" in parsed:
     config.task.kind = parsed["kind"]
   return parsed
+
+
+# Eval metric and direction for the best checkpoint, per aesthetics kind.
+BEST_CHECKPOINT_METRIC = {"binary": ("accuracy", "max"), "regression": ("spearman_rho", "max"),
+                          "distribution": ("emd", "min")}
+
+
+def paper_optimizer(config: ml_collections.ConfigDict, learning_rate: float = 1e-4) -> None:
+  """Sec. 3.3: Adam, lr 1e-4 decayed as (1 - t/T)^0.9 (per step here, per epoch in the paper), weight decay 1e-5.
+
+  The decay is torch Adam's `weight_decay` (added to the gradient) on every parameter, biases and batch
+  norm scales included, as a plain `torch.optim.Adam(model.parameters(), weight_decay=1e-5)` does.
+  """
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = learning_rate
+  config.optimizer.weight_decay = 1e-5
+  config.optimizer.weight_decay_exclude = ()
+  config.optimizer.schedule.name = "poly"
+  config.optimizer.schedule.power = 0.9
+  config.optimizer.schedule.warmup_steps = 0
+
+
+def aesthetics_task_config(kind: str) -> ml_collections.ConfigDict:
+  """`config.task` of the aesthetics task: its kind and the EMD's exponent r (for kind 'distribution')."""
+  return ml_collections.ConfigDict({"name": "aesthetics", "kind": kind, "emd_r": 2.0})
+
+
+def paper_preprocessing(size: int) -> tuple[str, str]:
+  """(train, eval) preprocessing strings of Sec. 3.3 at `size`: resize, flip, scale 1.05-1.25 + crop; resize."""
+  return (f"decode|resize({size})|flip_lr|random_scale_crop(1.05, 1.25, {size})|normalize_imagenet",
+          f"decode|resize({size})|normalize_imagenet")

@@ -9,8 +9,13 @@ def _multilabel(config, data_info):
   return MultiLabelTask()
 
 
+def _aesthetics(config, data_info):
+  from jaxgraphs.tasks.aesthetics import aesthetics_task_from_config
+  return aesthetics_task_from_config(config, data_info)
+
+
 # name -> factory(config, data_info) returning a Task; data_info is pipeline.DatasetInfo.
-TASKS = {"multilabel": _multilabel}
+TASKS = {"multilabel": _multilabel, "aesthetics": _aesthetics}
 
 
 def build_task(config, data_info) -> Task:
