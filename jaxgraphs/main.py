@@ -21,8 +21,9 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with 
 def _start_distributed():
   import jax
   if FLAGS.coordinator_address:
-    if jax.default_backend() == "cpu" or jax.config.jax_platforms == "cpu":
-      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Only affects the CPU backend (collectives across processes there); asking for the backend here
+    # would initialise it before jax.distributed, which JAX forbids.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   elif FLAGS.distributed:
     jax.distributed.initialize()
@@ -85,6 +86,9 @@ def run():
   from jaxgraphs.training.runtime import ConfigError
   try:
     app.run(main)
+  except FloatingPointError as e:  # trainer.NonFiniteLossError: the message names the step
+    logging.error("%s", e)
+    raise SystemExit(f"error: {e}")
   except ValueError as e:
     # By convention an error that starts with the config key it is about is a user mistake, not a bug.
     if not (isinstance(e, ConfigError) or str(e).startswith("config.")):

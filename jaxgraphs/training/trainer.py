@@ -245,58 +245,62 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _check_finite(pending)  # never save parameters that already went through a NaN step
     checkpoints.save(state, {**meta, "step": step, "examples_consumed": step * experiment.local_batch_size})
 
-  step, started = start_step, time.perf_counter()
-  for step in range(start_step + 1, experiment.total_steps + 1):
-    if profile and step == profile[0] and jax.process_index() == 0:
-      jax.profiler.start_trace(os.path.join(workdir, "profile"))
-    local = next(train_iter)
-    if step == start_step + 1:
-      writer.images(step, experiment.task.summary_images(local))
-    state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
-    pending.append((step, metrics))
-    if step == start_step + 1:
-      jax.block_until_ready(metrics)  # keep compilation out of the first window's steps/s
-      logging.info("Compiled and ran the first step in %.1fs", time.perf_counter() - started)
-      progress = Progress(experiment.total_steps, step, config.batch_size)
-    if profile and step == profile[1] and jax.process_index() == 0:
-      jax.block_until_ready(state)
-      jax.profiler.stop_trace()
-      logging.info("Wrote a profile of steps %d-%d to %s/profile", profile[0], profile[1], workdir)
+  # Whatever stops the loop (a NaN, a kill signal turned exception, Ctrl-C), pending asynchronous saves
+  # are finished first, so the last good checkpoint is complete on disk.
+  try:
+    step, started = start_step, time.perf_counter()
+    for step in range(start_step + 1, experiment.total_steps + 1):
+      if profile and step == profile[0] and jax.process_index() == 0:
+        jax.profiler.start_trace(os.path.join(workdir, "profile"))
+      local = next(train_iter)
+      if step == start_step + 1:
+        writer.images(step, experiment.task.summary_images(local))
+      state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
+      pending.append((step, metrics))
+      if step == start_step + 1:
+        jax.block_until_ready(metrics)  # keep compilation out of the first window's steps/s
+        logging.info("Compiled and ran the first step in %.1fs", time.perf_counter() - started)
+        progress = Progress(experiment.total_steps, step, config.batch_size)
+      if profile and step == profile[1] and jax.process_index() == 0:
+        jax.block_until_ready(state)
+        jax.profiler.stop_trace()
+        logging.info("Wrote a profile of steps %d-%d to %s/profile", profile[0], profile[1], workdir)
 
-    if step % config.log_every_steps == 0 or step == experiment.total_steps:
-      _check_finite(pending)
-      averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
-      rates = progress.tick(step)
-      skipped = pipeline.skipped_images()
-      writer.scalars(step, {**{f"train/{k}": v for k, v in averaged.items()},
-                            **{f"train/{k}": v for k, v in rates.items()}, "data/skipped_images": skipped})
-      logging.info("%s", progress.line(step, rates, {"loss": averaged["loss"], "lr": averaged["learning_rate"],
-                                                     "skipped": skipped}))
-      pending = []
+      if step % config.log_every_steps == 0 or step == experiment.total_steps:
+        _check_finite(pending)
+        averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
+        rates = progress.tick(step)
+        skipped = pipeline.skipped_images()
+        writer.scalars(step, {**{f"train/{k}": v for k, v in averaged.items()},
+                              **{f"train/{k}": v for k, v in rates.items()}, "data/skipped_images": skipped})
+        logging.info("%s", progress.line(step, rates, {"loss": averaged["loss"], "lr": averaged["learning_rate"],
+                                                       "skipped": skipped}))
+        pending = []
 
-    is_last = step == experiment.total_steps
-    if is_last or (config.eval_every_steps and step % config.eval_every_steps == 0):
-      eval_metrics, pictures = experiment.evaluate(state, experiment.data_info.eval_split)
-      scalars, _ = _split_scalars(eval_metrics)
-      writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
-      writer.images(step, pictures)
-      logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
-      _write_json(os.path.join(workdir, f"eval_{step}.json"), {"step": step, "split": experiment.data_info.eval_split,
-                                                              **eval_metrics})
-      if best is not None:
-        value = scalars[config.checkpoint.best_metric]
-        better = (meta["best_value"] is None or (value > meta["best_value"]) == (config.checkpoint.best_mode == "max"))
-        if better:
-          meta["best_value"] = value
-          best.save(state, {**meta, "step": step, "metric": config.checkpoint.best_metric})
-    if is_last or step % config.checkpoint.every_steps == 0:
-      save(step)
+      is_last = step == experiment.total_steps
+      if is_last or (config.eval_every_steps and step % config.eval_every_steps == 0):
+        _check_finite(pending)
+        eval_metrics, pictures = experiment.evaluate(state, experiment.data_info.eval_split)
+        scalars, _ = _split_scalars(eval_metrics)
+        writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
+        writer.images(step, pictures)
+        logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+        _write_json(os.path.join(workdir, f"eval_{step}.json"), {"step": step, "split": experiment.data_info.eval_split,
+                                                                **eval_metrics})
+        if best is not None:
+          value = scalars[config.checkpoint.best_metric]
+          better = (meta["best_value"] is None or (value > meta["best_value"]) == (config.checkpoint.best_mode == "max"))
+          if better:
+            meta["best_value"] = value
+            best.save(state, {**meta, "step": step, "metric": config.checkpoint.best_metric})
+      if is_last or step % config.checkpoint.every_steps == 0:
+        save(step)
+      writer.flush()
+  finally:
+    checkpoints.close()
+    if best is not None:
+      best.close()
     writer.flush()
-
-  checkpoints.close()
-  if best is not None:
-    best.close()
-  writer.flush()
   return eval_metrics
 
 
