@@ -36,6 +36,14 @@ def _rgnet(config: ml_collections.ConfigDict, data_info):
 MODELS = {"multilabel_classifier": _multilabel_classifier, "rgnet": _rgnet}
 
 
+def _linknet(config: ml_collections.ConfigDict, data_info):
+  from jaxgraphs.models.linknet import linknet_from_config
+  return linknet_from_config(config, data_info, compute_dtype(config.model.dtype))
+
+
+MODELS["linknet"] = _linknet
+
+
 def build_model(config: ml_collections.ConfigDict, data_info):
   """Returns the Flax module named by `config.model.name`, sized for the dataset in `data_info`."""
   name = config.model.name
