@@ -32,8 +32,13 @@ def _rgnet(config: ml_collections.ConfigDict, data_info):
   return rgnet_from_config(config, compute_dtype(config.model.dtype))
 
 
+def _ssgrl(config: ml_collections.ConfigDict, data_info):
+  from jaxgraphs.models.ssgrl import build_ssgrl
+  return build_ssgrl(config, data_info)
+
+
 # name -> factory(config, data_info) returning a Flax module; data_info is pipeline.DatasetInfo.
-MODELS = {"multilabel_classifier": _multilabel_classifier, "rgnet": _rgnet}
+MODELS = {"multilabel_classifier": _multilabel_classifier, "rgnet": _rgnet, "ssgrl": _ssgrl}
 
 
 def _linknet(config: ml_collections.ConfigDict, data_info):

@@ -18,6 +18,14 @@ def _aesthetics(config, data_info):
 TASKS = {"multilabel": _multilabel, "aesthetics": _aesthetics}
 
 
+def _scene_graph(config, data_info):
+  from jaxgraphs.tasks.scene_graph import scene_graph_task
+  return scene_graph_task(config, data_info)
+
+
+TASKS["scene_graph"] = _scene_graph
+
+
 def build_task(config, data_info) -> Task:
   """Returns the task named by `config.task.name`."""
   name = config.task.name
