@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
 import subprocess
 import time
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -27,7 +29,8 @@ def data_dir(tmp_path_factory):
 def test_short_run_logs_checkpoints_and_evaluates(tmp_path, data_dir):
   workdir = str(tmp_path / "run")
   run_main(workdir, data_dir, "--config.total_steps=4", "--config.checkpoint.every_steps=2",
-           "--config.checkpoint.best_metric=mAP")
+           "--config.checkpoint.best_metric=mAP", "--config.profile_steps=(2, 3)")
+  assert glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
   scalars = tensorboard_scalars(workdir)
   assert sorted(scalars["train/loss"]) == [1, 2, 3, 4]
   assert all(np.isfinite(v) for v in scalars["train/loss"].values())
@@ -162,3 +165,30 @@ def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_di
     np.testing.assert_array_equal(a[path], b[path], err_msg=path)
   assert not np.array_equal(a["params/classifier/kernel"], b["params/classifier/kernel"])
   assert int(b["step"]) == 1  # the step and optimiser state are the target's own
+
+
+def test_bfloat16_compute_keeps_float32_parameters(data_dir):
+  from jaxgraphs.data import pipeline
+  from jaxgraphs.training import defaults, trainer
+  config = defaults.base_config()
+  config.data.source, config.data.data_dir = "builtin_shapes/tiny", data_dir
+  config.model.backbone, config.model.backbone_kwargs = "resnet18", {"width": 4}
+  config.model.dtype, config.batch_size, config.total_steps = "bfloat16", 8, 2
+  experiment = trainer.Experiment(config)
+  batches = pipeline.build_train_dataset(config.data, local_batch_size=8, seed=0)
+  local = next(batches)
+  state = experiment.build_state(local)
+  experiment.compile()
+  from jaxgraphs.training import sharding
+  batch = sharding.global_batch(local, experiment.mesh)
+  outputs = experiment.jit_forward(state, batch)
+  assert outputs["pre_logits"].dtype == jnp.float32  # pooled in float32 on purpose
+  import jax
+  activations = jax.eval_shape(lambda s, b: experiment.model.apply(
+      {"params": s.params, **s.model_state}, b["image"], train=False, capture_intermediates=True,
+      mutable=["intermediates"])[1], state, batch)
+  conv_out = activations["intermediates"]["backbone"]["conv1"]["__call__"][0]
+  assert conv_out.dtype == jnp.bfloat16
+  state, metrics = experiment.jit_train_step(state, batch)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state.params))
+  assert np.isfinite(float(metrics["loss"]))
