@@ -6,7 +6,7 @@ from jaxgraphs.training.runtime import ConfigError
 
 def _multilabel(config, data_info):
   from jaxgraphs.tasks.multilabel import MultiLabelTask
-  return MultiLabelTask()
+  return MultiLabelTask(data_info.class_names)
 
 
 def _aesthetics(config, data_info):
