@@ -7,7 +7,7 @@ there is to learn. The network is RGNet's shape at toy widths, from scratch: a D
 with 32 / 16 channels (d' = 134) and dilation rates scaled from the paper's (3, 6, 12, 18) on a 37 x 37
 map to (1, 2, 4, 6) on 12 x 12, three graph convolutions, LSE pooling r = 4. Inputs keep their 96 px and
 only flip (a scaled crop can cut a shape at the border and change the label). Adam with poly(0.9) decay and
-weight decay 1e-5 as in the paper, at lr 1e-3 (training from scratch); 1,200 steps of 32 (~8 epochs).
+weight decay 1e-5 as in the paper, at lr 1e-3 (training from scratch); 1,000 steps of 32 (6.4 epochs).
 
   python -m jaxgraphs.main --config=configs/rgnet_shapes.py --workdir=/tmp/jaxgraphs/rgnet_shapes
   python -m jaxgraphs.main --config=configs/rgnet_shapes.py:fcn_g --workdir=/tmp/jaxgraphs/rgnet_shapes_fcn_g
@@ -41,10 +41,10 @@ def get_config(arg=None):
   config.data.source = "builtin_shapes/small:composition"
   config.seed = 0
   config.batch_size = 32
-  config.total_steps = 1200
+  config.total_steps = 1000
   config.log_every_steps = 50
-  config.eval_every_steps = 600
-  config.checkpoint.every_steps = 600
+  config.eval_every_steps = 500
+  config.checkpoint.every_steps = 500
   config.checkpoint.best_metric, config.checkpoint.best_mode = rgnet.BEST_CHECKPOINT_METRIC[config.task.kind]
   rgnet.paper_optimizer(config, learning_rate=1e-3)
   return config
