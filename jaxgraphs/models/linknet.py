@@ -177,7 +177,7 @@ class LinkNet(nn.Module):
                        **(self.head_kwargs or {}))
     outputs.update(head(object_features, distribution, context, box_mask, boxes, pairs, pair_mask, union_features,
                         k1_labels=object_labels if use_ground_truth else None, train=train))
-    outputs.update(pairs=pairs, pair_mask=pair_mask)
+    outputs.update(pairs=pairs, pair_mask=pair_mask, boxes=boxes, box_mask=box_mask)  # echoed for pictures
     return outputs
 
 
@@ -244,3 +244,78 @@ def linknet_from_config(config: ml_collections.ConfigDict, data_info, dtype) -> 
       roi_implementation=cfg.roi_implementation, union_chunk_size=cfg.union_chunk_size, union_head=cfg.union_head,
       label_input=cfg.label_input, teacher_forcing=cfg.teacher_forcing, use_global_context=cfg.use_global_context,
       head_kwargs={key: cfg[key] for key in HEAD_KEYS}, dtype=dtype)
+
+
+VARIANT_ARG_HELP = """LinkNet config argument: comma-separated tokens
+  predcls | sgcls                     the task mode
+  num_re=2                            Table 2a: relational embedding modules per side (object, edge)
+  r=2                                 Table 2a: reduction ratio of W, U, H
+  e0=both|labels|context              Table 2b: E0 = [K1 argmax(O4); O3], K1 argmax(O4) only, O3 only
+  rem=1 glem=1 gcem=1                 Table 3: relational embedding, geometric layout, global context on/off
+  norm=softmax|sigmoid                Table 3: row normalisation of R
+  sim=dot|euclidean                   Table 3: similarity inside R
+e.g. --config=configs/linknet_shapes.py:predcls,rem=0,glem=0"""
+
+_SWITCHES = {"rem": "use_relational_embedding", "glem": "use_geometry", "gcem": "use_global_context"}
+_CHOICES = {"e0": ("edge_input", ("both", "labels", "context")),
+            "norm": ("normalization", ("softmax", "sigmoid")),
+            "sim": ("similarity", ("dot", "euclidean"))}
+_INTEGERS = {"num_re": "num_relational_modules", "r": "reduction"}
+
+
+def parse_variant_arg(arg: str | None) -> dict[str, Any]:
+  """Parses a `get_config` argument (VARIANT_ARG_HELP) into {'mode': ..., config.model key: value}."""
+  from jaxgraphs.training.runtime import ConfigError
+  parsed: dict[str, Any] = {}
+  for token in (t.strip() for t in (arg or "").split(",")):
+    if not token:
+      continue
+    if token in MODES:
+      parsed["mode"] = token
+      continue
+    key, _, value = (part.strip() for part in token.partition("="))
+    try:
+      if key in _SWITCHES and value in ("0", "1"):
+        parsed[_SWITCHES[key]] = value == "1"
+      elif key in _CHOICES and value in _CHOICES[key][1]:
+        parsed[_CHOICES[key][0]] = value
+      elif key in _INTEGERS and int(value) >= 1:
+        parsed[_INTEGERS[key]] = int(value)
+      else:
+        raise ValueError
+    except ValueError:
+      raise ConfigError(f"config argument {arg!r}: bad token {token!r}\n{VARIANT_ARG_HELP}") from None
+  return parsed
+
+
+def configure(config: ml_collections.ConfigDict, arg: str | None = None, mode: str = "predcls") -> None:
+  """Sets `config.model` (LinkNet defaults) and `config.task` (scene_graph), then applies a variant argument."""
+  from jaxgraphs.tasks.scene_graph import default_task_config
+  config.model = linknet_model_config()
+  config.task = default_task_config()
+  config.task.mode = mode
+  parsed = parse_variant_arg(arg)
+  config.task.mode = parsed.pop("mode", mode)
+  config.model.update(parsed)
+  config.checkpoint.best_metric = f"{config.task.mode}/R@50"
+  config.checkpoint.best_mode = "max"
+
+
+def reference_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int, epochs: int) -> None:
+  """The reference's training (neural-motifs' train_rels.py): SGD, momentum 0.9, lr 1e-3 per image (6e-3 at
+  batch 6), weight decay 1e-4 on every parameter, gradient norm clipped at 5.
+
+  It divides the lr by 10 when the validation R@100 stops improving (ReduceLROnPlateau, patience 3 epochs)
+  and trains the fc6/fc7 layers at lr / 10; here the lr drops by 10 after 2/3 of the epochs and the fc
+  layers share the lr (the optimiser has no per-parameter rates).
+  """
+  config.optimizer.name = "sgd"
+  config.optimizer.momentum = 0.9
+  config.optimizer.learning_rate = 1e-3 * config.batch_size
+  config.optimizer.weight_decay = 1e-4
+  config.optimizer.weight_decay_exclude = ()
+  config.optimizer.grad_clip_norm = 5.0
+  config.optimizer.schedule.name = "step"
+  config.optimizer.schedule.boundaries = (steps_per_epoch * (2 * epochs // 3),)
+  config.optimizer.schedule.decay_factor = 0.1
+  config.total_steps = steps_per_epoch * epochs

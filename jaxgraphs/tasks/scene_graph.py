@@ -1,0 +1,287 @@
+"""Scene-graph generation (LinkNet): PredCls / SGCls losses (eq. 18), recall metrics, Fig. 2 and Fig. 3 pictures.
+
+Loss (eq. 18 with configurable weights), every term a mean over what is real (masks):
+  object_weight * CE(O4, object labels) over real objects
+  + relation_weight * CE(G2, pair labels) over the sampled training pairs (background pairs have label 0)
+  + global_weight * BCE(global multi-label head, classes present)  (GCEM; mean over classes and images)
+  + detector_weight * CE(object classifier feeding K0 in SGCls) (stands in for the reference's detector).
+The paper's GCEM is "binary sigmoid classifiers" (`global_activation='sigmoid'`, default); the reference code
+applies a softmax over the classes before its BCELoss (`'softmax'`).
+
+Evaluation: `SceneGraphEvaluator` in the task's mode (R@K, ngR@K, mR@K, zR@K with the training split's
+triplets, per-predicate recall) on GT boxes in the network's input frame (identical boxes on both sides,
+so the frame does not change PredCls / SGCls hits); plus the objects / relations cut by the padding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxgraphs.evaluation.scene_graph_recall import DEFAULT_KS, SceneGraphEvaluator
+from jaxgraphs.tasks import base
+from jaxgraphs.tasks.display import images_for_display
+from jaxgraphs.tasks.scene_graph_pictures import draw_scene_graph, relation_matrix_picture
+
+MODES = ("predcls", "sgcls")
+GLOBAL_ACTIVATIONS = ("sigmoid", "softmax")
+FIG2_MATRIX = "object_re2"  # eq. (4): the second object-relational embedding
+
+
+def default_task_config() -> ml_collections.ConfigDict:
+  """`config.task` of the scene-graph task with its defaults."""
+  return ml_collections.ConfigDict({
+      "name": "scene_graph",
+      "mode": "predcls",  # 'predcls' or 'sgcls'
+      "object_weight": 1.0,
+      "relation_weight": 1.0,  # lambda_1
+      "global_weight": 1.0,  # lambda_2
+      "detector_weight": 1.0,  # SGCls object classifier feeding K0
+      "global_activation": "sigmoid",  # 'sigmoid' (paper) or 'softmax' (reference code)
+      "recall_ks": DEFAULT_KS,
+      "zero_shot": True,  # zR@K from the training split's triplets
+      "num_pictures": 4,  # eval pictures per evaluation
+  })
+
+
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean of values where mask is set (0 when nothing is)."""
+  mask = mask.astype(jnp.float32)
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Softmax cross-entropy per entry."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels.astype(jnp.int32))
+
+
+def global_context_loss(logits: jax.Array, labels: jax.Array, activation: str) -> jax.Array:
+  """Per-image mean BCE of the multi-label head; 'softmax' clamps the logs at -100 as torch's BCELoss."""
+  logits = logits.astype(jnp.float32)
+  if activation == "sigmoid":
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels), axis=-1)
+  probs = jax.nn.softmax(logits, axis=-1)
+  log_p = jnp.maximum(jnp.log(probs), -100.0)
+  log_not_p = jnp.maximum(jnp.log1p(-probs), -100.0)
+  return -jnp.mean(labels * log_p + (1.0 - labels) * log_not_p, axis=-1)
+
+
+def object_predictions(object_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """SGCls labels (argmax over the non-background classes) and their softmax scores."""
+  logits = np.asarray(object_logits, np.float64)
+  probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+  probs /= probs.sum(axis=-1, keepdims=True)
+  labels = np.argmax(probs[..., 1:], axis=-1) + 1
+  return labels, np.take_along_axis(probs, labels[..., None], axis=-1)[..., 0]
+
+
+def top_relations(relation_logits: np.ndarray, pairs: np.ndarray, pair_mask: np.ndarray, object_scores: np.ndarray,
+                  k: int) -> list[tuple[int, int, int, float]]:
+  """One image's k best (subject, object, predicate, score) with graph constraint, as the evaluator ranks them."""
+  logits = np.asarray(relation_logits, np.float64)
+  probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+  probs /= probs.sum(axis=-1, keepdims=True)
+  predicate = np.argmax(probs[:, 1:], axis=-1) + 1
+  scores = probs[np.arange(len(probs)), predicate] * object_scores[pairs[:, 0]] * object_scores[pairs[:, 1]]
+  scores = np.where(np.asarray(pair_mask, bool), scores, -1.0)
+  order = np.argsort(-scores, kind="stable")[:k]
+  return [(int(pairs[i, 0]), int(pairs[i, 1]), int(predicate[i]), float(scores[i])) for i in order if scores[i] >= 0]
+
+
+class _Evaluator(base.Evaluator):
+  """SceneGraphEvaluator on the padded batches, plus the numbers of objects and relations cut by padding."""
+
+  def __init__(self, mode: str, ks, train_triplets, num_predicates: int):
+    self._recall = SceneGraphEvaluator(modes=(mode,), ks=ks, train_triplets=train_triplets,
+                                       num_predicates=num_predicates)
+    self._cut = {"num_cut_objects": 0, "num_cut_relations": 0}
+
+  def update(self, outputs: Mapping[str, np.ndarray]) -> None:
+    real = np.asarray(outputs["mask"]) > 0
+    for key in self._cut:
+      self._cut[key] += int(np.sum(np.asarray(outputs[key])[real]))
+    self._recall.update_batch({k: v for k, v in outputs.items() if k not in self._cut})
+
+  def result(self) -> dict[str, Any]:
+    return {**self._recall.result(), **self._cut}
+
+
+class SceneGraphTask(base.Task):
+  """GT boxes in, object labels (SGCls) and a predicate distribution for every ordered pair out."""
+
+  def __init__(self, mode: str, class_names, predicate_names, train_triplets=None, *, object_weight=1.0,
+               relation_weight=1.0, global_weight=1.0, detector_weight=1.0, global_activation="sigmoid",
+               recall_ks=DEFAULT_KS, num_pictures=4):
+    if mode not in MODES:
+      raise ValueError(f"config.task.mode={mode!r}; expected one of {MODES}")
+    if global_activation not in GLOBAL_ACTIVATIONS:
+      raise ValueError(f"config.task.global_activation={global_activation!r}; expected one of {GLOBAL_ACTIVATIONS}")
+    self.mode = mode
+    self.class_names = tuple(class_names)
+    self.predicate_names = tuple(predicate_names)
+    self.train_triplets = train_triplets
+    self.weights = {"object": object_weight, "relation": relation_weight, "global": global_weight,
+                    "detector": detector_weight}
+    self.global_activation = global_activation
+    self.recall_ks = tuple(recall_ks)
+    self.num_pictures = int(num_pictures)
+    self.default_metric = f"{mode}/R@50"
+
+  def model_inputs(self, batch):
+    inputs = {"images": batch["image"], "boxes": batch["object_boxes"], "box_mask": batch["object_mask"],
+              "object_labels": batch["object_labels"]}
+    if "pairs" in batch:  # training batches carry the sampled pairs; evaluation scores all pairs
+      inputs.update(pairs=batch["pairs"], pair_mask=batch["pair_mask"])
+    return inputs
+
+  def loss(self, outputs, batch):
+    image_mask = batch["mask"].astype(jnp.float32)
+    object_mask = batch["object_mask"] * image_mask[:, None]
+    labels = batch["object_labels"]
+    terms = {"object_loss": masked_mean(cross_entropy(outputs["object_logits"], labels), object_mask)}
+    metrics = {"object_accuracy": masked_mean(jnp.argmax(outputs["object_logits"], -1) == labels, object_mask)}
+    if "pair_labels" not in batch:
+      raise ValueError("scene-graph training batches need 'pair_labels': end config.data.pp_train with "
+                       "sample_relation_pairs(...)")
+    pair_mask = batch["pair_mask"] * image_mask[:, None]
+    pair_labels = batch["pair_labels"]
+    terms["relation_loss"] = masked_mean(cross_entropy(outputs["relation_logits"], pair_labels), pair_mask)
+    foreground = pair_mask * (pair_labels > 0)
+    metrics["relation_fg_accuracy"] = masked_mean(jnp.argmax(outputs["relation_logits"], -1) == pair_labels,
+                                                  foreground)
+    if "global_logits" in outputs:
+      terms["global_loss"] = masked_mean(
+          global_context_loss(outputs["global_logits"], batch["labels"], self.global_activation), image_mask)
+    if "detector_logits" in outputs:
+      terms["detector_loss"] = masked_mean(cross_entropy(outputs["detector_logits"], labels), object_mask)
+    total = sum(self.weights[name.removesuffix("_loss")] * value for name, value in terms.items())
+    metrics.update(terms)
+    metrics["cut_objects"] = jnp.sum(batch["num_cut_objects"] * image_mask)
+    metrics["cut_relations"] = jnp.sum(batch["num_cut_relations"] * image_mask)
+    return total, metrics
+
+  def eval_outputs(self, outputs, batch):
+    result = {
+        "gt_boxes": batch["object_boxes"], "gt_labels": batch["object_labels"], "gt_box_mask": batch["object_mask"],
+        "gt_relations": batch["relations"], "gt_relation_mask": batch["relation_mask"],
+        "pair_scores": jax.nn.softmax(outputs["relation_logits"].astype(jnp.float32), axis=-1),
+        "pair_mask": outputs["pair_mask"], "mask": batch["mask"],
+        "num_cut_objects": batch["num_cut_objects"], "num_cut_relations": batch["num_cut_relations"],
+    }
+    if outputs["pairs"].shape[1] != batch["object_boxes"].shape[1] ** 2:
+      result["pairs"] = outputs["pairs"]
+    if self.mode == "sgcls":
+      probs = jax.nn.softmax(outputs["object_logits"].astype(jnp.float32), axis=-1)
+      result["pred_labels"] = jnp.argmax(probs[..., 1:], axis=-1) + 1
+      result["pred_scores"] = jnp.take_along_axis(probs, result["pred_labels"][..., None], axis=-1)[..., 0]
+    return result
+
+  def make_evaluator(self):
+    return _Evaluator(self.mode, self.recall_ks, self.train_triplets, len(self.predicate_names) - 1)
+
+  def summary_images(self, batch):
+    return {"train/images": images_for_display(batch["image"][:self.num_pictures])}
+
+  # ---- pictures ------------------------------------------------------------------------------------------------
+  def _objects(self, outputs: Mapping[str, np.ndarray], index: int, count: int, given_labels=None):
+    """(labels, scores) of image `index`'s first `count` objects: the given labels with score 1 in PredCls,
+    the predicted ones (argmax over non-background classes) in SGCls."""
+    if self.mode == "predcls" and given_labels is not None:
+      return np.asarray(given_labels)[:count], np.ones(count)
+    labels, scores = object_predictions(outputs["object_logits"][index])
+    return labels[:count], scores[:count]
+
+  def _ranked(self, outputs, index: int, scores: np.ndarray, k: int):
+    """top_relations of image `index` with its object scores padded back to the padded object count."""
+    padded = np.zeros(np.asarray(outputs["box_mask"][index]).shape[0])
+    padded[:len(scores)] = scores
+    return top_relations(outputs["relation_logits"][index], np.asarray(outputs["pairs"][index]),
+                         np.asarray(outputs["pair_mask"][index]), padded, k)
+
+  def graph_picture(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int, given_labels=None,
+                    gt_relations=None) -> np.ndarray:
+    """Fig. 3 style. With GT relations: the top predictions (as many as GT relations) green where they hit a GT
+    relation (triplet and both labels), the GT relations they miss red. Without: the top 10, all green."""
+    count = int(np.sum(np.asarray(outputs["box_mask"][index]) > 0))
+    boxes = np.asarray(outputs["boxes"][index])[:count]
+    labels, scores = self._objects(outputs, index, count, given_labels)
+    if gt_relations is None:
+      drawn = [(s, o, p, True) for s, o, p, _ in self._ranked(outputs, index, scores, 10)]
+    else:
+      gt_labels = np.asarray(given_labels)[:count]
+      truth = {(int(s), int(o), int(p)) for s, o, p in gt_relations}
+      hits = [(s, o, p) for s, o, p, _ in self._ranked(outputs, index, scores, max(1, len(truth)))
+              if (s, o, p) in truth and labels[s] == gt_labels[s] and labels[o] == gt_labels[o]]
+      drawn = [(*hit, True) for hit in hits] + [(*miss, False) for miss in sorted(truth - set(hits))]
+    return draw_scene_graph(image, boxes, labels, self.class_names, drawn, self.predicate_names)
+
+  def eval_images(self, outputs, batch):
+    real = np.flatnonzero(np.asarray(batch["mask"]) > 0)[:self.num_pictures]
+    if len(real) == 0:
+      return {}
+    images = images_for_display(np.asarray(batch["image"])[real])
+    graphs, matrices = [], []
+    for picture, index in zip(images, real):
+      relations = np.asarray(batch["relations"][index])[np.asarray(batch["relation_mask"][index]) > 0]
+      graphs.append(self.graph_picture(outputs, picture, index, batch["object_labels"][index], relations))
+      if FIG2_MATRIX in outputs.get("relational_matrices", {}):
+        size = batch["object_mask"].shape[1]
+        adjacency = np.zeros((size, size))
+        adjacency[relations[:, 0], relations[:, 1]] = 1
+        weights = np.asarray(outputs["relational_matrices"][FIG2_MATRIX][index])
+        matrices.append(relation_matrix_picture(adjacency, weights, int(np.sum(batch["object_mask"][index] > 0))))
+    pictures = {"eval/scene_graphs": np.stack(graphs)}
+    if matrices:
+      pictures["eval/relational_embedding"] = np.stack(matrices)
+    return pictures
+
+  # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
+  def predict_json(self, outputs: Mapping[str, np.ndarray], index: int, top_k: int = 20) -> dict[str, Any]:
+    """One image's scene graph: objects (box, label, score) and the top_k relations with graph constraint.
+
+    PredCls: the labels given with the boxes (score 1); SGCls: the predicted labels and their scores.
+    """
+    count = int(np.sum(np.asarray(outputs["box_mask"][index]) > 0))
+    labels, scores = self._objects(outputs, index, count, outputs["k1_labels"][index])
+    boxes = np.asarray(outputs["boxes"][index])[:count]
+    return {
+        "mode": self.mode,
+        "objects": [{"box": [float(v) for v in box], "label": self.class_names[int(label)], "score": float(score)}
+                    for box, label, score in zip(boxes, labels, scores)],
+        "relations": [{"subject": s, "object": o, "predicate": self.predicate_names[p], "score": score}
+                      for s, o, p, score in self._ranked(outputs, index, scores, top_k)],
+    }
+
+  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int
+                       ) -> dict[str, np.ndarray]:
+    """The predicted scene graph (top 10 relations) drawn over one image."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+      image = images_for_display(image[None])[0]
+    return {"scene_graph": self.graph_picture(outputs, image, index, outputs["k1_labels"][index])}
+
+
+def scene_graph_task(config: ml_collections.ConfigDict, data_info) -> SceneGraphTask:
+  """The task for `config.task` on the scene-graph source of `config.data` (training triplets read once)."""
+  from jaxgraphs.data import sources
+  from jaxgraphs.training.runtime import ConfigError
+  source = sources.get_source(data_info.source)
+  if not isinstance(source, sources.SceneGraphSource):
+    raise ConfigError(f"config.data.source={data_info.source!r} is not a scene-graph source")
+  cfg = default_task_config()
+  unknown = set(config.task.keys()) - set(cfg.keys())
+  if unknown:
+    raise ConfigError(f"config.task has keys the scene_graph task does not know: {sorted(unknown)}")
+  cfg.update(config.task)
+  triplets = None
+  if cfg.zero_shot:
+    triplets = source.train_triplets(config.data.data_dir, data_info.train_split)
+  return SceneGraphTask(
+      cfg.mode, data_info.class_names, source.predicate_names, triplets, object_weight=cfg.object_weight,
+      relation_weight=cfg.relation_weight, global_weight=cfg.global_weight, detector_weight=cfg.detector_weight,
+      global_activation=cfg.global_activation, recall_ks=cfg.recall_ks, num_pictures=cfg.num_pictures)
