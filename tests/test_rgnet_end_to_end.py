@@ -1,0 +1,74 @@
+"""RGNet end to end: a real train step and evaluation through the trainer on a fake AVA tree (the builder tests'
+files), the error for an unprepared AVA, and a short command-line run on the built-in composition labels."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import tensorflow_datasets as tfds
+
+from jaxgraphs.data import sources
+from test_rgnet_train import REPO, load_config, toy_config
+from training_helpers import cpu_env, tensorboard_tags
+
+
+@pytest.fixture(scope="module")
+def fake_ava_builder(tmp_path_factory):
+  """The fake AVA tree of tests/test_ava_builder.py prepared with a 2-image validation holdout."""
+  from test_ava_builder import make_ava_tree
+  from jaxgraphs.data.builders import ava
+  manual_dir = tmp_path_factory.mktemp("ava_manual")
+  make_ava_tree(manual_dir)
+  builder = ava.Ava(config=ava.AvaConfig(name="holdout2", validation_size=2),
+                    data_dir=str(tmp_path_factory.mktemp("ava_data")))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  return builder
+
+
+def test_train_step_and_evaluation_on_a_fake_ava_tree(fake_ava_builder, tmp_path, monkeypatch):
+  from jaxgraphs.training import trainer
+  # The 'ava' source reading this small build (the real one reads the default 2,000-image-holdout config).
+  monkeypatch.setitem(sources.SOURCES, "ava_fake", dataclasses.replace(
+      sources.SOURCES["ava"], tfds_name="ava/holdout2", prepare=lambda data_dir: fake_ava_builder))
+  monkeypatch.setitem(sources.AESTHETICS_TARGETS, "ava_fake", sources.AESTHETICS_TARGETS["ava"])
+  config = toy_config("fcn_a_g")
+  config.data = load_config("rgnet_ava").data
+  config.data.source = "ava_fake"
+  config.data.shuffle_buffer = 4
+  # The paper's preprocessing at 32 instead of 300 px: resize, flip, scale 1.05-1.25 and crop; resize.
+  config.data.pp_train = "decode|resize(32)|flip_lr|random_scale_crop(1.05, 1.25, 32)|normalize_imagenet"
+  config.data.pp_eval = "decode|resize(32)|normalize_imagenet"
+  config.data.eval_split = "test"
+  config.batch_size = 4
+  config.total_steps = 1
+  config.log_every_steps = 1
+  metrics = trainer.train_and_evaluate(config, str(tmp_path))
+  assert metrics["num_examples"] == 3  # the fake tree's readable test images
+  assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["AP"] <= 1
+  with open(tmp_path / "eval_1.json") as f:
+    assert json.load(f)["split"] == "test"
+  assert {"train/loss", "train/accuracy", "eval/accuracy", "eval/AP", "eval/region_dependency"} <= \
+      tensorboard_tags(str(tmp_path))
+
+
+def test_unprepared_ava_names_the_prepare_command(tmp_path):
+  with pytest.raises(FileNotFoundError, match="jaxgraphs.tools.prepare_dataset --dataset=ava"):
+    sources.get_source("ava").builder(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_short_command_line_run_on_builtin_composition(tmp_path):
+  command = [sys.executable, "-m", "jaxgraphs.main", "--config=configs/rgnet_shapes.py:fcn_a_g",
+             f"--workdir={tmp_path}", f"--config.data.data_dir={tmp_path / 'data'}",
+             "--config.data.source=builtin_shapes/tiny:composition", "--config.batch_size=16",
+             "--config.total_steps=30", "--config.log_every_steps=10", "--config.eval_every_steps=0",
+             "--config.checkpoint.every_steps=30"]
+  proc = subprocess.run(command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-4000:]
+  with open(tmp_path / "eval_30.json") as f:
+    result = json.load(f)
+  assert result["num_examples"] == 128 and 0 <= result["accuracy"] <= 1
+  assert "Final evaluation:" in proc.stdout
