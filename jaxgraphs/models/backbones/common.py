@@ -1,7 +1,10 @@
 """torch-style convolution and pooling shared by the torchvision-layout backbones (NHWC)."""
 
+from typing import Any, Callable
+
 import jax.numpy as jnp
 from flax import linen as nn
+from jax import lax
 
 from jaxgraphs.models.layers import pooling
 
@@ -12,19 +15,67 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 OUTPUT_STRIDES = (32, 16, 8)
 
 
+class Conv2d(nn.Module):
+  """torch's Conv2d(padding=dilation * (kernel_size - 1) // 2) on NHWC maps, kernel HWIO named 'kernel'.
+
+  A 1x1 convolution is computed as a matrix product: XLA's CPU backend runs the kernel gradient of a
+  1x1 `conv_general_dilated` as a convolution over the whole batch and map, 5-15x slower than the
+  equivalent matmul (see benchmarks/backbones.py); on GPU both lower to the same library calls.
+  """
+
+  features: int
+  kernel_size: int
+  stride: int = 1
+  dilation: int = 1
+  use_bias: bool = False
+  kernel_init: Callable = conv_init
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), self.param_dtype)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if k == 1:
+      x = x[..., ::self.stride, ::self.stride, :] if self.stride > 1 else x
+      # As a 2-D product: the kernel gradient is then one plain (N*H*W)-deep matmul; a 4-D dot_general
+      # gets transposes around it on CPU (3x slower).
+      y = (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(x.shape[:-1] + (self.features,))
+    else:
+      pad = self.dilation * (k - 1) // 2
+      y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), ((pad, pad), (pad, pad)),
+                                   rhs_dilation=(self.dilation, self.dilation),
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype).astype(self.dtype)
+    return y
+
+
 def conv(features, kernel_size, stride=1, dilation=1, *, name, dtype, param_dtype, use_bias=False):
-  """torch's Conv2d(padding=dilation * (kernel_size - 1) // 2): the map shrinks only by the stride."""
-  pad = dilation * (kernel_size - 1) // 2
-  return nn.Conv(
-      features, (kernel_size, kernel_size), strides=stride, padding=((pad, pad), (pad, pad)),
-      kernel_dilation=dilation, use_bias=use_bias, kernel_init=conv_init, dtype=dtype,
-      param_dtype=param_dtype, name=name)
+  """A bias-free (by default) torch-style Conv2d; the map shrinks only by the stride."""
+  return Conv2d(features, kernel_size, stride, dilation, use_bias, dtype=dtype, param_dtype=param_dtype, name=name)
 
 
 def max_pool(x, kernel_size, stride, padding=0):
-  """torch's MaxPool2d(kernel_size, stride, padding): padded positions never win the max."""
-  return nn.max_pool(x, (kernel_size, kernel_size), strides=(stride, stride),
-                     padding=((padding, padding), (padding, padding)))
+  """torch's MaxPool2d(kernel_size, stride, padding) on NHWC maps: padded positions never win the max.
+
+  Written as the maximum of kernel_size^2 strided slices rather than `reduce_window`: XLA's CPU
+  backend runs the latter's gradient (select-and-scatter) ~6x slower (benchmarks/backbones.py). Where a
+  window's maximum is attained more than once the gradient is shared among the ties (torch gives it
+  to one); in these networks pools follow ReLUs, whose zero gradient at 0 makes the two agree.
+  """
+  x = jnp.pad(x, ((0, 0),) * (x.ndim - 3) + ((padding, padding), (padding, padding), (0, 0)),
+              constant_values=-jnp.inf)
+  height, width = x.shape[-3], x.shape[-2]
+  out_height, out_width = (height - kernel_size) // stride + 1, (width - kernel_size) // stride + 1
+  pooled = None
+  for row in range(kernel_size):
+    for column in range(kernel_size):
+      window = x[..., row:row + (out_height - 1) * stride + 1:stride,
+                 column:column + (out_width - 1) * stride + 1:stride, :]
+      pooled = window if pooled is None else jnp.maximum(pooled, window)
+  return pooled
 
 
 def average_pool_2x2(x):
