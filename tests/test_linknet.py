@@ -1,0 +1,209 @@
+"""LinkNet: relational embedding vs NumPy eqs. (1)-(6), layout encoding vs eq. (17), pairs, train steps."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgraphs.models import linknet
+from jaxgraphs.models.heads import linknet_head
+from jaxgraphs.models.layers import graph_attention
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_BACKBONE = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1)}
+TINY_WIDTHS = {"embed_dim": 8, "hidden_dim": 16, "geometry_dim": 8}
+
+
+# ---- NumPy transcription of the paper -------------------------------------------------------------------------
+def _linear(x, params):
+  return x @ np.asarray(params["kernel"], np.float64) + np.asarray(params.get("bias", 0.0), np.float64)
+
+
+def _relational_embedding(o, params, mask, normalization="softmax", similarity="dot"):
+  """Eqs. (1)-(3): R = normalise(W(O) U(O)^T), O1 = O + fc0(R H(O)), O2 = fc1(O1); masked keys get weight 0."""
+  attention = params["attention"]
+  w, u, h = (_linear(o, attention[name]) for name in ("query", "key", "value"))
+  if similarity == "dot":
+    logits = w @ u.T
+  else:
+    logits = -np.sum((w[:, None, :] - u[None, :, :]) ** 2, axis=-1)
+  if normalization == "softmax":
+    logits = np.where(mask[None, :], logits, -np.inf)
+    r = np.exp(logits - logits.max(axis=1, keepdims=True))
+    r /= r.sum(axis=1, keepdims=True)
+  else:
+    r = np.where(mask[None, :], 1.0 / (1.0 + np.exp(-logits)), 0.0)
+  o1 = o + _linear(r @ h, params["fc0"])
+  return o1, _linear(o1, params["fc1"]), r
+
+
+def _stack_inputs(seed=0, batch=2, objects=5, features=12):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(batch, objects, features)).astype(np.float32)
+  mask = np.ones((batch, objects), bool)
+  mask[1, -2:] = False  # image 1 has three real objects
+  return x, mask
+
+
+@pytest.mark.parametrize("normalization,similarity", [("softmax", "dot"), ("sigmoid", "dot"), ("softmax", "euclidean")])
+def test_object_relational_embedding_matches_equations_1_to_6(normalization, similarity):
+  x, mask = _stack_inputs()
+  stack = linknet_head.RelationalStack(hidden_features=8, out_features=6, num_modules=2, prefix="object_re",
+                                       normalization=normalization, similarity=similarity)
+  params = stack.init(jax.random.key(0), x, mask)["params"]
+  o3, o4, matrices = stack.apply({"params": params}, x, mask)
+  for b in range(2):
+    real = mask[b]
+    o1, o2, r1 = _relational_embedding(x[b].astype(np.float64), params["object_re1"], real, normalization, similarity)
+    o3_np, o4_np, r2 = _relational_embedding(o2, params["object_re2"], real, normalization, similarity)
+    n = int(real.sum())
+    np.testing.assert_allclose(matrices["object_re1"][b][:n], r1[:n], rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(matrices["object_re2"][b][:n], r2[:n], rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(o3[b][:n], o3_np[:n], rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(o4[b][:n], o4_np[:n], rtol=2e-4, atol=2e-5)
+  assert o3.shape == (2, 5, 8) and o4.shape == (2, 5, 6)
+  # W, U, H map d -> d / r (r = 2): the first module's query is 12 -> 6, the second's 8 -> 4.
+  assert params["object_re1"]["attention"]["query"]["kernel"].shape == (12, 6)
+  assert params["object_re2"]["attention"]["value"]["kernel"].shape == (8, 4)
+
+
+def test_without_relational_embedding_the_modules_are_plain_linear_maps():
+  x, mask = _stack_inputs()
+  stack = linknet_head.RelationalStack(hidden_features=8, out_features=6, num_modules=2, use_relations=False)
+  params = stack.init(jax.random.key(0), x, mask)["params"]
+  o3, o4, matrices = stack.apply({"params": params}, x, mask)
+  assert matrices == {} and "attention" not in params["re1"]
+  hidden = _linear(x.astype(np.float64), params["re1"]["fc1"])
+  np.testing.assert_allclose(o3, hidden, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(o4, _linear(hidden, params["re2"]["fc1"]), rtol=1e-4, atol=1e-5)
+
+
+def test_relational_embedding_goes_through_the_shared_graph_op(monkeypatch):
+  calls = []
+  original = graph_attention.graph_propagate
+
+  def spy(*args, **kwargs):
+    calls.append(kwargs)
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(graph_attention, "graph_propagate", spy)
+  x, mask = _stack_inputs()
+  stack = linknet_head.RelationalStack(hidden_features=8, out_features=6, num_modules=3, reduction=4)
+  stack.init(jax.random.key(0), x, mask)
+  assert len(calls) == 3 and all(c["normalization"] == "softmax" and c["similarity"] == "dot" for c in calls)
+
+
+def test_layout_encoding_matches_equation_17():
+  rng = np.random.default_rng(1)
+  corners = rng.uniform(0, 100, size=(7, 2, 2))
+  boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=-1)  # (7, 4) x1, y1, x2, y2
+  subject, object_ = boxes[:-1], boxes[1:]
+  got = np.asarray(linknet_head.layout_encoding(jnp.asarray(subject), jnp.asarray(object_)))
+  for s, o, row in zip(subject, object_, got):
+    w_s, h_s = s[2] - s[0] + 1, s[3] - s[1] + 1
+    w_o, h_o = o[2] - o[0] + 1, o[3] - o[1] + 1
+    x_s, y_s, x_o, y_o = s[0] + w_s / 2, s[1] + h_s / 2, o[0] + w_o / 2, o[1] + h_o / 2
+    expected = [(x_o - x_s) / w_s, (y_o - y_s) / h_s, np.log(w_o / w_s), np.log(h_o / h_s)]
+    np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_pairs_and_union_boxes():
+  mask = np.array([[1, 1, 0], [1, 1, 1]], np.float32)
+  pairs, pair_mask = linknet.dense_pairs(jnp.asarray(mask))
+  assert pairs.shape == (2, 9, 2)
+  np.testing.assert_array_equal(pairs[0, 5], [1, 2])  # pair p = (p // 3, p % 3)
+  assert int(pair_mask[0].sum()) == 2 and int(pair_mask[1].sum()) == 6  # distinct real objects only
+  boxes = jnp.asarray([[[0, 0, 10, 10], [5, -2, 20, 8], [0, 0, 1, 1]]] * 2, jnp.float32)
+  union = linknet.union_boxes(boxes, pairs)
+  np.testing.assert_array_equal(union[0, 1], [0, -2, 20, 10])
+
+
+def test_bad_variant_argument_names_the_token():
+  from jaxgraphs.training.runtime import ConfigError
+  with pytest.raises(ConfigError, match="bad token 'rem=2'"):
+    linknet.parse_variant_arg("predcls,rem=2")
+  assert linknet.parse_variant_arg("sgcls,num_re=3,r=4,e0=labels,glem=0,norm=sigmoid,sim=euclidean") == {
+      "mode": "sgcls", "num_relational_modules": 3, "reduction": 4, "edge_input": "labels", "use_geometry": False,
+      "normalization": "sigmoid", "similarity": "euclidean"}
+
+
+def _numpy_variables(model, *args):
+  """Random variables of the shapes `model.init` would give, without compiling the initialisers (slow on CPU)."""
+  shapes = jax.eval_shape(model.init, jax.random.key(0), *args)
+  rng = np.random.default_rng(0)
+
+  def fill(path, leaf):
+    if any(getattr(key, "key", None) == "var" for key in path):
+      return np.ones(leaf.shape, leaf.dtype)
+    return (0.1 * rng.normal(size=leaf.shape)).astype(leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def test_predcls_feeds_ground_truth_labels_and_sgcls_argmax_at_test():
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(1, 32, 32, 3)).astype(np.float32)
+  boxes = np.array([[[2, 2, 30, 30], [20, 10, 30, 25], [5, 4, 25, 30]]], np.float32)
+  mask = np.ones((1, 3), np.float32)
+  labels = np.array([[1, 2, 3]], np.int32)
+  models = {mode: linknet.LinkNet(5, 4, mode=mode, backbone_kwargs=TINY_BACKBONE, head_kwargs=TINY_WIDTHS)
+            for mode in ("predcls", "sgcls")}
+  # SGCls has every PredCls parameter plus the object classifier feeding K0.
+  variables = _numpy_variables(models["sgcls"], images, boxes, mask, labels)
+  outputs = {mode: jax.jit(model.apply)(variables, images, boxes, mask, labels) for mode, model in models.items()}
+  np.testing.assert_array_equal(outputs["predcls"]["k1_labels"], labels)
+  expected = np.argmax(outputs["sgcls"]["object_logits"][..., 1:], axis=-1) + 1
+  np.testing.assert_array_equal(outputs["sgcls"]["k1_labels"], expected)
+  assert "detector_logits" in outputs["sgcls"] and "detector_logits" not in outputs["predcls"]
+  assert outputs["predcls"]["relation_logits"].shape == (1, 9, 5)
+
+
+# ---- one train step in each mode through the trainer's Experiment ---------------------------------------------
+def _shapes_config(arg):
+  spec = importlib.util.spec_from_file_location("linknet_shapes", os.path.join(REPO, "configs", "linknet_shapes.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg)
+  config.model.backbone_kwargs = dict(TINY_BACKBONE)
+  config.model.update(TINY_WIDTHS)
+  config.batch_size = 2
+  return config
+
+
+@pytest.fixture(scope="module")
+def shapes_data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.mark.slow  # ~75 s each on a shared 2-core CPU, nearly all of it compilation
+@pytest.mark.parametrize("mode", ["predcls", "sgcls"])
+def test_one_train_step_and_eval_batch(shapes_data_dir, mode):
+  from jaxgraphs.data import pipeline
+  from jaxgraphs.training import sharding
+  from jaxgraphs.training.trainer import Experiment
+  config = _shapes_config(mode)
+  config.data.source = "builtin_shapes/tiny:scene_graph"
+  config.data.data_dir = shapes_data_dir
+  config.task.zero_shot = False
+  experiment = Experiment(config)
+  batch = next(pipeline.build_train_dataset(config.data, local_batch_size=2, seed=0))
+  state = experiment.build_state(batch)
+  experiment.compile()
+  state, metrics = experiment.jit_train_step(state, sharding.global_batch(batch, experiment.mesh))
+  assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
+  expected_terms = {"object_loss", "relation_loss", "global_loss"} | ({"detector_loss"} if mode == "sgcls" else set())
+  assert expected_terms <= set(metrics)
+  eval_batches, _ = pipeline.build_eval_dataset(config.data, local_batch_size=2)
+  eval_batch = sharding.global_batch(next(iter(eval_batches)), experiment.mesh)
+  outputs = jax.device_get(experiment.jit_eval_step(state, eval_batch))
+  assert outputs["pair_scores"].shape == (2, 64, 9)  # all 8 x 8 pairs, 8 predicates + background
+  np.testing.assert_allclose(outputs["pair_scores"].sum(-1), 1.0, rtol=1e-5)
+  assert ("pred_labels" in outputs) == (mode == "sgcls")
+  evaluator = experiment.task.make_evaluator()
+  evaluator.update(outputs)
+  assert 0.0 <= evaluator.result()[f"{mode}/R@50"] <= 1.0
