@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jaxgraphs.models.backbones import DenseNet, ResNet, VGG, build_backbone
+from jaxgraphs.models.backbones import common
 from jaxgraphs.models.backbones.common import adaptive_average_pool
 from jaxgraphs.models.layers.batch_norm import BatchNorm
 from jaxgraphs.tools.convert_torchvision import convert_state_dict
@@ -269,3 +270,29 @@ def test_unknown_names_and_settings_fail_clearly():
     jax.eval_shape(VGG().init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   with pytest.raises(ValueError, match="DenseNet depth must be one of"):
     jax.eval_shape(DenseNet(100).init, jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("kernel_size, stride, dilation", [(3, 1, 1), (3, 2, 1), (3, 1, 2), (7, 2, 1), (3, 2, 4)])
+def test_tap_matmul_kernel_gradient_equals_the_convolution_gradient(kernel_size, stride, dilation):
+  x = jax.random.normal(jax.random.key(0), (2, 11, 10, 3))
+  kernel = jax.random.normal(jax.random.key(1), (kernel_size, kernel_size, 3, 4))
+
+  def loss(conv_fn):
+    return lambda x, kernel: jnp.sum(jnp.sin(conv_fn(x, kernel, stride, dilation)))
+
+  expected = jax.grad(loss(common._conv), argnums=(0, 1))(x, kernel)  # pylint: disable=protected-access
+  actual = jax.jit(jax.grad(loss(common.conv_with_tap_matmul_kernel_grad), argnums=(0, 1)))(x, kernel)
+  for name, a, e in zip(("input", "kernel"), actual, expected):
+    assert relative_error(a, e) < 1e-5, name
+
+
+def test_max_pool_matches_reduce_window_values_and_gradients():
+  x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
+  for kernel_size, stride, padding in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
+    reference = lambda x: jax.lax.reduce_window(  # noqa: E731
+        x, -jnp.inf, jax.lax.max, (1, kernel_size, kernel_size, 1), (1, stride, stride, 1),
+        ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    pooled = lambda x: common.max_pool(x, kernel_size, stride, padding)  # noqa: E731
+    np.testing.assert_array_equal(pooled(x), reference(x))
+    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(pooled(x) ** 2))(x),
+                               jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-6)

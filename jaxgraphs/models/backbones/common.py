@@ -1,7 +1,9 @@
 """torch-style convolution and pooling shared by the torchvision-layout backbones (NHWC)."""
 
+import functools
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
@@ -15,12 +17,60 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 OUTPUT_STRIDES = (32, 16, 8)
 
 
+def _conv(x, kernel, stride, dilation):
+  """NHWC x HWIO convolution with torch's symmetric padding dilation * (k - 1) / 2."""
+  pad = dilation * (kernel.shape[0] - 1) // 2
+  return lax.conv_general_dilated(x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
+                                  rhs_dilation=(dilation, dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_with_tap_matmul_kernel_grad(x, kernel, stride, dilation):
+  """`_conv` whose kernel gradient is one (N*H*W)-deep matmul per kernel tap (for XLA's CPU backend).
+
+  XLA on CPU runs a convolution's kernel gradient 3-5x slower than torch once the map is large
+  (112x112 and up: VGG, ResNet-101 at 576 px); k*k plain matmuls of the shifted input with the
+  output gradient do the same arithmetic 2-3x faster. Reverse mode only (no jax.jvp through it).
+  """
+  return _conv(x, kernel, stride, dilation)
+
+
+def _conv_forward(x, kernel, stride, dilation):
+  return _conv(x, kernel, stride, dilation), (x, kernel)
+
+
+def _conv_backward(stride, dilation, residuals, grad):
+  x, kernel = residuals
+  (grad_x,) = jax.linear_transpose(lambda x: _conv(x, kernel, stride, dilation), x)(grad)
+  k = kernel.shape[0]
+  pad = dilation * (k - 1) // 2
+  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  out_height, out_width = grad.shape[1], grad.shape[2]
+  window_shape = (x.shape[0], (out_height - 1) * stride + 1, (out_width - 1) * stride + 1, x.shape[-1])
+  grad_rows = grad.reshape(-1, grad.shape[-1])
+
+  def tap_gradient(_, offset):
+    # One tap at a time (a loop, not k*k independent slices) keeps a single shifted copy of x alive.
+    window = lax.dynamic_slice(padded, (0, offset[0], offset[1], 0), window_shape)[:, ::stride, ::stride, :]
+    return None, lax.dot_general(window.reshape(-1, x.shape[-1]), grad_rows, (((0,), (0,)), ((), ())),
+                                 preferred_element_type=jnp.float32)
+
+  offsets = jnp.array([(row * dilation, column * dilation) for row in range(k) for column in range(k)])
+  _, taps = lax.scan(tap_gradient, None, offsets)
+  grad_kernel = taps.reshape(kernel.shape).astype(kernel.dtype)
+  return grad_x, grad_kernel
+
+
+conv_with_tap_matmul_kernel_grad.defvjp(_conv_forward, _conv_backward)
+
+
 class Conv2d(nn.Module):
   """torch's Conv2d(padding=dilation * (kernel_size - 1) // 2) on NHWC maps, kernel HWIO named 'kernel'.
 
-  A 1x1 convolution is computed as a matrix product: XLA's CPU backend runs the kernel gradient of a
-  1x1 `conv_general_dilated` as a convolution over the whole batch and map, 5-15x slower than the
-  equivalent matmul (see benchmarks/backbones.py); on GPU both lower to the same library calls.
+  A 1x1 convolution is computed as a 2-D matrix product: XLA's CPU backend runs the kernel gradient
+  of a 1x1 `conv_general_dilated` as a convolution over the whole batch and map, 5-15x slower than the
+  matmul; on GPU both lower to the same library calls. Larger kernels take their kernel gradient from
+  `conv_with_tap_matmul_kernel_grad` on CPU. Numbers: benchmarks/backbones.py.
   """
 
   features: int
@@ -39,14 +89,12 @@ class Conv2d(nn.Module):
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     if k == 1:
       x = x[..., ::self.stride, ::self.stride, :] if self.stride > 1 else x
-      # As a 2-D product: the kernel gradient is then one plain (N*H*W)-deep matmul; a 4-D dot_general
-      # gets transposes around it on CPU (3x slower).
+      # 2-D, so that the kernel gradient is one plain matmul; a 4-D dot_general gets transposes on CPU.
       y = (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(x.shape[:-1] + (self.features,))
+    elif jax.default_backend() == "cpu":
+      y = conv_with_tap_matmul_kernel_grad(x, kernel, self.stride, self.dilation)
     else:
-      pad = self.dilation * (k - 1) // 2
-      y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), ((pad, pad), (pad, pad)),
-                                   rhs_dilation=(self.dilation, self.dilation),
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = _conv(x, kernel, self.stride, self.dilation)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype).astype(self.dtype)
     return y
