@@ -52,8 +52,11 @@ def mock_data(num_examples: int, seed: int = 0):
     features = builder.info.features
     rng = np.random.default_rng([seed, len(str(split))])
     serialized = [features.serialize_example(random_example(features, rng)) for _ in range(num_examples)]
+    read_features = features
+    if isinstance(decoders, tfds.decode.PartialDecoding):  # as DatasetBuilder does: parse only the subset
+      read_features, decoders = decoders.extract_features(features), decoders.decoders
     return tf.data.Dataset.from_tensor_slices(serialized).map(
-        lambda s: features.deserialize_example(s, decoders=decoders))
+        lambda s: read_features.deserialize_example(s, decoders=decoders))
 
   return tfds.testing.mock_data(num_examples=num_examples, as_dataset_fn=as_dataset,
                                 policy=tfds.testing.MockPolicy.USE_CODE)

@@ -1,0 +1,59 @@
+r"""SSGRL on MS-COCO 2014 (the paper's Table 1 and, with `:arg`, the Table 5 ablations): train -> validation.
+
+ResNet-101 (torchvision's ImageNet weights) + 2x2 average pool + semantic decoupling + GGNN (T=3) + 80 unshared
+classifiers, as in the official code: everything before layer4 frozen (batch norm in inference mode, no
+gradient, no optimiser state), Adam lr 1e-5 (betas 0.9, 0.999, no weight decay), batch 4, the learning rate
+divided by 10 when the training loss plateaus (the paper: "when the error plateaus"; it gives no epoch count,
+20 epochs here). Transforms (REFERENCE.md): resize 640x640, random crop of a side from {640, 576, 512, 384,
+320}, resize 576, flip; test: resize 640, center crop 576. GGNN gates: the correct ones (the released code
+reuses U_z in the reset gate: `--config.model.shared_reset_gate_bug=True`).
+COCO has no labelled test split: val2014 is the reported set, so nothing is selected on it; the last
+checkpoint is the result (the official code keeps the best val2014 mAP, which is model selection on test).
+
+  # once: ImageNet weights, GloVe class vectors, COCO (TFDS, ~38 GB)
+  python -m jaxgraphs.tools.convert_torchvision --arch=resnet101 --src=resnet101-63fe2227.pth --dst=~/weights/resnet101
+  python -m jaxgraphs.tools.prepare_dataset --dataset=coco/2014
+  python -m jaxgraphs.tools.word_vectors --glove=glove.840B.300d.txt --dataset=coco/2014 \
+      --out=~/jaxgraphs/word_vectors/coco2014_glove.npy
+  # train + evaluate (variants: full (default), baseline, without_sd, without_sd_concat, without_si)
+  python -m jaxgraphs.main --config=configs/ssgrl_coco.py --workdir=~/runs/ssgrl_coco \
+      --config.model.backbone_init=~/weights/resnet101
+  python -m jaxgraphs.main --config=configs/ssgrl_coco.py:without_si --workdir=~/runs/ssgrl_coco_without_si \
+      --config.model.backbone_init=~/weights/resnet101
+"""
+
+from jaxgraphs.data import sources
+from jaxgraphs.models import ssgrl
+from jaxgraphs.training.defaults import base_config
+
+NUM_TRAIN = 82783
+BATCH_SIZE = 4
+STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
+
+
+def get_config(arg: str = "full"):
+  """SSGRL (or a Table 5 row) on COCO 2014."""
+  config = base_config()
+  config.data.source = "coco/2014"
+  config.data.train_split = "train"
+  config.data.eval_split = "validation"
+  config.data.pp_train = sources.SSGRL_PP_TRAIN
+  config.data.pp_eval = sources.SSGRL_PP_EVAL
+  config.batch_size = BATCH_SIZE
+  config.total_steps = STEPS_PER_EPOCH * 20
+  config.log_every_steps = 200
+  config.eval_every_steps = STEPS_PER_EPOCH * 2
+  config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/coco2014_glove.npy"))
+  # torchvision's ImageNet classifier is not part of the backbone.
+  config.model.dont_load = (r"params/backbone/fc/.*",)
+  ssgrl.apply_variant(config, arg)
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-5
+  config.optimizer.freeze = ssgrl.freeze_regexes(config.model.frozen_stages)
+  config.optimizer.plateau.enabled = True
+  config.optimizer.plateau.factor = 0.1
+  config.optimizer.plateau.accumulation_size = STEPS_PER_EPOCH  # compare epoch-mean training losses
+  config.optimizer.plateau.patience = 1
+  config.checkpoint.every_steps = 2000
+  config.checkpoint.best_metric = ""
+  return config
