@@ -319,3 +319,27 @@ def reference_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
   config.optimizer.schedule.boundaries = (steps_per_epoch * (2 * epochs // 3),)
   config.optimizer.schedule.decay_factor = 0.1
   config.total_steps = steps_per_epoch * epochs
+
+
+VG150_TRAIN_IMAGES = 57_723  # the filtered train split after the 5,000 validation images (neural-motifs)
+VG150_BATCH_SIZE = 6  # the reference's command line (-b 6 on one GPU)
+VG150_EPOCHS = 9
+
+
+def vg150_config(mode: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """LinkNet on VG-150 (Sec. 4): full widths, 592 px inputs, the reference's optimiser; see configs/linknet_vg_*.py."""
+  from jaxgraphs.training.defaults import base_config
+  config = base_config()
+  configure(config, arg, mode)
+  config.data.source = "vg150"
+  config.seed = 0
+  config.batch_size = VG150_BATCH_SIZE
+  steps_per_epoch = VG150_TRAIN_IMAGES // VG150_BATCH_SIZE
+  reference_optimizer(config, steps_per_epoch, VG150_EPOCHS)
+  # The reference freezes its VG-trained detector's convolutions; here the ImageNet VGG-16's convolutions.
+  config.optimizer.freeze = (r"^backbone/features_",)
+  config.model.dont_load = (r"params/backbone/classifier_6/.*",)  # torchvision's 1000-way fc8
+  config.log_every_steps = 100
+  config.eval_every_steps = steps_per_epoch
+  config.checkpoint.every_steps = 2000
+  return config
