@@ -15,6 +15,7 @@ BUILDER_MODULES = {
     "ava": "jaxgraphs.data.builders.ava",
     "builtin_shapes": "jaxgraphs.data.builders.shapes",
     "vg150": "jaxgraphs.data.builders.vg150",
+    "vg500": "jaxgraphs.data.builders.vg500",
 }
 
 

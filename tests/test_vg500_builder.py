@@ -1,0 +1,134 @@
+"""Tests of jaxgraphs/data/builders/vg500.py on a fake Visual Genome tree (10 images, a 3-class vocabulary)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import fake_images
+from jaxgraphs.data.builders import image_checks, vg500
+
+# image id -> object names as written in objects.json (messy on purpose); image 110 uses the old 'name' key.
+OBJECT_NAMES = {
+    101: [["Tree"], ["man", "Person"], ["tree."]],
+    102: [["tree"], ["sky"]],
+    103: [["  sky "], ["MAN"]],
+    104: [["dog"], ["tree"]],
+    105: [["dog"]],
+    106: [["sky"], ["?"]],
+    107: [],
+    108: [["Dog"], ["man"]],
+    109: [["sky"]],  # missing image
+    110: "tree",  # broken image
+}
+IMAGE_IDS = sorted(OBJECT_NAMES)
+NUM_TEST, NUM_CLASSES, SEED = 3, 3, 0
+
+
+def make_vg_tree(root):
+  """Writes image_data.json, objects.json and the images; returns {image id: JPEG bytes} of the valid ones."""
+  (root / vg500.IMAGE_DATA_FILENAME).write_text(json.dumps(
+      [{"image_id": i, "width": 16, "height": 16, "url": f"https://example.org/{i}.jpg"} for i in IMAGE_IDS]))
+  objects = []
+  for image_id, names in OBJECT_NAMES.items():
+    if isinstance(names, str):
+      objects.append({"id": image_id, "objects": [{"id": 1, "name": names}]})
+    else:
+      objects.append({"image_id": image_id, "objects": [{"object_id": k, "names": n} for k, n in enumerate(names)]})
+  (root / vg500.OBJECTS_FILENAME).write_text(json.dumps(objects))
+  (root / "VG_100K").mkdir()
+  (root / "VG_100K_2").mkdir()
+  jpegs = {}
+  for seed, image_id in enumerate(IMAGE_IDS):
+    if image_id == 109:
+      continue
+    folder = root / ("VG_100K" if image_id % 2 else "VG_100K_2")
+    if image_id == 110:
+      fake_images.write_garbage(folder / f"{image_id}.jpg")
+    else:
+      jpegs[image_id] = fake_images.write_jpeg(folder / f"{image_id}.jpg", seed=seed)
+  return jpegs
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  """The fake tree prepared once: (builder, {split: [raw examples]}, jpegs)."""
+  manual_dir = tmp_path_factory.mktemp("vg_manual")
+  jpegs = make_vg_tree(manual_dir)
+  config = vg500.Vg500Config(name="unit_test", num_classes=NUM_CLASSES, num_test=NUM_TEST, seed=SEED)
+  data_dir = str(tmp_path_factory.mktemp("vg500_data"))
+  builder = vg500.Vg500(config=config, data_dir=data_dir)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  splits = {split: list(tfds.as_numpy(builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})))
+            for split in builder.info.splits}
+  return builder, splits, jpegs, data_dir
+
+
+def expected_split():
+  order = np.random.default_rng(SEED).permutation(len(IMAGE_IDS))
+  return {"test": sorted(IMAGE_IDS[i] for i in order[:NUM_TEST]), "train": sorted(IMAGE_IDS[i] for i in order[NUM_TEST:])}
+
+
+def normalized(image_id):
+  names = OBJECT_NAMES[image_id]
+  flat = [names] if isinstance(names, str) else [n for group in names for n in group]
+  return {n.lower().strip(" .?") for n in flat} - {""}
+
+
+def test_name_normalisation():
+  assert vg500.normalize_name("  Red \t Car. ") == "red car"
+  assert vg500.normalize_name("?!") == ""
+  assert vg500.normalize_name("t-shirt") == "t-shirt"
+
+
+def test_split_is_a_seeded_permutation_and_keeps_unreadable_images_out(prepared):
+  _, splits, jpegs, _ = prepared
+  split = vg500.split_ids(IMAGE_IDS, NUM_TEST, SEED)
+  assert split == expected_split() and not set(split["test"]) & set(split["train"])
+  for name, examples in splits.items():
+    ids = sorted(int(e["image/id"]) for e in examples)
+    assert ids == [i for i in split[name] if i in jpegs], name
+  with pytest.raises(ValueError, match="num_test=10 must be between 1 and"):
+    vg500.split_ids(IMAGE_IDS, 10, SEED)
+
+
+def test_vocabulary_counts_training_images_only_and_labels_follow_it(prepared):
+  builder, splits, _, _ = prepared
+  train = expected_split()["train"]
+  counts = {}
+  for image_id in train:
+    for name in normalized(image_id):
+      counts[name] = counts.get(name, 0) + 1
+  want = [n for n, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:NUM_CLASSES]]
+  names = builder.info.features["labels"].feature.names
+  assert names == want
+  for examples in splits.values():
+    for example in examples:
+      image_id = int(example["image/id"])
+      assert sorted(example["labels"].tolist()) == sorted(names.index(n) for n in normalized(image_id) if n in want)
+      assert example["image/filename"].decode() == f"{image_id}.jpg"
+
+
+def test_class_names_survive_reloading_the_prepared_dataset(prepared):
+  builder, _, _, data_dir = prepared
+  config = vg500.Vg500Config(name="unit_test", num_classes=NUM_CLASSES, num_test=NUM_TEST, seed=SEED)
+  again = vg500.Vg500(config=config, data_dir=data_dir)
+  assert again.info.features["labels"].feature.names == builder.info.features["labels"].feature.names
+
+
+def test_jpegs_stored_byte_for_byte_and_skips_reported(prepared):
+  builder, splits, jpegs, _ = prepared
+  stored = {int(e["image/id"]): e["image"] for examples in splits.values() for e in examples}
+  assert stored == jpegs
+  report = image_checks.read_skip_report(builder)
+  assert {entry["id"]: entry["reason"] for entry in report["skipped"]} == {
+      109: image_checks.MISSING, 110: image_checks.NOT_AN_IMAGE}
+
+
+def test_missing_manual_files_name_the_download(tmp_path):
+  builder = vg500.Vg500(data_dir=str(tmp_path / "data"))
+  with pytest.raises(FileNotFoundError, match="(?s)image_data.json not found.*visualgenome.org"):
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path)))
