@@ -207,3 +207,27 @@ def test_one_train_step_and_eval_batch(shapes_data_dir, mode):
   evaluator = experiment.task.make_evaluator()
   evaluator.update(outputs)
   assert 0.0 <= evaluator.result()[f"{mode}/R@50"] <= 1.0
+
+
+@pytest.mark.slow  # 1 min of CPU (6 min wall on the shared machine): 30 steps and an evaluation via the CLI
+def test_short_run_on_builtin_shapes(tmp_path):
+  import json
+  import subprocess
+  import sys
+  from training_helpers import cpu_env, tensorboard_scalars, tensorboard_tags
+  workdir = tmp_path / "run"
+  command = [sys.executable, "-m", "jaxgraphs.main", "--config=configs/linknet_shapes.py:sgcls",
+             f"--workdir={workdir}", f"--config.data.data_dir={tmp_path / 'tfds'}",
+             "--config.data.source=builtin_shapes/tiny:scene_graph", "--config.batch_size=8",
+             "--config.total_steps=30", "--config.log_every_steps=10", "--config.eval_every_steps=0",
+             "--config.model.backbone_kwargs.width=4", "--config.model.backbone_kwargs.fc_width=32"]
+  proc = subprocess.run(command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                        timeout=900)
+  assert proc.returncode == 0, proc.stdout[-4000:]
+  with open(workdir / "eval_30.json") as f:
+    metrics = json.load(f)
+  assert metrics["sgcls/num_images"] == 128 and 0.0 <= metrics["sgcls/ngR@100"] <= 1.0
+  scalars = tensorboard_scalars(str(workdir))
+  losses = scalars["train/relation_loss"]
+  assert losses[30] < losses[10]  # the predicate classifier learns something in 30 steps
+  assert {"eval/scene_graphs", "eval/relational_embedding", "eval/sgcls/R@50"} <= tensorboard_tags(str(workdir))
