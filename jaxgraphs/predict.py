@@ -1,0 +1,180 @@
+r"""Prediction on image files with a trained checkpoint: one JSON line per image, optional pictures.
+
+  python -m jaxgraphs.predict --config=configs/ssgrl_shapes.py --checkpoint=/tmp/jaxgraphs/ssgrl_shapes \
+      [--out_dir=/tmp/pictures] [--config.key=value ...] IMAGE [IMAGE ...]
+
+`--checkpoint` is a workdir (its latest checkpoint), its `checkpoints/` or `checkpoints_best/` folder, or one
+step folder in them (e.g. WORKDIR/checkpoints/600). Without `--config`, the workdir's config.json (written by the
+trainer, command-line overrides included) is used. The model and task are built exactly as for training
+(`trainer.Experiment`), the state restored with `Checkpoints`; each image is read with the config's `pp_eval`.
+Model constants come from where training took them: SSGRL counts its label graph on the train split once and
+caches it beside the dataset, so that cache (or the dataset) must be present.
+
+Output: for every image a JSON object on one line, {"image": path, ...the task's `predict_json`...}, on stdout;
+with `--out_dir`, the task's `predict_pictures` as PNG files `<image stem>_<picture name>.png` (multi-label
+models with attention: the maps of the three most probable classes). An image that is missing or cannot be
+decoded gets one line on stderr and the others are still predicted; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py); default: <workdir>/config.json.",
+                                lock_config=True)
+flags.DEFINE_string("checkpoint", None, "A workdir, its checkpoints/ or checkpoints_best/ folder, or a step folder.")
+flags.DEFINE_string("out_dir", None, "Where to write the task's pictures as PNG (none if unset).")
+
+SUBDIRS = ("checkpoints", "checkpoints_best")
+
+
+def resolve_checkpoint(path: str) -> tuple[str, str, int | None]:
+  """(workdir, subdir, step or None for the latest) of a workdir, a checkpoints folder or a step folder."""
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    return path, "checkpoints", None
+  name, parent = os.path.basename(path), os.path.dirname(path)
+  if name in SUBDIRS and os.path.isdir(path):
+    return parent, name, None
+  if name.isdigit() and os.path.basename(parent) in SUBDIRS and os.path.isdir(path):
+    return os.path.dirname(parent), os.path.basename(parent), int(name)
+  raise FileNotFoundError(f"--checkpoint={path}: no checkpoint there (give a workdir, its checkpoints/ or "
+                          "checkpoints_best/ folder, or a step folder in them)")
+
+
+def config_from_workdir(workdir: str):
+  """The config the trainer saved as <workdir>/config.json."""
+  import ml_collections
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist; pass --config=configs/<the training config>.py")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def read_image(path: str, preprocess):
+  """The preprocessed image of one file as a numpy array; raises ValueError saying why it cannot be read."""
+  import tensorflow as tf
+  from jaxgraphs.data import transforms
+  try:
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as error:
+    raise ValueError(f"cannot open ({error.strerror or error})") from None
+  try:
+    # pp_eval has no random ops; a fixed seed keeps any that are there deterministic.
+    example = preprocess({"image": tf.constant(data), transforms.SEED_KEY: tf.constant([0, 0], tf.int64)})
+  except tf.errors.InvalidArgumentError:
+    raise ValueError("not a decodable image (JPEG, PNG, GIF, BMP or WebP)") from None
+  return example["image"].numpy()
+
+
+def picture_path(out_dir: str, image_path: str, name: str, taken: set[str]) -> str:
+  """<out_dir>/<image stem>_<name>.png, numbered when two images share a stem."""
+  stem = os.path.splitext(os.path.basename(image_path))[0]
+  path, number = os.path.join(out_dir, f"{stem}_{name}.png"), 1
+  while path in taken:
+    number += 1
+    path = os.path.join(out_dir, f"{stem}-{number}_{name}.png")
+  taken.add(path)
+  return path
+
+
+def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None = None) -> int:
+  """Prints one JSON line per readable image (and writes pictures); returns the number of unreadable ones."""
+  import jax
+  import numpy as np
+  from PIL import Image
+
+  from jaxgraphs.data import transforms
+  from jaxgraphs.training import sharding
+  from jaxgraphs.training.checkpointing import Checkpoints
+  from jaxgraphs.training.trainer import Experiment
+
+  workdir, subdir, step = resolve_checkpoint(checkpoint)
+  # Everything comes from the checkpoint: no ImageNet weights, no other run.
+  config.model.backbone_init = ""
+  config.init_from.workdir = ""
+  experiment = Experiment(config)
+  preprocess = transforms.build(experiment.data_info.pp_eval, where="config.data.pp_eval")
+
+  images, names, failed = [], [], 0
+  for path in image_paths:
+    try:
+      images.append(read_image(path, preprocess))
+      names.append(path)
+    except ValueError as error:
+      print(f"{path}: {error}", file=sys.stderr, flush=True)
+      failed += 1
+  if not images:
+    return failed
+  shapes = {image.shape for image in images}
+  if len(shapes) != 1:
+    raise ValueError(f"config.data.pp_eval={experiment.data_info.pp_eval!r} gives images of sizes {sorted(shapes)}; "
+                     "it must end in a fixed size")
+
+  batch_size = experiment.local_batch_size
+  example = {"image": np.zeros((batch_size,) + images[0].shape, images[0].dtype), "mask": np.zeros(batch_size, np.float32)}
+  experiment.build_state(example)
+  experiment.compile()
+  checkpoints = Checkpoints(workdir, max_to_keep=1, subdir=subdir, async_save=False)
+  state, _ = checkpoints.restore(experiment.abstract_state, step)
+  checkpoints.close()
+  logging.info("Restored %s/%s step %d", workdir, subdir, int(jax.device_get(state.step)))
+
+  if out_dir:
+    os.makedirs(out_dir, exist_ok=True)
+  taken: set[str] = set()
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    batch = {key: value.copy() for key, value in example.items()}
+    batch["image"][:len(chunk)] = np.stack(chunk)
+    batch["mask"][:len(chunk)] = 1.0
+    outputs = jax.tree.map(np.asarray, jax.device_get(
+        experiment.jit_forward(state, sharding.global_batch(batch, experiment.mesh))))
+    for index, image in enumerate(chunk):
+      path = names[start + index]
+      print(json.dumps({"image": path, **experiment.task.predict_json(outputs, index)}), flush=True)
+      if out_dir:
+        for name, picture in experiment.task.predict_pictures(outputs, image, index).items():
+          Image.fromarray(np.asarray(picture, np.uint8)).save(picture_path(out_dir, path, name, taken))
+  return failed
+
+
+def main(argv):
+  image_paths = argv[1:]
+  if not image_paths:
+    raise app.UsageError("give at least one image file after the flags")
+  if not FLAGS.checkpoint:
+    raise app.UsageError("--checkpoint is required (a workdir, its checkpoints/ folder or a step folder)")
+  from jaxgraphs.training.runtime import prepare_host
+  prepare_host()
+  try:
+    config = FLAGS.config if FLAGS.config is not None else config_from_workdir(
+        resolve_checkpoint(FLAGS.checkpoint)[0])
+    failed = predict(config, FLAGS.checkpoint, image_paths, FLAGS.out_dir)
+  except FileNotFoundError as error:
+    raise SystemExit(f"error: {error}") from None
+  if failed:
+    raise SystemExit(1)
+
+
+def run():
+  """Entry point: configuration mistakes become one line, as in jaxgraphs.main."""
+  from jaxgraphs.training.runtime import ConfigError
+  try:
+    app.run(main)
+  except ValueError as error:
+    if not (isinstance(error, ConfigError) or str(error).startswith("config.")):
+      raise
+    raise SystemExit(f"error: {error}") from None
+
+
+if __name__ == "__main__":
+  run()
