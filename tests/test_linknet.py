@@ -163,6 +163,39 @@ def test_predcls_feeds_ground_truth_labels_and_sgcls_argmax_at_test():
   assert outputs["predcls"]["relation_logits"].shape == (1, 9, 5)
 
 
+def test_prediction_from_an_image_file_and_boxes():
+  """What jaxgraphs.predict does with --boxes: pp_eval on the image and the boxes, the model, predict_json."""
+  import io
+  import tensorflow as tf
+  from PIL import Image
+  from jaxgraphs.data import sources, transforms
+  from jaxgraphs.tasks.scene_graph import SceneGraphTask, boxes_entry
+  source = sources.get_source("builtin_shapes/tiny:scene_graph")
+  task = SceneGraphTask("predcls", source.class_names, source.predicate_names)
+  png = io.BytesIO()
+  Image.fromarray(np.full((96, 48, 3), 120, np.uint8)).save(png, format="PNG")
+  entry = boxes_entry({"shapes.png": {"boxes": [[4, 8, 40, 44], [10, 50, 30, 90]], "labels": ["red circle", 3]}},
+                      "/some/dir/shapes.png")
+  fields = task.prediction_fields(entry, (96, 48))
+  example = transforms.build(source.pp_eval)({"image": tf.constant(png.getvalue()), **fields,
+                                              transforms.SEED_KEY: tf.constant([0, 0], tf.int64)})
+  batch = {key: np.asarray(example[key])[None] for key in ("image", "object_boxes", "object_labels", "object_mask")}
+  model = linknet.LinkNet(source.num_classes, len(source.predicate_names) - 1, backbone_kwargs=TINY_BACKBONE,
+                          head_kwargs=TINY_WIDTHS)
+  inputs = task.model_inputs(batch)
+  outputs = jax.tree.map(np.asarray, jax.jit(model.apply)(_numpy_variables(model, *inputs.values()), **inputs))
+  prediction = task.predict_json(outputs, 0, top_k=3)
+  # 96 x 48 -> 64 x 32 (long side 64): boxes scale by 2/3 in the network's frame.
+  np.testing.assert_allclose(prediction["objects"][0]["box"], np.array([4, 8, 40, 44]) * 2 / 3, rtol=1e-5)
+  assert [o["label"] for o in prediction["objects"]] == ["red circle", source.class_names[3]]
+  assert len(prediction["relations"]) == 2 and {(r["subject"], r["object"]) for r in prediction["relations"]} == {
+      (0, 1), (1, 0)}
+  picture = task.predict_pictures(outputs, example["image"].numpy(), 0)["scene_graph"]
+  assert picture.dtype == np.uint8 and picture.shape == (256, 256, 3)
+  with pytest.raises(ValueError, match="PredCls needs 'labels'"):
+    task.prediction_fields({"boxes": [[0, 0, 1, 1]]}, (8, 8))
+
+
 # ---- one train step in each mode through the trainer's Experiment ---------------------------------------------
 def _shapes_config(arg):
   spec = importlib.util.spec_from_file_location("linknet_shapes", os.path.join(REPO, "configs", "linknet_shapes.py"))

@@ -241,10 +241,46 @@ class SceneGraphTask(base.Task):
     return pictures
 
   # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
+  def prediction_fields(self, annotation: Mapping[str, Any], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Raw example fields for `pp_eval` from one --boxes JSON entry of an image of (height, width) pixels.
+
+    The entry is {"boxes": [[x1, y1, x2, y2], ...] (pixels of the image file), "labels": [class name or
+    index, ...]}; PredCls needs the labels, SGCls predicts them (labels may be left out). The result goes
+    into the example with the encoded image, before `pp_eval`'s `pack_scene_graph`.
+    """
+    height, width = image_size
+    boxes = np.asarray(annotation.get("boxes", []), np.float64).reshape(-1, 4) if "boxes" in annotation else None
+    if boxes is None or len(boxes) == 0:
+      raise ValueError("--boxes entry needs 'boxes': [[x1, y1, x2, y2], ...] in pixels of the image")
+    if np.any(boxes[:, 2:] < boxes[:, :2]):
+      raise ValueError("--boxes: every box must have x2 >= x1 and y2 >= y1")
+    labels = annotation.get("labels")
+    if labels is None:
+      if self.mode == "predcls":
+        raise ValueError("--boxes: PredCls needs 'labels' with the boxes (class names or indices)")
+      labels = [0] * len(boxes)
+    if len(labels) != len(boxes):
+      raise ValueError(f"--boxes: {len(labels)} labels for {len(boxes)} boxes")
+    indices = []
+    for label in labels:
+      if isinstance(label, str):
+        if label not in self.class_names:
+          raise ValueError(f"--boxes: unknown class {label!r}; classes: {', '.join(self.class_names[1:])}")
+        label = self.class_names.index(label)
+      if not 0 <= int(label) < len(self.class_names):
+        raise ValueError(f"--boxes: class index {label} outside [0, {len(self.class_names)})")
+      indices.append(int(label))
+    normalised = np.clip(boxes[:, [1, 0, 3, 2]] / [height, width, height, width], 0.0, 1.0).astype(np.float32)
+    no_relations = np.zeros(0, np.int32)
+    return {"boxes": normalised, "box_labels": np.asarray(indices, np.int32),
+            "relations": {"subject": no_relations, "object": no_relations, "predicate": no_relations}}
+
   def predict_json(self, outputs: Mapping[str, np.ndarray], index: int, top_k: int = 20) -> dict[str, Any]:
     """One image's scene graph: objects (box, label, score) and the top_k relations with graph constraint.
 
-    PredCls: the labels given with the boxes (score 1); SGCls: the predicted labels and their scores.
+    Objects keep the order of the input boxes (relations index them); boxes are in pixels of the network's
+    input (the image after `pp_eval`). PredCls: the labels given with the boxes (score 1); SGCls: the
+    predicted labels and their scores.
     """
     count = int(np.sum(np.asarray(outputs["box_mask"][index]) > 0))
     labels, scores = self._objects(outputs, index, count, outputs["k1_labels"][index])
@@ -285,3 +321,22 @@ def scene_graph_task(config: ml_collections.ConfigDict, data_info) -> SceneGraph
       cfg.mode, data_info.class_names, source.predicate_names, triplets, object_weight=cfg.object_weight,
       relation_weight=cfg.relation_weight, global_weight=cfg.global_weight, detector_weight=cfg.detector_weight,
       global_activation=cfg.global_activation, recall_ks=cfg.recall_ks, num_pictures=cfg.num_pictures)
+
+
+def load_boxes_json(path: str) -> dict[str, Any]:
+  """The --boxes file: {image path or file name: {"boxes": [[x1, y1, x2, y2], ...], "labels": [...]}}."""
+  import json
+  with open(path) as f:
+    entries = json.load(f)
+  if not isinstance(entries, dict):
+    raise ValueError(f"--boxes={path}: expected an object mapping image paths to {{'boxes': ..., 'labels': ...}}")
+  return entries
+
+
+def boxes_entry(entries: Mapping[str, Any], image_path: str) -> Mapping[str, Any]:
+  """The entry of `image_path` in a --boxes file, by the path as given or by its file name."""
+  import os
+  for key in (image_path, os.path.basename(image_path)):
+    if key in entries:
+      return entries[key]
+  raise ValueError(f"--boxes has no entry for {image_path!r} (keys are image paths or file names)")
