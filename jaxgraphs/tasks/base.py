@@ -63,3 +63,14 @@ class Task(abc.ABC):
     This is where attention maps, region similarities and drawn scene graphs go; the default is none.
     """
     return {}
+
+  # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
+  def predict_json(self, outputs: Mapping[str, np.ndarray], index: int) -> dict[str, Any]:
+    """JSON-able prediction for example `index` of the module's host outputs (used by `python -m jaxgraphs.predict`)."""
+    raise NotImplementedError(f"{type(self).__name__} has no predict_json: `python -m jaxgraphs.predict` cannot "
+                              "describe its predictions")
+
+  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int
+                       ) -> dict[str, np.ndarray]:
+    """uint8 (H, W, 3) pictures by name for example `index` and its preprocessed `image`; the default is none."""
+    return {}
