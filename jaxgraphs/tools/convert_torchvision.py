@@ -106,8 +106,9 @@ def convert_file(arch: str, src: str, dst: str) -> dict:
   from jaxgraphs.models import backbones, pretrained  # pylint: disable=import-outside-toplevel
 
   tree = convert_state_dict(read_torch_checkpoint(src), arch)
-  num_classes = tree["params"][classifier_name(arch)]["bias"].shape[0]
-  model = backbones.build_backbone(arch, num_classes=num_classes)
+  classifier = tree["params"].get(classifier_name(arch))
+  # A features-only checkpoint (e.g. vgg16_features-amdegroot-88682ab5.pth) matches the FCN form.
+  model = backbones.build_backbone(arch, num_classes=classifier["bias"].shape[0] if classifier else None)
   expected = jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, 224, 224, 3), np.float32))
   pretrained.check_matches(expected, tree, source=src)
   checkpointer = ocp.StandardCheckpointer()
