@@ -14,19 +14,36 @@ Otherwise the network and training of configs/ssgrl_voc2007.py; the difficult-ob
   # Table 3's "Ours (pre)": from a finished COCO run (the COCO classifiers are left out, see ssgrl_voc2007.py)
   python -m jaxgraphs.main --config=configs/ssgrl_voc2012.py --workdir=~/runs/ssgrl_voc2012_pre \
       --config.init_from.workdir=~/runs/ssgrl_coco
+
+"Ours (pre & fusion)": a second model at scale 512 (`:scale512`, or `:<variant>,scale512`: resize 512, crops
+from {512, 448, 384, 320, 256} resized to 448; test resize 512, center crop 448), then ten-crop evaluation of
+both and the mean of their probabilities:
+
+  python -m jaxgraphs.main --config=configs/ssgrl_voc2012.py:scale512 --workdir=~/runs/ssgrl_voc2012_pre_512 \
+      --config.init_from.workdir=~/runs/ssgrl_coco
+  python -m jaxgraphs.tools.fused_eval --workdir=~/runs/ssgrl_voc2012_pre --workdir=~/runs/ssgrl_voc2012_pre_512 \
+      --ten_crop
 """
 
 from jaxgraphs.data import sources
 from jaxgraphs.models import ssgrl
 from jaxgraphs.training.defaults import base_config
 
+SCALE_512_PP_TRAIN = ("decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr"
+                      "|normalize_imagenet")
+SCALE_512_PP_EVAL = "decode|resize(512)|center_crop(448)|normalize_imagenet"
 NUM_TRAIN = 5717
 BATCH_SIZE = 4
 STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 
 
 def get_config(arg: str = "full"):
-  """SSGRL (or a Table 5 row) on VOC 2012."""
+  """SSGRL (or a Table 5 row) on VOC 2012; ',scale512' (or 'scale512' alone) for the 448-pixel model."""
+  parts = [part for part in arg.split(",") if part]
+  scale512 = "scale512" in parts
+  variants = [part for part in parts if part != "scale512"] or ["full"]
+  if len(variants) != 1:
+    raise ValueError(f"configs/ssgrl_voc2012.py:{arg}: give one variant, optionally with ',scale512'")
   config = base_config()
   config.data.source = "voc/2012"
   config.data.train_split = "train"
@@ -39,7 +56,9 @@ def get_config(arg: str = "full"):
   config.eval_every_steps = 0
   config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/voc_glove.npy"))
   config.model.dont_load = (r"params/backbone/fc/.*",)
-  ssgrl.apply_variant(config, arg)
+  ssgrl.apply_variant(config, variants[0])
+  if scale512:
+    config.data.pp_train, config.data.pp_eval = SCALE_512_PP_TRAIN, SCALE_512_PP_EVAL
   config.init_from.dont_load = (r"params/head/classifier/.*", r"params/classifier/.*")
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 1e-5
