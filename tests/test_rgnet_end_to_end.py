@@ -1,13 +1,17 @@
 """RGNet end to end: a real train step and evaluation through the trainer on a fake AVA tree (the builder tests'
-files), the error for an unprepared AVA, and a short command-line run on the built-in composition labels."""
+files), the error for an unprepared AVA, and a short command-line run on the built-in composition labels
+followed by `jaxgraphs.predict` on its checkpoint."""
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from jaxgraphs.data import sources
 from test_rgnet_train import REPO, load_config, toy_config
@@ -72,3 +76,15 @@ def test_short_command_line_run_on_builtin_composition(tmp_path):
     result = json.load(f)
   assert result["num_examples"] == 128 and 0 <= result["accuracy"] <= 1
   assert "Final evaluation:" in proc.stdout
+
+  # jaxgraphs.predict on that run (config from its config.json): p(high) per image and the region pictures.
+  image = tmp_path / "scene.png"
+  Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(image)
+  predicted = subprocess.run([sys.executable, "-m", "jaxgraphs.predict", f"--checkpoint={tmp_path}",
+                              f"--out_dir={tmp_path / 'pictures'}", str(image)], cwd=REPO, env=cpu_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
+  assert predicted.returncode == 0, predicted.stderr[-4000:]
+  line = json.loads(predicted.stdout.strip().splitlines()[-1])
+  assert line["image"] == str(image) and 0 < line["p_high"] < 1 and line["label"] in ("low", "high")
+  assert sorted(os.listdir(tmp_path / "pictures")) == ["scene_region_dependency.png", "scene_region_scores.png"]
+  assert Image.open(tmp_path / "pictures" / "scene_region_scores.png").size == (48, 48)
