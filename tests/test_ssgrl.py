@@ -185,6 +185,8 @@ def shrink_for_mock(config, tmp_path):
   config.data.pp_train = "decode|resize(80)|random_crop_choice((80, 72, 64))|resize(64)|flip_lr|normalize_imagenet"
   config.data.pp_eval = "decode|resize(80)|center_crop(64)|normalize_imagenet"
   config.optimizer.plateau.accumulation_size = 1
+  # mock_data swaps TFDS's file system; Orbax's background save thread must not outlive it.
+  config.checkpoint.async_save = False
   return config
 
 

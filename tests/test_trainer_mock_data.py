@@ -28,6 +28,8 @@ def test_one_train_step_on_mock_data(tmp_path, config_file, source, num_classes)
   config.total_steps = 1
   config.log_every_steps = 1
   config.data.shuffle_buffer = 4
+  # mock_data swaps TFDS's file system; Orbax's background save thread must not outlive it.
+  config.checkpoint.async_save = False
   # The papers' 576-pixel crops, shrunk: the transform chain is the same, only the sizes differ.
   config.data.pp_train = "decode|resize(40)|random_crop_choice((40, 36, 32))|resize(32)|flip_lr|normalize_imagenet"
   config.data.pp_eval = "decode|resize(40)|center_crop(32)|normalize_imagenet"
