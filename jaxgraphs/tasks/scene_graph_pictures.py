@@ -70,8 +70,11 @@ def draw_scene_graph(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int]
   centres = (boxes[:, :2] + boxes[:, 2:]) / 2
   for subject, object_, predicate, correct in relations:
     colour = GREEN if correct else RED
-    start, end = tuple(centres[subject]), tuple(centres[object_])
-    _arrow(draw, start, end, colour)
-    middle = (centres[subject] + centres[object_]) / 2
-    draw.text((middle[0] + 2, middle[1] - 10), predicate_names[int(predicate)], fill=colour)
+    direction = centres[object_] - centres[subject]
+    # Shifted to the left of its direction, so that s -> o and o -> s stay apart.
+    shift = 4.0 * np.array([direction[1], -direction[0]]) / max(float(np.hypot(*direction)), 1e-6)
+    start, end = centres[subject] + shift, centres[object_] + shift
+    _arrow(draw, tuple(start), tuple(end), colour)
+    middle = (start + end) / 2 + 2.5 * shift
+    draw.text((middle[0] - 12, middle[1] - 5), predicate_names[int(predicate)], fill=colour)
   return np.asarray(canvas, np.uint8)
