@@ -16,6 +16,19 @@ Variants (`:arg`) are the rows of the paper's Table 5, all with the same backbon
 
   python -m jaxgraphs.main --config=configs/ssgrl_shapes.py --workdir=/tmp/jaxgraphs/ssgrl_shapes
   python -m jaxgraphs.main --config=configs/ssgrl_shapes.py:baseline --workdir=/tmp/jaxgraphs/ssgrl_shapes_baseline
+
+Measured (seed 0, 600 steps of 32, validation split, 2 shared CPU cores, 6-16 min per run):
+  variant                 mAP    CF1    OF1     final train loss
+  baseline               90.3   82.9   83.1     0.189
+  full (T=3)             84.0   78.1   78.5     0.209
+  without_sd             83.8   77.1   77.2     0.246
+  without_sd_concat      74.6   67.2   67.1     0.283
+  without_si             93.8   88.3   88.4     0.141
+  full, time_steps=1     85.5   79.3   79.8     0.197
+  full, time_steps=0     88.6   82.2   82.4     0.189
+Semantic decoupling helps (w/o SI beats the baseline by 3.5 mAP); the graph does not: every GGNN step costs mAP
+and raises the training loss, so at this budget the propagation slows optimisation rather than adding context.
+Every label here is visible on its own shape, so a co-occurrence prior has little to add.
 """
 
 from jaxgraphs.models import ssgrl
