@@ -272,16 +272,19 @@ def test_unknown_names_and_settings_fail_clearly():
     jax.eval_shape(DenseNet(100).init, jax.random.key(0), x)
 
 
+@pytest.mark.parametrize("implementation", ["conv_with_tap_matmul_kernel_grad", "conv_as_im2col_matmul"])
 @pytest.mark.parametrize("kernel_size, stride, dilation", [(3, 1, 1), (3, 2, 1), (3, 1, 2), (7, 2, 1), (3, 2, 4)])
-def test_tap_matmul_kernel_gradient_equals_the_convolution_gradient(kernel_size, stride, dilation):
+def test_cpu_convolutions_equal_lax_convolution_and_its_gradients(implementation, kernel_size, stride, dilation):
   x = jax.random.normal(jax.random.key(0), (2, 11, 10, 3))
   kernel = jax.random.normal(jax.random.key(1), (kernel_size, kernel_size, 3, 4))
 
   def loss(conv_fn):
     return lambda x, kernel: jnp.sum(jnp.sin(conv_fn(x, kernel, stride, dilation)))
 
-  expected = jax.grad(loss(common._conv), argnums=(0, 1))(x, kernel)  # pylint: disable=protected-access
-  actual = jax.jit(jax.grad(loss(common.conv_with_tap_matmul_kernel_grad), argnums=(0, 1)))(x, kernel)
+  reference, candidate = common._conv, getattr(common, implementation)  # pylint: disable=protected-access
+  assert relative_error(candidate(x, kernel, stride, dilation), reference(x, kernel, stride, dilation)) < 1e-5
+  expected = jax.grad(loss(reference), argnums=(0, 1))(x, kernel)
+  actual = jax.jit(jax.grad(loss(candidate), argnums=(0, 1)))(x, kernel)
   for name, a, e in zip(("input", "kernel"), actual, expected):
     assert relative_error(a, e) < 1e-5, name
 

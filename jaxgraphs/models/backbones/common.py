@@ -64,13 +64,39 @@ def _conv_backward(stride, dilation, residuals, grad):
 conv_with_tap_matmul_kernel_grad.defvjp(_conv_forward, _conv_backward)
 
 
+# On CPU, maps up to 16x16 convolve faster as one im2col matmul (up to 20x for 2x2 maps: ResNet's
+# layer4 on small inputs); above that the column matrix costs more than XLA's convolution.
+IM2COL_MAX_POSITIONS = 16 * 16
+
+
+def _output_size(size, k, stride, dilation):
+  pad = dilation * (k - 1) // 2
+  return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+def conv_as_im2col_matmul(x, kernel, stride, dilation):
+  """`_conv` as one matmul of the k*k shifted (strided) copies of x, concatenated along channels."""
+  k = kernel.shape[0]
+  pad = dilation * (k - 1) // 2
+  out_height = _output_size(x.shape[1], k, stride, dilation)
+  out_width = _output_size(x.shape[2], k, stride, dilation)
+  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  columns = jnp.concatenate([
+      padded[:, row * dilation:row * dilation + (out_height - 1) * stride + 1:stride,
+             column * dilation:column * dilation + (out_width - 1) * stride + 1:stride, :]
+      for row in range(k) for column in range(k)], axis=-1)
+  y = columns.reshape(-1, k * k * x.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
+  return y.reshape(x.shape[0], out_height, out_width, kernel.shape[-1])
+
+
 class Conv2d(nn.Module):
   """torch's Conv2d(padding=dilation * (kernel_size - 1) // 2) on NHWC maps, kernel HWIO named 'kernel'.
 
   A 1x1 convolution is computed as a 2-D matrix product: XLA's CPU backend runs the kernel gradient
   of a 1x1 `conv_general_dilated` as a convolution over the whole batch and map, 5-15x slower than the
-  matmul; on GPU both lower to the same library calls. Larger kernels take their kernel gradient from
-  `conv_with_tap_matmul_kernel_grad` on CPU. Numbers: benchmarks/backbones.py.
+  matmul; on GPU both lower to the same library calls. On CPU larger kernels run as one im2col matmul on
+  maps up to 16x16 and otherwise take their kernel gradient from `conv_with_tap_matmul_kernel_grad`.
+  Numbers: benchmarks/backbones.py.
   """
 
   features: int
@@ -92,7 +118,12 @@ class Conv2d(nn.Module):
       # 2-D, so that the kernel gradient is one plain matmul; a 4-D dot_general gets transposes on CPU.
       y = (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(x.shape[:-1] + (self.features,))
     elif jax.default_backend() == "cpu":
-      y = conv_with_tap_matmul_kernel_grad(x, kernel, self.stride, self.dilation)
+      positions = (_output_size(x.shape[-3], k, self.stride, self.dilation)
+                   * _output_size(x.shape[-2], k, self.stride, self.dilation))
+      if positions <= IM2COL_MAX_POSITIONS:
+        y = conv_as_im2col_matmul(x, kernel, self.stride, self.dilation)
+      else:
+        y = conv_with_tap_matmul_kernel_grad(x, kernel, self.stride, self.dilation)
     else:
       y = _conv(x, kernel, self.stride, self.dilation)
     if self.use_bias:
