@@ -223,9 +223,14 @@ def train_adjacency(config, data_info) -> np.ndarray:
   from jaxgraphs.data import label_graph, sources
   sources.get_source(config.data.source).builder(config.data.data_dir, config.data.download)  # prepares generated ones
   label_key = _POSITIVE_LABEL_KEYS.get(data_info.tfds_name.split("/")[0], "labels")
-  adjacency = label_graph.tfds_cooccurrence_adjacency(
-      data_info.tfds_name, data_info.train_split, cache_dir=config.model.adjacency_cache_dir or None,
-      label_key=label_key, data_dir=config.data.data_dir)
+  try:
+    adjacency = label_graph.tfds_cooccurrence_adjacency(
+        data_info.tfds_name, data_info.train_split, cache_dir=config.model.adjacency_cache_dir or None,
+        label_key=label_key, data_dir=config.data.data_dir)
+  except AssertionError as error:  # TFDS's "could not find data" of an unprepared dataset (and no cached counts)
+    raise ValueError(f"config.data.source: SSGRL counts its label graph on {data_info.tfds_name}:"
+                     f"{data_info.train_split}, which is not prepared ({error}); run `python -m "
+                     f"jaxgraphs.tools.prepare_dataset --dataset={data_info.tfds_name}` first") from None
   if adjacency.shape != (data_info.num_classes,) * 2:
     raise ValueError(f"{data_info.tfds_name}:{data_info.train_split} label feature {label_key!r} has "
                      f"{len(adjacency)} classes, the source names {data_info.num_classes}")
