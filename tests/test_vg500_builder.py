@@ -132,3 +132,59 @@ def test_missing_manual_files_name_the_download(tmp_path):
   builder = vg500.Vg500(data_dir=str(tmp_path / "data"))
   with pytest.raises(FileNotFoundError, match="(?s)image_data.json not found.*visualgenome.org"):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path)))
+
+
+def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tree(prepared, tmp_path, monkeypatch):
+  import dataclasses
+  import importlib.util
+  import os
+
+  from jaxgraphs.data import label_graph, pipeline, sources
+  from jaxgraphs.tools.word_vectors import class_names_from_tfds, save_word_vectors
+  from jaxgraphs.training import sharding, trainer
+  from training_helpers import REPO
+
+  builder, splits, _, data_dir = prepared
+  names = tuple(builder.info.features["labels"].feature.names)
+  # The real `vg500` source, pointed at the 3-class builder config of this fake tree.
+  monkeypatch.setitem(sources.SOURCES, "vg500/unit_test", dataclasses.replace(
+      sources.SOURCES["vg500"], tfds_name="vg500/unit_test",
+      class_names_fn=sources._prepared_label_names("vg500/unit_test"),  # pylint: disable=protected-access
+      prepare=sources._manual_builder("vg500/unit_test")))  # pylint: disable=protected-access
+  spec = importlib.util.spec_from_file_location("ssgrl_vg500", os.path.join(REPO, "configs", "ssgrl_vg500.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  assert (config.data.source, config.data.train_split, config.data.eval_split) == ("vg500", "train", "test")
+  config.data.source, config.data.data_dir = "vg500/unit_test", data_dir
+  config.model.backbone, config.model.backbone_kwargs = "resnet18", {"width": 4}
+  config.model.joint_dim = config.model.attention_hidden_dim = 16
+  config.model.adjacency_cache_dir = str(tmp_path / "adjacency")
+  config.batch_size, config.total_steps, config.data.shuffle_buffer = 2, 1, 4
+  # 64 px: layer4 is 2 x 2 at stride 32, 1 x 1 after SSGRL's 2 x 2 average pool.
+  config.data.pp_train = "decode|resize(80)|random_crop_choice((80, 72))|resize(64)|flip_lr|normalize_imagenet"
+  config.data.pp_eval = "decode|resize(80)|center_crop(64)|normalize_imagenet"
+  config.checkpoint.async_save = False
+
+  info = pipeline.dataset_info(config.data)
+  assert info.class_names == names and info.num_classes == NUM_CLASSES
+  assert class_names_from_tfds("vg500/unit_test", data_dir) == list(names)
+  config.model.word_vectors = str(tmp_path / "words.npy")
+  save_word_vectors(config.model.word_vectors, np.random.default_rng(0).normal(size=(NUM_CLASSES, 300)).astype(
+      np.float32), {"class_names": list(names)})
+
+  experiment = trainer.Experiment(config)
+  local = next(pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0))
+  state = experiment.build_state(local)
+  experiment.compile()
+  state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
+  results, _ = experiment.evaluate(state, info.eval_split)
+  assert np.isfinite(float(metrics["loss"])) and len(results["per_class_AP"]) == NUM_CLASSES
+  # The label graph is counted on the train split: A[i, j] = P(j | i), hand-counted from the fake tree.
+  train_labels = [set(e["labels"].tolist()) for e in splits["train"]]
+  counts = np.array([[sum(i in s and j in s for s in train_labels) for j in range(NUM_CLASSES)]
+                     for i in range(NUM_CLASSES)], float)
+  want = np.where(np.eye(NUM_CLASSES) > 0, 1.0, counts / np.maximum(np.diag(counts)[:, None], 1))
+  np.testing.assert_allclose(want, np.asarray(
+      label_graph.tfds_cooccurrence_adjacency("vg500/unit_test", "train", cache_dir=str(tmp_path / "adjacency"),
+                                              data_dir=data_dir)))

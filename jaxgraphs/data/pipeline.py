@@ -98,9 +98,10 @@ class DatasetInfo:
 def dataset_info(data_cfg: ml_collections.ConfigDict) -> DatasetInfo:
   """Resolves `config.data` against its source's defaults (splits, preprocessing, classes)."""
   source = sources.get_source(data_cfg.source)
+  class_names = source.class_names_in(data_cfg.get("data_dir") or None)
   return DatasetInfo(
-      source=data_cfg.source, tfds_name=source.tfds_name, class_names=source.class_names,
-      num_classes=source.num_classes, train_split=data_cfg.train_split or source.train_split,
+      source=data_cfg.source, tfds_name=source.tfds_name, class_names=class_names,
+      num_classes=len(class_names), train_split=data_cfg.train_split or source.train_split,
       eval_split=data_cfg.eval_split or source.eval_split, pp_train=data_cfg.pp_train or source.pp_train,
       pp_eval=data_cfg.pp_eval or source.pp_eval)
 

@@ -161,6 +161,15 @@ def _manual_builder(name: str) -> Callable[[str | None], tfds.core.DatasetBuilde
   return prepare
 
 
+def _prepared_label_names(name: str) -> Callable[[str | None], tuple[str, ...]]:
+  """The `labels` ClassLabel names of a prepared manual dataset (vg500's vocabulary is chosen while preparing)."""
+
+  def class_names(data_dir):
+    return tuple(_manual_builder(name)(data_dir).info.features["labels"].feature.names)
+
+  return class_names
+
+
 def _shapes_builder(config_name: str) -> Callable[[str | None], tfds.core.DatasetBuilder]:
   """The builtin_shapes builder for one config, generated on first use."""
 
@@ -189,11 +198,17 @@ class Source:
   pp_eval: str
   # Generated datasets: returns the prepared builder for a data_dir; None for datasets prepared by `tfds build`.
   prepare: Callable[[str | None], tfds.core.DatasetBuilder] | None = None
+  # Datasets whose classes are only known once prepared (vg500): class_names_fn(data_dir) reads them.
+  classes_from_prepared: bool = False
 
   @property
   def class_names(self) -> tuple[str, ...]:
-    """Class names in label order."""
-    return tuple(self.class_names_fn())
+    """Class names in label order (of the dataset prepared in TFDS's default data_dir where they depend on it)."""
+    return self.class_names_in(None)
+
+  def class_names_in(self, data_dir: str | None) -> tuple[str, ...]:
+    """Class names in label order of the dataset as prepared in `data_dir`."""
+    return tuple(self.class_names_fn(data_dir) if self.classes_from_prepared else self.class_names_fn())
 
   @property
   def num_classes(self) -> int:
@@ -211,7 +226,7 @@ class Source:
 
   def adapter(self, options) -> Callable[[Mapping], dict]:
     """raw TFDS example -> canonical example, for the given `config.data` options."""
-    num_classes = self.num_classes
+    num_classes = len(self.class_names_in(options.get("data_dir") or None))
     # The ops use tf.cond where they branch, so AutoGraph's (slow) conversion is not needed.
     return tf.autograph.experimental.do_not_convert(lambda raw: self.to_example(raw, num_classes, options))
 
@@ -236,6 +251,10 @@ SOURCES: dict[str, Source] = {
                   RGNET_PP_EVAL, _manual_builder("ava")),
     "aadb": Source("aadb", aadb_example, lambda: AESTHETICS_CLASS_NAMES, "train", "validation", RGNET_PP_TRAIN,
                    RGNET_PP_EVAL, _manual_builder("aadb")),
+    # Visual Genome's 500 most frequent object names (SSGRL Table 4): seeded 10,000-image test split, no
+    # validation split; the vocabulary is stored in the prepared dataset.
+    "vg500": Source("vg500", class_label_example, _prepared_label_names("vg500"), "train", "test",
+                    SSGRL_PP_TRAIN, SSGRL_PP_EVAL, _manual_builder("vg500"), classes_from_prepared=True),
     **{f"builtin_shapes/{name}:composition": Source(
         f"builtin_shapes/{name}", shapes_composition_example, lambda: AESTHETICS_CLASS_NAMES, "train",
         "validation", SHAPES_COMPOSITION_PP_TRAIN.format(size=size), SHAPES_COMPOSITION_PP_EVAL.format(size=size),

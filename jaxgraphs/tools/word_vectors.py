@@ -119,10 +119,10 @@ def save_word_vectors(out: str, vectors: np.ndarray, report: dict) -> str:
 
 def class_names_from_tfds(dataset: str, data_dir: str | None = None, label_key: str | None = None) -> list[str]:
   """Class names in label order from a TFDS dataset's info (coco/2014: objects/label; voc: labels)."""
-  import tensorflow_datasets as tfds
+  from jaxgraphs.data.builders import registry  # our datasets (vg500) register on import
 
   label_key = label_key or default_label_key(dataset)
-  feature = class_label_feature(tfds.builder(dataset, data_dir=data_dir).info.features, label_key)
+  feature = class_label_feature(registry.builder(dataset, data_dir=data_dir).info.features, label_key)
   names = list(feature.names)
   if names == [str(i) for i in range(len(names))]:
     raise ValueError(f"{dataset}: the dataset info has only numeric class names for {label_key!r} (TFDS fills in "
