@@ -2,6 +2,7 @@ r"""Prediction on image files with a trained checkpoint: one JSON line per image
 
   python -m jaxgraphs.predict --config=configs/ssgrl_shapes.py --checkpoint=/tmp/jaxgraphs/ssgrl_shapes \
       [--out_dir=/tmp/pictures] [--config.key=value ...] IMAGE [IMAGE ...]
+  python -m jaxgraphs.predict --checkpoint=/tmp/jaxgraphs/linknet_shapes --boxes=boxes.json IMAGE [IMAGE ...]
 
 `--checkpoint` is a workdir (its latest checkpoint), its `checkpoints/` or `checkpoints_best/` folder, or one
 step folder in them (e.g. WORKDIR/checkpoints/600). Without `--config`, the workdir's config.json (written by the
@@ -14,6 +15,12 @@ Output: for every image a JSON object on one line, {"image": path, ...the task's
 with `--out_dir`, the task's `predict_pictures` as PNG files `<image stem>_<picture name>.png` (multi-label
 models with attention: the maps of the three most probable classes). An image that is missing or cannot be
 decoded gets one line on stderr and the others are still predicted; the exit status is then 1.
+
+Scene-graph models (LinkNet, PredCls and SGCls) take the objects' boxes from `--boxes`, a JSON file
+{"<image path or file name>": {"boxes": [[x1, y1, x2, y2], ...], "labels": ["red circle", ...]}} in pixels of
+the image file (labels: class names or indices; required by PredCls, ignored by SGCls), and print the scene
+graph: the objects and the top relations with graph constraint; the PNG is the graph drawn over the image.
+An image without an entry gets one line on stderr, as an unreadable one.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py); def
                                 lock_config=True)
 flags.DEFINE_string("checkpoint", None, "A workdir, its checkpoints/ or checkpoints_best/ folder, or a step folder.")
 flags.DEFINE_string("out_dir", None, "Where to write the task's pictures as PNG (none if unset).")
+flags.DEFINE_string("boxes", None, "Scene-graph models: JSON file of each image's boxes and labels (module doc).")
 
 SUBDIRS = ("checkpoints", "checkpoints_best")
 
@@ -58,8 +66,9 @@ def config_from_workdir(workdir: str):
     return ml_collections.ConfigDict(json.load(f))
 
 
-def read_image(path: str, preprocess):
-  """The preprocessed image of one file as a numpy array; raises ValueError saying why it cannot be read."""
+def read_example(path: str, preprocess, fields=None) -> dict:
+  """The preprocessed example of one image file as numpy arrays; `fields((height, width))` adds raw fields
+  (the --boxes of scene-graph models). Raises ValueError saying why the image cannot be used."""
   import tensorflow as tf
   from jaxgraphs.data import transforms
   try:
@@ -67,12 +76,40 @@ def read_image(path: str, preprocess):
       data = f.read()
   except OSError as error:
     raise ValueError(f"cannot open ({error.strerror or error})") from None
+  # pp_eval has no random ops; a fixed seed keeps any that are there deterministic.
+  raw = {"image": tf.constant(data), transforms.SEED_KEY: tf.constant([0, 0], tf.int64)}
   try:
-    # pp_eval has no random ops; a fixed seed keeps any that are there deterministic.
-    example = preprocess({"image": tf.constant(data), transforms.SEED_KEY: tf.constant([0, 0], tf.int64)})
+    if fields is not None:
+      raw.update(fields(tuple(tf.image.decode_image(data, channels=3, expand_animations=False).shape[:2])))
+    example = preprocess(raw)
   except tf.errors.InvalidArgumentError:
     raise ValueError("not a decodable image (JPEG, PNG, GIF, BMP or WebP)") from None
-  return example["image"].numpy()
+  return {key: value.numpy() for key, value in example.items()
+          if key != transforms.SEED_KEY and isinstance(value, tf.Tensor) and value.dtype != tf.string}
+
+
+def read_image(path: str, preprocess):
+  """The preprocessed image of one file as a numpy array; raises ValueError saying why it cannot be read."""
+  return read_example(path, preprocess)["image"]
+
+
+def boxes_fields(task, boxes_path: str | None):
+  """path -> (image size -> raw fields) for tasks that take boxes (scene graphs), None for the others."""
+  from jaxgraphs.training.runtime import ConfigError
+  takes_boxes = hasattr(task, "prediction_fields")
+  if not takes_boxes:
+    if boxes_path:
+      raise ConfigError(f"--boxes={boxes_path}: this model ({type(task).__name__}) takes no boxes")
+    return None
+  if not boxes_path:
+    raise ConfigError("--boxes is required for scene-graph models: a JSON file {image: {'boxes': [[x1, y1, x2, y2],"
+                      " ...], 'labels': [...]}} (python -m jaxgraphs.predict --help)")
+  from jaxgraphs.tasks.scene_graph import boxes_entry, load_boxes_json
+  try:
+    entries = load_boxes_json(boxes_path)
+  except (OSError, ValueError) as error:
+    raise ConfigError(f"--boxes={boxes_path}: cannot read it ({error})") from None
+  return lambda path: (lambda size: task.prediction_fields(boxes_entry(entries, path), size))
 
 
 def picture_path(out_dir: str, image_path: str, name: str, taken: set[str]) -> str:
@@ -86,7 +123,8 @@ def picture_path(out_dir: str, image_path: str, name: str, taken: set[str]) -> s
   return path
 
 
-def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None = None) -> int:
+def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None = None,
+            boxes: str | None = None) -> int:
   """Prints one JSON line per readable image (and writes pictures); returns the number of unreadable ones."""
   import jax
   import numpy as np
@@ -103,24 +141,26 @@ def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None
   config.init_from.workdir = ""
   experiment = Experiment(config)
   preprocess = transforms.build(experiment.data_info.pp_eval, where="config.data.pp_eval")
+  fields = boxes_fields(experiment.task, boxes)
 
-  images, names, failed = [], [], 0
+  examples, names, failed = [], [], 0
   for path in image_paths:
     try:
-      images.append(read_image(path, preprocess))
+      examples.append(read_example(path, preprocess, fields(path) if fields else None))
       names.append(path)
     except ValueError as error:
       print(f"{path}: {error}", file=sys.stderr, flush=True)
       failed += 1
-  if not images:
+  if not examples:
     return failed
-  shapes = {image.shape for image in images}
-  if len(shapes) != 1:
-    raise ValueError(f"config.data.pp_eval={experiment.data_info.pp_eval!r} gives images of sizes {sorted(shapes)}; "
-                     "it must end in a fixed size")
+  shapes = {key: {e[key].shape for e in examples} for key in examples[0]}
+  if any(len(s) != 1 for s in shapes.values()):
+    raise ValueError(f"config.data.pp_eval={experiment.data_info.pp_eval!r} gives examples of sizes "
+                     f"{ {k: sorted(s) for k, s in shapes.items() if len(s) != 1} }; it must end in a fixed size")
 
   batch_size = experiment.local_batch_size
-  example = {"image": np.zeros((batch_size,) + images[0].shape, images[0].dtype), "mask": np.zeros(batch_size, np.float32)}
+  example = {key: np.zeros((batch_size,) + value.shape, value.dtype) for key, value in examples[0].items()}
+  example["mask"] = np.zeros(batch_size, np.float32)
   experiment.build_state(example)
   experiment.compile()
   checkpoints = Checkpoints(workdir, max_to_keep=1, subdir=subdir, async_save=False)
@@ -131,14 +171,15 @@ def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None
   if out_dir:
     os.makedirs(out_dir, exist_ok=True)
   taken: set[str] = set()
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
+  for start in range(0, len(examples), batch_size):
+    chunk = examples[start:start + batch_size]
     batch = {key: value.copy() for key, value in example.items()}
-    batch["image"][:len(chunk)] = np.stack(chunk)
+    for key in examples[0]:
+      batch[key][:len(chunk)] = np.stack([e[key] for e in chunk])
     batch["mask"][:len(chunk)] = 1.0
     outputs = jax.tree.map(np.asarray, jax.device_get(
         experiment.jit_forward(state, sharding.global_batch(batch, experiment.mesh))))
-    for index, image in enumerate(chunk):
+    for index, image in enumerate(e["image"] for e in chunk):
       path = names[start + index]
       print(json.dumps({"image": path, **experiment.task.predict_json(outputs, index)}), flush=True)
       if out_dir:
@@ -158,7 +199,7 @@ def main(argv):
   try:
     config = FLAGS.config if FLAGS.config is not None else config_from_workdir(
         resolve_checkpoint(FLAGS.checkpoint)[0])
-    failed = predict(config, FLAGS.checkpoint, image_paths, FLAGS.out_dir)
+    failed = predict(config, FLAGS.checkpoint, image_paths, FLAGS.out_dir, FLAGS.boxes)
   except FileNotFoundError as error:
     raise SystemExit(f"error: {error}") from None
   if failed:

@@ -264,3 +264,24 @@ def test_short_run_on_builtin_shapes(tmp_path):
   losses = scalars["train/relation_loss"]
   assert losses[30] < losses[10]  # the predicate classifier learns something in 30 steps
   assert {"eval/scene_graphs", "eval/relational_embedding", "eval/sgcls/R@50"} <= tensorboard_tags(str(workdir))
+  # jaxgraphs.predict on the run: an image with boxes -> its scene graph as JSON and a drawing; an image
+  # without an entry in --boxes gets one line and the exit status 1.
+  from PIL import Image
+  image, other = tmp_path / "scene.png", tmp_path / "unlisted.png"
+  Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(image)
+  Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(other)
+  (tmp_path / "boxes.json").write_text(json.dumps({"scene.png": {"boxes": [[2, 2, 20, 30], [30, 10, 60, 40]]}}))
+  proc = subprocess.run([sys.executable, "-m", "jaxgraphs.predict", f"--checkpoint={workdir}",
+                         f"--boxes={tmp_path / 'boxes.json'}", f"--out_dir={tmp_path / 'pictures'}", str(image),
+                         str(other)], cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, timeout=900)
+  assert proc.returncode == 1, proc.stderr[-4000:]
+  lines = proc.stdout.strip().splitlines()
+  assert len(lines) == 1, proc.stdout
+  graph = json.loads(lines[0])
+  assert graph["image"] == str(image) and graph["mode"] == "sgcls" and len(graph["objects"]) == 2
+  # 64 px wide -> 64 long side: the boxes keep their pixels.
+  np.testing.assert_allclose(graph["objects"][0]["box"], [2, 2, 20, 30], atol=1e-3)
+  assert {(r["subject"], r["object"]) for r in graph["relations"]} == {(0, 1), (1, 0)}
+  assert f"{other}: --boxes has no entry for" in proc.stderr
+  assert (tmp_path / "pictures" / "scene_scene_graph.png").exists()
