@@ -22,38 +22,15 @@ checkpoint is the result (the official code keeps the best val2014 mAP, which is
       --config.model.backbone_init=~/weights/resnet101
 """
 
-from jaxgraphs.data import sources
 from jaxgraphs.models import ssgrl
-from jaxgraphs.training.defaults import base_config
 
 NUM_TRAIN = 82783
-BATCH_SIZE = 4
-STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
+STEPS_PER_EPOCH = NUM_TRAIN // 4
 
 
 def get_config(arg: str = "full"):
   """SSGRL (or a Table 5 row) on COCO 2014."""
-  config = base_config()
-  config.data.source = "coco/2014"
-  config.data.train_split = "train"
-  config.data.eval_split = "validation"
-  config.data.pp_train = sources.SSGRL_PP_TRAIN
-  config.data.pp_eval = sources.SSGRL_PP_EVAL
-  config.batch_size = BATCH_SIZE
-  config.total_steps = STEPS_PER_EPOCH * 20
-  config.log_every_steps = 200
+  config = ssgrl.paper_config("coco/2014", "train", "validation", NUM_TRAIN,
+                              "~/jaxgraphs/word_vectors/coco2014_glove.npy", arg)
   config.eval_every_steps = STEPS_PER_EPOCH * 2
-  config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/coco2014_glove.npy"))
-  # torchvision's ImageNet classifier is not part of the backbone.
-  config.model.dont_load = (r"params/backbone/fc/.*",)
-  ssgrl.apply_variant(config, arg)
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 1e-5
-  config.optimizer.freeze = ssgrl.freeze_regexes(config.model.frozen_stages)
-  config.optimizer.plateau.enabled = True
-  config.optimizer.plateau.factor = 0.1
-  config.optimizer.plateau.accumulation_size = STEPS_PER_EPOCH  # compare epoch-mean training losses
-  config.optimizer.plateau.patience = 1
-  config.checkpoint.every_steps = 2000
-  config.checkpoint.best_metric = ""
   return config

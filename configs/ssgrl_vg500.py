@@ -14,38 +14,12 @@ The class vocabulary lives in the prepared dataset, so the word vectors are made
       --config.model.backbone_init=~/weights/resnet101
 """
 
-from jaxgraphs.data import sources
 from jaxgraphs.models import ssgrl
-from jaxgraphs.training.defaults import base_config
 
 # Visual Genome 1.2 has 108,077 images; 10,000 go to test.
 NUM_TRAIN = 98077
-BATCH_SIZE = 4
-STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 
 
 def get_config(arg: str = "full"):
   """SSGRL (or a Table 5 row) on VG-500."""
-  config = base_config()
-  config.data.source = "vg500"
-  config.data.train_split = "train"
-  config.data.eval_split = "test"
-  config.data.pp_train = sources.SSGRL_PP_TRAIN
-  config.data.pp_eval = sources.SSGRL_PP_EVAL
-  config.batch_size = BATCH_SIZE
-  config.total_steps = STEPS_PER_EPOCH * 20
-  config.log_every_steps = 200
-  config.eval_every_steps = 0
-  config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/vg500_glove.npy"))
-  config.model.dont_load = (r"params/backbone/fc/.*",)
-  ssgrl.apply_variant(config, arg)
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 1e-5
-  config.optimizer.freeze = ssgrl.freeze_regexes(config.model.frozen_stages)
-  config.optimizer.plateau.enabled = True
-  config.optimizer.plateau.factor = 0.1
-  config.optimizer.plateau.accumulation_size = STEPS_PER_EPOCH
-  config.optimizer.plateau.patience = 1
-  config.checkpoint.every_steps = 2000
-  config.checkpoint.best_metric = ""
-  return config
+  return ssgrl.paper_config("vg500", "train", "test", NUM_TRAIN, "~/jaxgraphs/word_vectors/vg500_glove.npy", arg)

@@ -25,16 +25,12 @@ both and the mean of their probabilities:
       --ten_crop
 """
 
-from jaxgraphs.data import sources
 from jaxgraphs.models import ssgrl
-from jaxgraphs.training.defaults import base_config
 
 SCALE_512_PP_TRAIN = ("decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr"
                       "|normalize_imagenet")
 SCALE_512_PP_EVAL = "decode|resize(512)|center_crop(448)|normalize_imagenet"
 NUM_TRAIN = 5717
-BATCH_SIZE = 4
-STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 
 
 def get_config(arg: str = "full"):
@@ -44,29 +40,8 @@ def get_config(arg: str = "full"):
   variants = [part for part in parts if part != "scale512"] or ["full"]
   if len(variants) != 1:
     raise ValueError(f"configs/ssgrl_voc2012.py:{arg}: give one variant, optionally with ',scale512'")
-  config = base_config()
-  config.data.source = "voc/2012"
-  config.data.train_split = "train"
-  config.data.eval_split = "validation"
-  config.data.pp_train = sources.SSGRL_PP_TRAIN
-  config.data.pp_eval = sources.SSGRL_PP_EVAL
-  config.batch_size = BATCH_SIZE
-  config.total_steps = STEPS_PER_EPOCH * 20
-  config.log_every_steps = 100
-  config.eval_every_steps = 0
-  config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/voc_glove.npy"))
-  config.model.dont_load = (r"params/backbone/fc/.*",)
-  ssgrl.apply_variant(config, variants[0])
+  config = ssgrl.paper_config("voc/2012", "train", "validation", NUM_TRAIN, "~/jaxgraphs/word_vectors/voc_glove.npy",
+                              variants[0], log_every_steps=100, checkpoint_every_steps=1000)
   if scale512:
     config.data.pp_train, config.data.pp_eval = SCALE_512_PP_TRAIN, SCALE_512_PP_EVAL
-  config.init_from.dont_load = (r"params/head/classifier/.*", r"params/classifier/.*")
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 1e-5
-  config.optimizer.freeze = ssgrl.freeze_regexes(config.model.frozen_stages)
-  config.optimizer.plateau.enabled = True
-  config.optimizer.plateau.factor = 0.1
-  config.optimizer.plateau.accumulation_size = STEPS_PER_EPOCH
-  config.optimizer.plateau.patience = 1
-  config.checkpoint.every_steps = 1000
-  config.checkpoint.best_metric = ""
   return config

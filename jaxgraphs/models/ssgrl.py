@@ -178,6 +178,43 @@ def apply_variant(config, variant: str) -> None:
     config.model.backbone_kwargs["frozen_bn"] = tuple(config.model.frozen_stages)
 
 
+def paper_config(source: str, train_split: str, eval_split: str, num_train: int, word_vectors: str,
+                 variant: str = "full", epochs: int = 20, batch_size: int = 4, log_every_steps: int = 200,
+                 checkpoint_every_steps: int = 2000):
+  """The official code's recipe on a real dataset: ResNet-101 with ImageNet weights frozen before layer4, Adam
+  1e-5, batch 4, learning rate / 10 when the epoch-mean training loss plateaus, REFERENCE.md's transforms,
+  the last checkpoint as the result (no selection on the evaluated split), one evaluation at the end."""
+  from jaxgraphs.data import sources
+  from jaxgraphs.training.defaults import base_config
+  steps_per_epoch = num_train // batch_size
+  config = base_config()
+  config.data.source = source
+  config.data.train_split = train_split
+  config.data.eval_split = eval_split
+  config.data.pp_train = sources.SSGRL_PP_TRAIN
+  config.data.pp_eval = sources.SSGRL_PP_EVAL
+  config.batch_size = batch_size
+  config.total_steps = steps_per_epoch * epochs
+  config.log_every_steps = log_every_steps
+  config.eval_every_steps = 0
+  config.model.update(model_config(word_vectors=word_vectors))
+  # torchvision's ImageNet classifier is not part of the backbone.
+  config.model.dont_load = (r"params/backbone/fc/.*",)
+  apply_variant(config, variant)
+  # Initialising from another dataset's run (Table 2 "pre"): every parameter but the per-class classifiers.
+  config.init_from.dont_load = (r"params/head/classifier/.*", r"params/classifier/.*")
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-5
+  config.optimizer.freeze = freeze_regexes(config.model.frozen_stages)
+  config.optimizer.plateau.enabled = True
+  config.optimizer.plateau.factor = 0.1
+  config.optimizer.plateau.accumulation_size = steps_per_epoch  # compare epoch-mean training losses
+  config.optimizer.plateau.patience = 1
+  config.checkpoint.every_steps = checkpoint_every_steps
+  config.checkpoint.best_metric = ""
+  return config
+
+
 # ---- constants ---------------------------------------------------------------------------------------
 def _word_vector(word: str, dim: int) -> np.ndarray:
   seed = int.from_bytes(hashlib.sha256(word.encode("utf-8")).digest()[:8], "little")
