@@ -19,7 +19,7 @@ from jaxgraphs.training import sharding, trainer
 from jaxgraphs.training.optimizers import regex_mask
 from jaxgraphs.training.tree_paths import path_strings
 from mock_tfds import mock_data
-from training_helpers import REPO, cpu_env, main_command, tensorboard_tags
+from training_helpers import REPO, cpu_env, main_command, one_step_and_evaluation, tensorboard_tags
 
 FROZEN = ("stem", "layer1", "layer2", "layer3")
 # The shapes config shrunk to a width-4 ResNet-18 at 32 px (builtin_shapes/tiny) and a 16-wide head.
@@ -205,12 +205,7 @@ def test_paper_configs_train_one_step_and_evaluate_on_mock_data(tmp_path, config
   write_word_vectors(tmp_path / "words.npy", info.class_names)
   # In-process and without checkpoints: Orbax's background clean-up can race TFDS's mocked file system.
   with mock_data(num_examples=6):
-    experiment = trainer.Experiment(config)
-    local = next(pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0))
-    state = experiment.build_state(local)
-    experiment.compile()
-    state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
-    results, pictures = experiment.evaluate(state, info.eval_split)
+    state, metrics, results, pictures = one_step_and_evaluation(config)
   assert np.isfinite(float(metrics["loss"]))
   assert len(results["per_class_AP"]) == num_classes and np.isfinite(results["OF1"])
   assert ("eval/attention_top3" in pictures) == (variant in ("full", "without_si"))

@@ -7,7 +7,7 @@ import pytest
 
 from mock_tfds import mock_data
 
-from jaxgraphs.training import trainer
+from training_helpers import one_step_and_evaluation
 
 
 @pytest.mark.parametrize("config_file,source,num_classes", [
@@ -34,16 +34,8 @@ def test_one_train_step_on_mock_data(tmp_path, config_file, source, num_classes)
   config.data.pp_eval = "decode|resize(40)|center_crop(32)|normalize_imagenet"
   # In-process step + evaluation, no checkpoints: under mock_data TFDS remaps file paths, and Orbax's checkpoint
   # folder then lands in (and vanishes with) its temporary root in some runs. Checkpoints are tested on real files.
-  from jaxgraphs.data import pipeline
-  from jaxgraphs.training import sharding
-  info = pipeline.dataset_info(config.data)
   with mock_data(num_examples=6):
-    experiment = trainer.Experiment(config)
-    local = next(pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0))
-    state = experiment.build_state(local)
-    experiment.compile()
-    state, step_metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
-    metrics, _ = experiment.evaluate(state, info.eval_split)
+    _, step_metrics, metrics, _ = one_step_and_evaluation(config)
   assert np.isfinite(float(step_metrics["loss"]))
   assert len(metrics["per_class_AP"]) == num_classes
   assert np.isfinite(metrics["OF1"])

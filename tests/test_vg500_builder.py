@@ -141,8 +141,7 @@ def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tre
 
   from jaxgraphs.data import label_graph, pipeline, sources
   from jaxgraphs.tools.word_vectors import class_names_from_tfds, save_word_vectors
-  from jaxgraphs.training import sharding, trainer
-  from training_helpers import REPO
+  from training_helpers import REPO, one_step_and_evaluation
 
   builder, splits, _, data_dir = prepared
   names = tuple(builder.info.features["labels"].feature.names)
@@ -173,12 +172,7 @@ def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tre
   save_word_vectors(config.model.word_vectors, np.random.default_rng(0).normal(size=(NUM_CLASSES, 300)).astype(
       np.float32), {"class_names": list(names)})
 
-  experiment = trainer.Experiment(config)
-  local = next(pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0))
-  state = experiment.build_state(local)
-  experiment.compile()
-  state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
-  results, _ = experiment.evaluate(state, info.eval_split)
+  _, metrics, results, _ = one_step_and_evaluation(config)
   assert np.isfinite(float(metrics["loss"])) and len(results["per_class_AP"]) == NUM_CLASSES
   # The label graph is counted on the train split: A[i, j] = P(j | i), hand-counted from the fake tree.
   train_labels = [set(e["labels"].tolist()) for e in splits["train"]]

@@ -78,3 +78,17 @@ def checkpoint_arrays(workdir: str, step: int, subdir: str = "checkpoints") -> d
   tree = ocp.StandardCheckpointer().restore(os.path.join(workdir, subdir, str(step), "state"))
   paths = jax.tree.leaves(path_strings(tree))
   return {p: np.asarray(v) for p, v in zip(paths, jax.tree.leaves(tree))}
+
+
+def one_step_and_evaluation(config):
+  """In-process: builds the experiment of `config`, runs one train step and evaluates; (state, step metrics,
+  eval results, eval pictures). No checkpoints, so it is safe under tfds mock_data."""
+  from jaxgraphs.data import pipeline
+  from jaxgraphs.training import sharding, trainer
+  experiment = trainer.Experiment(config)
+  local = next(pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0))
+  state = experiment.build_state(local)
+  experiment.compile()
+  state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
+  results, pictures = experiment.evaluate(state, pipeline.dataset_info(config.data).eval_split)
+  return state, metrics, results, pictures
