@@ -11,12 +11,12 @@ two relational embedding modules per side with r = 2. Adam, lr 1e-3 with cosine 
   python -m jaxgraphs.main --config=configs/linknet_shapes.py:sgcls --workdir=/tmp/jaxgraphs/linknet_shapes_sgcls
   python -m jaxgraphs.main --config=configs/linknet_shapes.py:predcls,rem=0,glem=0 --workdir=/tmp/jaxgraphs/ls_base
 
-Variants: `--config=configs/linknet_shapes.py:ARG` with ARG as in jaxgraphs.models.linknet.VARIANT_ARG_HELP
+Variants: `--config=configs/linknet_shapes.py:ARG` with ARG as in jaxgraphs.configs.linknet.VARIANT_ARG_HELP
 (predcls | sgcls; num_re=, r= (Table 2a); e0= (Table 2b); rem=, glem=, gcem=, norm=, sim= (Table 3)).
 The tiny test size: `--config.data.source=builtin_shapes/tiny:scene_graph` (64 px, 256 train images).
 """
 
-from jaxgraphs.models import linknet
+from jaxgraphs.configs import linknet
 from jaxgraphs.training.defaults import base_config
 
 TOY_BACKBONE = {"width": 8, "fc_width": 128, "stage_sizes": (1, 1, 1, 1, 1)}

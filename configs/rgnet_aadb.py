@@ -14,35 +14,44 @@ square error loss") on AADB's score in [0, 1]. Evaluated on the 500-image valida
   python -m jaxgraphs.main --config=configs/rgnet_aadb.py --workdir=~/runs/rgnet_aadb --mode=eval \
       --checkpoint=best --eval_split=test
 
-Variants: `--config=configs/rgnet_aadb.py:ARG` with ARG as for rgnet_ava.py (jaxgraphs.models.rgnet.
+Variants: `--config=configs/rgnet_aadb.py:ARG` with ARG as for rgnet_ava.py (jaxgraphs.configs.rgnet.
 VARIANT_ARG_HELP), e.g. `:fcn`, `:backbone=resnet101`, `:r=2,layers=1`; kind=binary trains on AADB's
 score >= 0.5 label instead (AADB has no rating histogram, so kind=distribution is refused).
 """
 
-from jaxgraphs.models import rgnet
+from jaxgraphs.configs import rgnet
 from jaxgraphs.training.defaults import base_config
 
 AADB_TRAIN_IMAGES = 8_458
 EPOCHS = 80
 BATCH_SIZE = 32
-FC_CNN_SIZE = 224
+SIZE = 300
+FC_CNN_SIZE = 224  # "FC-CNN is fine-tuned on the pretrained fully connected DenseNet-121": ImageNet's size
 
 
 def get_config(arg=None):
   """AADB configuration; `arg` selects a variant (module docstring)."""
   config = base_config()
-  config.task = rgnet.aesthetics_task_config("regression")
-  rgnet.configure_model(config)
-  rgnet.apply_variant_arg(config, arg)
+  rgnet.configure(config, "regression")  # DenseNet-121 at output stride 8 + the FCN-A-G head
+  rgnet.apply_arg(config, arg)
   config.data.source = "aadb"
-  if config.model.variant == rgnet.FC_CNN:
-    config.data.pp_train, config.data.pp_eval = rgnet.paper_preprocessing(FC_CNN_SIZE)
+  # Sec. 3.3: resize to the input size, flip, scale by 1.05-1.25 and crop back; test: resize only.
+  size = FC_CNN_SIZE if config.model.variant == "fc_cnn" else SIZE
+  config.data.pp_train = f"decode|resize({size})|flip_lr|random_scale_crop(1.05, 1.25, {size})|normalize_imagenet"
+  config.data.pp_eval = f"decode|resize({size})|normalize_imagenet"
   config.batch_size = BATCH_SIZE
   steps_per_epoch = AADB_TRAIN_IMAGES // BATCH_SIZE
   config.total_steps = EPOCHS * steps_per_epoch
   config.log_every_steps = 50
   config.eval_every_steps = steps_per_epoch
   config.checkpoint.every_steps = 1000
-  config.checkpoint.best_metric, config.checkpoint.best_mode = rgnet.BEST_CHECKPOINT_METRIC[config.task.kind]
-  rgnet.paper_optimizer(config)
+  # Sec. 3.3: Adam, lr 1e-4 decayed as (1 - t/T)^0.9 (per step here, per epoch in the paper), weight decay 1e-5 added
+  # to the gradient of every parameter (biases and batch-norm scales too), as torch.optim.Adam(weight_decay=1e-5).
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-4
+  config.optimizer.weight_decay = 1e-5
+  config.optimizer.weight_decay_exclude = ()
+  config.optimizer.schedule.name = "poly"
+  config.optimizer.schedule.power = 0.9
+  config.optimizer.schedule.warmup_steps = 0
   return config

@@ -12,12 +12,12 @@ weight decay 1e-5 as in the paper, at lr 1e-3 (training from scratch); 1,000 ste
   python -m jaxgraphs.main --config=configs/rgnet_shapes.py --workdir=/tmp/jaxgraphs/rgnet_shapes
   python -m jaxgraphs.main --config=configs/rgnet_shapes.py:fcn_g --workdir=/tmp/jaxgraphs/rgnet_shapes_fcn_g
 
-Variants: `--config=configs/rgnet_shapes.py:ARG` with ARG as in jaxgraphs.models.rgnet.VARIANT_ARG_HELP
+Variants: `--config=configs/rgnet_shapes.py:ARG` with ARG as in jaxgraphs.configs.rgnet.VARIANT_ARG_HELP
 (fc_cnn, fcn, fcn_a, fcn_g, fcn_c_c, fcn_a_g; backbone=vgg16|resnet101 at toy widths too; rates=, r=,
 layers=, pool=, kind=regression|distribution on the composition score / rating histogram).
 """
 
-from jaxgraphs.models import rgnet
+from jaxgraphs.configs import rgnet
 from jaxgraphs.training.defaults import base_config
 
 # Toy widths of each backbone family (the layout of the paper's networks, a fraction of their width).
@@ -32,12 +32,10 @@ TOY_HEAD = {"aspp_inter_features": 32, "aspp_out_features": 16, "aspp_rates": (1
 def get_config(arg=None):
   """builtin_shapes composition configuration; `arg` selects a variant (module docstring)."""
   config = base_config()
-  config.task = rgnet.aesthetics_task_config("binary")
-  rgnet.configure_model(config)
+  rgnet.configure(config, "binary")
   config.model.head.update(TOY_HEAD)
-  rgnet.apply_variant_arg(config, arg)
-  family = next(f for f in TOY_BACKBONES if config.model.backbone.startswith(f))
-  config.model.backbone_kwargs = dict(TOY_BACKBONES[family])
+  rgnet.apply_arg(config, arg)
+  config.model.backbone_kwargs = dict(TOY_BACKBONES[rgnet.backbone_family(config.model.backbone)])
   config.data.source = "builtin_shapes/small:composition"
   config.seed = 0
   config.batch_size = 32
@@ -45,6 +43,13 @@ def get_config(arg=None):
   config.log_every_steps = 50
   config.eval_every_steps = 500
   config.checkpoint.every_steps = 500
-  config.checkpoint.best_metric, config.checkpoint.best_mode = rgnet.BEST_CHECKPOINT_METRIC[config.task.kind]
-  rgnet.paper_optimizer(config, learning_rate=1e-3)
+  # Sec. 3.3: Adam, lr 1e-3 decayed as (1 - t/T)^0.9 (per step here, per epoch in the paper), weight decay 1e-5 added
+  # to the gradient of every parameter (biases and batch-norm scales too), as torch.optim.Adam(weight_decay=1e-5).
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.weight_decay = 1e-5
+  config.optimizer.weight_decay_exclude = ()
+  config.optimizer.schedule.name = "poly"
+  config.optimizer.schedule.power = 0.9
+  config.optimizer.schedule.warmup_steps = 0
   return config

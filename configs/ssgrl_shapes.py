@@ -31,7 +31,8 @@ and raises the training loss, so at this budget the propagation slows optimisati
 Every label here is visible on its own shape, so a co-occurrence prior has little to add.
 """
 
-from jaxgraphs.models import ssgrl
+from jaxgraphs.configs import ssgrl
+from jaxgraphs.data.label_priors import BUILTIN_WORD_VECTORS
 from jaxgraphs.training.defaults import base_config
 
 
@@ -44,10 +45,10 @@ def get_config(arg: str = "full"):
   config.log_every_steps = 50
   config.eval_every_steps = 300
   config.model.update(ssgrl.model_config(
-      backbone="resnet18", word_vectors=ssgrl.BUILTIN_WORD_VECTORS, frozen_stages=(), joint_dim=128,
+      backbone="resnet18", word_vectors=BUILTIN_WORD_VECTORS, frozen_stages=(), joint_dim=128,
       attention_hidden_dim=128))
   config.model.backbone_kwargs = {"width": 16, "output_stride": 8}
-  ssgrl.apply_variant(config, arg)
+  ssgrl.apply_variant(config, ssgrl.parse_arg(arg)["variant"])
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 1e-3
   config.optimizer.schedule.name = "cosine"

@@ -14,12 +14,48 @@ The class vocabulary lives in the prepared dataset, so the word vectors are made
       --config.model.backbone_init=~/weights/resnet101
 """
 
-from jaxgraphs.models import ssgrl
+from jaxgraphs.configs import ssgrl
+from jaxgraphs.models.ssgrl import freeze_regexes
+from jaxgraphs.training.defaults import base_config
 
 # Visual Genome 1.2 has 108,077 images; 10,000 go to test.
 NUM_TRAIN = 98077
+BATCH_SIZE = 4
+EPOCHS = 20  # the paper gives no count
+STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 
 
 def get_config(arg: str = "full"):
   """SSGRL (or a Table 5 row) on VG-500."""
-  return ssgrl.paper_config("vg500", "train", "test", NUM_TRAIN, "~/jaxgraphs/word_vectors/vg500_glove.npy", arg)
+  parsed = ssgrl.parse_arg(arg)
+  config = base_config()
+  config.data.source = "vg500"
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576, flip.
+  config.data.pp_train = ("decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr"
+                          "|normalize_imagenet")
+  config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
+  config.batch_size = BATCH_SIZE
+  config.total_steps = STEPS_PER_EPOCH * EPOCHS
+  config.log_every_steps = 200
+  config.eval_every_steps = 0  # once, at the end
+
+  config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/vg500_glove.npy"))
+  config.model.dont_load = (r"params/backbone/fc/.*",)  # torchvision's ImageNet classifier
+  ssgrl.apply_variant(config, parsed["variant"])
+  # Initialising from another dataset's run (Table 2 "pre"): every parameter but the per-class classifiers.
+  config.init_from.dont_load = (r"params/head/classifier/.*", r"params/classifier/.*")
+
+  # Adam 1e-5 on layer4 and the head; the learning rate / 10 when the epoch-mean training loss plateaus.
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-5
+  config.optimizer.freeze = freeze_regexes(config.model.frozen_stages)
+  config.optimizer.plateau.enabled = True
+  config.optimizer.plateau.factor = 0.1
+  config.optimizer.plateau.accumulation_size = STEPS_PER_EPOCH
+  config.optimizer.plateau.patience = 1
+
+  config.checkpoint.every_steps = 2000
+  config.checkpoint.best_metric = ""  # the last checkpoint is the result: nothing is selected on the eval split
+  return config

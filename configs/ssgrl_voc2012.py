@@ -25,23 +25,52 @@ both and the mean of their probabilities:
       --ten_crop
 """
 
-from jaxgraphs.models import ssgrl
+from jaxgraphs.configs import ssgrl
+from jaxgraphs.models.ssgrl import freeze_regexes
+from jaxgraphs.training.defaults import base_config
 
-SCALE_512_PP_TRAIN = ("decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr"
-                      "|normalize_imagenet")
-SCALE_512_PP_EVAL = "decode|resize(512)|center_crop(448)|normalize_imagenet"
 NUM_TRAIN = 5717
+BATCH_SIZE = 4
+EPOCHS = 20  # the paper gives no count
+STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 
 
 def get_config(arg: str = "full"):
   """SSGRL (or a Table 5 row) on VOC 2012; ',scale512' (or 'scale512' alone) for the 448-pixel model."""
-  parts = [part for part in arg.split(",") if part]
-  scale512 = "scale512" in parts
-  variants = [part for part in parts if part != "scale512"] or ["full"]
-  if len(variants) != 1:
-    raise ValueError(f"configs/ssgrl_voc2012.py:{arg}: give one variant, optionally with ',scale512'")
-  config = ssgrl.paper_config("voc/2012", "train", "validation", NUM_TRAIN, "~/jaxgraphs/word_vectors/voc_glove.npy",
-                              variants[0], log_every_steps=100, checkpoint_every_steps=1000)
-  if scale512:
-    config.data.pp_train, config.data.pp_eval = SCALE_512_PP_TRAIN, SCALE_512_PP_EVAL
+  parsed = ssgrl.parse_arg(arg, flags=("scale512",))
+  config = base_config()
+  config.data.source = "voc/2012"
+  config.data.train_split = "train"
+  config.data.eval_split = "validation"
+  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576, flip.
+  config.data.pp_train = ("decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr"
+                          "|normalize_imagenet")
+  config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
+  config.batch_size = BATCH_SIZE
+  config.total_steps = STEPS_PER_EPOCH * EPOCHS
+  config.log_every_steps = 100
+  config.eval_every_steps = 0  # once, at the end
+
+  config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/voc_glove.npy"))
+  config.model.dont_load = (r"params/backbone/fc/.*",)  # torchvision's ImageNet classifier
+  ssgrl.apply_variant(config, parsed["variant"])
+  # Initialising from another dataset's run (Table 2 "pre"): every parameter but the per-class classifiers.
+  config.init_from.dont_load = (r"params/head/classifier/.*", r"params/classifier/.*")
+
+  # Adam 1e-5 on layer4 and the head; the learning rate / 10 when the epoch-mean training loss plateaus.
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-5
+  config.optimizer.freeze = freeze_regexes(config.model.frozen_stages)
+  config.optimizer.plateau.enabled = True
+  config.optimizer.plateau.factor = 0.1
+  config.optimizer.plateau.accumulation_size = STEPS_PER_EPOCH
+  config.optimizer.plateau.patience = 1
+
+  config.checkpoint.every_steps = 1000
+  config.checkpoint.best_metric = ""  # the last checkpoint is the result: nothing is selected on the eval split
+  if parsed["scale512"]:
+    # Resize 512, crops from {512, 448, 384, 320, 256} resized to 448; test: resize 512, center crop 448.
+    config.data.pp_train = ("decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr"
+                            "|normalize_imagenet")
+    config.data.pp_eval = "decode|resize(512)|center_crop(448)|normalize_imagenet"
   return config

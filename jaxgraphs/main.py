@@ -83,7 +83,7 @@ def _unknown_override(error: Exception) -> str:
 
 def run():
   """Entry point that turns known configuration mistakes into one clear line instead of a traceback."""
-  from jaxgraphs.training.runtime import ConfigError
+  from jaxgraphs.errors import ConfigError
   try:
     app.run(main)
   except FloatingPointError as e:  # trainer.NonFiniteLossError: the message names the step

@@ -7,7 +7,7 @@ r"""Prediction on image files with a trained checkpoint: one JSON line per image
 `--checkpoint` is a workdir (its latest checkpoint), its `checkpoints/` or `checkpoints_best/` folder, or one
 step folder in them (e.g. WORKDIR/checkpoints/600). Without `--config`, the workdir's config.json (written by the
 trainer, command-line overrides included) is used. The model and task are built exactly as for training
-(`trainer.Experiment`), the state restored with `Checkpoints`; each image is read with the config's `pp_eval`.
+(`trainer.Experiment`) and the state restored by `Experiment.restore`; each image is read with the config's `pp_eval`.
 Model constants come from where training took them: SSGRL counts its label graph on the train split once and
 caches it beside the dataset, so that cache (or the dataset) must be present.
 
@@ -63,7 +63,13 @@ def config_from_workdir(workdir: str):
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist; pass --config=configs/<the training config>.py")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    saved = json.load(f)
+  # Runs saved before the model config carried them: RGNet's kind and LinkNet's mode were only task keys.
+  model, task = saved.get("model", {}), saved.get("task", {})
+  for model_name, key in (("rgnet", "kind"), ("linknet", "mode")):
+    if model.get("name") == model_name and key not in model and key in task:
+      model[key] = task[key]
+  return ml_collections.ConfigDict(saved)
 
 
 def read_example(path: str, preprocess, fields=None) -> dict:
@@ -95,7 +101,7 @@ def read_image(path: str, preprocess):
 
 def boxes_fields(task, boxes_path: str | None):
   """path -> (image size -> raw fields) for tasks that take boxes (scene graphs), None for the others."""
-  from jaxgraphs.training.runtime import ConfigError
+  from jaxgraphs.errors import ConfigError
   takes_boxes = hasattr(task, "prediction_fields")
   if not takes_boxes:
     if boxes_path:
@@ -132,13 +138,9 @@ def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None
 
   from jaxgraphs.data import transforms
   from jaxgraphs.training import sharding
-  from jaxgraphs.training.checkpointing import Checkpoints
   from jaxgraphs.training.trainer import Experiment
 
   workdir, subdir, step = resolve_checkpoint(checkpoint)
-  # Everything comes from the checkpoint: no ImageNet weights, no other run.
-  config.model.backbone_init = ""
-  config.init_from.workdir = ""
   experiment = Experiment(config)
   preprocess = transforms.build(experiment.data_info.pp_eval, where="config.data.pp_eval")
   fields = boxes_fields(experiment.task, boxes)
@@ -161,12 +163,8 @@ def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None
   batch_size = experiment.local_batch_size
   example = {key: np.zeros((batch_size,) + value.shape, value.dtype) for key, value in examples[0].items()}
   example["mask"] = np.zeros(batch_size, np.float32)
-  experiment.build_state(example)
-  experiment.compile()
-  checkpoints = Checkpoints(workdir, max_to_keep=1, subdir=subdir, async_save=False)
-  state, _ = checkpoints.restore(experiment.abstract_state, step)
-  checkpoints.close()
-  logging.info("Restored %s/%s step %d", workdir, subdir, int(jax.device_get(state.step)))
+  which = "best" if subdir == "checkpoints_best" else ("latest" if step is None else step)
+  state = experiment.restore(workdir, which, batch_spec=example)
 
   if out_dir:
     os.makedirs(out_dir, exist_ok=True)
@@ -208,7 +206,7 @@ def main(argv):
 
 def run():
   """Entry point: configuration mistakes become one line, as in jaxgraphs.main."""
-  from jaxgraphs.training.runtime import ConfigError
+  from jaxgraphs.errors import ConfigError
   try:
     app.run(main)
   except ValueError as error:

@@ -11,7 +11,7 @@ import pytest
 from jaxgraphs.evaluation.aesthetics_metrics import binary_metrics, distribution_metrics, regression_metrics
 from jaxgraphs.tasks import build_task
 from jaxgraphs.tasks.aesthetics import AestheticsTask, draw_region_box, heat_colours, upsample
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.errors import ConfigError
 
 RNG = np.random.default_rng(0)
 BATCH = 6

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import jax
@@ -10,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxgraphs.configs import linknet as linknet_configs
 from jaxgraphs.models import linknet
+from training_helpers import config_file
 from jaxgraphs.models.heads import linknet_head
 from jaxgraphs.models.layers import graph_attention
 
@@ -124,10 +125,10 @@ def test_dense_pairs_and_union_boxes():
 
 
 def test_bad_variant_argument_names_the_token():
-  from jaxgraphs.training.runtime import ConfigError
+  from jaxgraphs.errors import ConfigError
   with pytest.raises(ConfigError, match="bad token 'rem=2'"):
-    linknet.parse_variant_arg("predcls,rem=2")
-  assert linknet.parse_variant_arg("sgcls,num_re=3,r=4,e0=labels,glem=0,norm=sigmoid,sim=euclidean") == {
+    linknet_configs.parse_arg("predcls,rem=2")
+  assert linknet_configs.parse_arg("sgcls,num_re=3,r=4,e0=labels,glem=0,norm=sigmoid,sim=euclidean") == {
       "mode": "sgcls", "num_relational_modules": 3, "reduction": 4, "edge_input": "labels", "use_geometry": False,
       "normalization": "sigmoid", "similarity": "euclidean"}
 
@@ -198,10 +199,7 @@ def test_prediction_from_an_image_file_and_boxes():
 
 # ---- one train step in each mode through the trainer's Experiment ---------------------------------------------
 def _shapes_config(arg):
-  spec = importlib.util.spec_from_file_location("linknet_shapes", os.path.join(REPO, "configs", "linknet_shapes.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg)
+  config = config_file("linknet_shapes", arg)
   config.model.backbone_kwargs = dict(TINY_BACKBONE)
   config.model.update(TINY_WIDTHS)
   config.batch_size = 2

@@ -14,7 +14,7 @@ from test_vg150_builder import NUM_VAL, _write_fake_vg150
 
 from jaxgraphs.data import sources
 from jaxgraphs.data.builders import vg150
-from jaxgraphs.models import linknet
+from training_helpers import config_file
 from jaxgraphs.training import trainer
 
 
@@ -37,7 +37,7 @@ def fake_vg150(tmp_path_factory):
 def test_train_step_and_evaluation_on_fake_vg150(fake_vg150, monkeypatch, tmp_path, mode):
   monkeypatch.setitem(sources.SOURCES, "vg150",
                       dataclasses.replace(sources.SOURCES["vg150"], prepare=lambda data_dir: fake_vg150))
-  config = linknet.vg150_config(mode)
+  config = config_file(f"linknet_vg_{mode}")
   config.model.backbone_kwargs = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1)}
   config.model.update(embed_dim=8, hidden_dim=16, geometry_dim=8, union_chunk_size=2048)
   config.batch_size = 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxgraphs.training import optimizers
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.errors import ConfigError
 
 
 def _params():

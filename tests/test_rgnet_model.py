@@ -1,7 +1,6 @@
 """RGNet model: output maps per variant and backbone, the paper's 37 x 37 map, Fig. 6 helpers vs NumPy, He init,
 variant arguments and configuration errors."""
 
-import importlib.util
 import os
 
 import jax
@@ -12,7 +11,9 @@ import pytest
 
 from jaxgraphs import models
 from jaxgraphs.models import rgnet
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.configs import rgnet as rgnet_configs
+from jaxgraphs.errors import ConfigError
+from training_helpers import config_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_DENSENET = {"growth_rate": 4, "block_config": (1, 1, 1, 1), "num_init_features": 8}
@@ -27,10 +28,7 @@ def output_shapes(module, size=40, batch=2):
 
 
 def load_config(name, arg=None):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_file(name, arg)
 
 
 STAGES = {"fcn": ("fcn",), "fcn_a": ("fcn", "aspp"), "fcn_g": ("fcn", "graph"), "fcn_a_g": ("fcn", "aspp", "graph"),
@@ -160,29 +158,29 @@ def test_default_configs_follow_the_paper():
 
 @pytest.mark.parametrize("arg,message", [
     ("fcn_x", "unknown variant 'fcn_x'"),
-    ("backbone=alexnet", "bad 'backbone=alexnet'"),
-    ("rates=3-six", "bad 'rates=3-six'"),
-    ("depth=3", "bad 'depth=3' (unknown key)"),
+    ("backbone=alexnet", "bad token 'backbone=alexnet'"),
+    ("rates=3-six", "bad token 'rates=3-six'"),
+    ("depth=3", "bad token 'depth=3' (unknown key 'depth')"),
 ])
 def test_bad_variant_argument_names_the_token(arg, message):
   with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-    rgnet.parse_variant_arg(arg)
+    rgnet_configs.parse_arg(arg)
 
 
 def test_bad_model_config_names_the_key():
   config = load_config("rgnet_shapes")
   config.model.head.graph_depth = 2
   with pytest.raises(ConfigError, match=r"config.model.head has keys RGNetHead does not take: \['graph_depth'\]"):
-    models.build_model(config, None)
+    models.build_model(config.model, None)
   config = load_config("rgnet_shapes")
   config.model.variant = "fcn_b"
   with pytest.raises(ConfigError, match="config.model.variant='fcn_b'"):
-    models.build_model(config, None)
+    models.build_model(config.model, None)
 
 
 def test_model_registry_builds_rgnet_from_config():
   config = load_config("rgnet_shapes", "fcn_c_c,kind=regression,layers=2")
-  module = models.build_model(config, None)
+  module = models.build_model(config.model, None)
   assert isinstance(module, rgnet.RGNet)
   assert (module.variant, module.kind, module.head_kwargs["graph_layers"]) == ("fcn_c_c", "regression", 2)
   assert module.head_kwargs["graph_embed_features"] is None  # 0 in the config: phi and theta keep d'

@@ -2,7 +2,6 @@
 
 (A real train step on a fake AVA tree and a command-line run: tests/test_rgnet_end_to_end.py.)"""
 
-import importlib.util
 import os
 
 import jax
@@ -13,6 +12,7 @@ import pytest
 
 from jaxgraphs import models, tasks
 from jaxgraphs.data import pipeline
+from training_helpers import config_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SIZE = 4, 32  # 32 px at output stride 8: a 4 x 4 region graph
@@ -24,10 +24,7 @@ TOY_BACKBONES = {
 
 
 def load_config(name, arg=None):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_file(name, arg)
 
 
 def toy_config(arg):
@@ -67,7 +64,7 @@ def one_step(arg):
   """Loss, gradients and the Adam-updated parameters of one train step of configs/rgnet_shapes.py:`arg`."""
   config = toy_config(arg)
   data_info = pipeline.dataset_info(config.data)
-  module, task = models.build_model(config, data_info), tasks.build_task(config, data_info)
+  module, task = models.build_model(config.model, data_info), tasks.build_task(config, data_info)
   batch = synthetic_batch()
   variables = numpy_variables(module, jnp.asarray(batch["image"]))
   params, model_state = variables["params"], {k: v for k, v in variables.items() if k != "params"}

@@ -1,7 +1,6 @@
 """SSGRL end to end: the model around the head (frozen stages, pooling, constants), every config variant for one
 train step (builtin_shapes/tiny; mock COCO 2014 and VOC 2007), the missing-word-vectors message, a short CLI run."""
 
-import importlib.util
 import json
 import os
 import re
@@ -13,8 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgraphs.data import label_graph, pipeline, sources
-from jaxgraphs.models import build_model, ssgrl
+from jaxgraphs import models
+from jaxgraphs.configs import ssgrl as ssgrl_configs
+from jaxgraphs.data import label_graph, label_priors, pipeline, sources
+from jaxgraphs.models import ssgrl
 from jaxgraphs.training import sharding, trainer
 from jaxgraphs.training.optimizers import regex_mask
 from jaxgraphs.training.tree_paths import path_strings
@@ -27,10 +28,7 @@ TINY = {"source": "builtin_shapes/tiny", "width": 4, "joint_dim": 16, "attention
 
 
 def load_config(name: str, arg: str | None = None):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config() if arg is None else module.get_config(arg)
+  return config_file(name, arg)
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +95,11 @@ def test_constants_hash_and_compare_by_content():
 
 
 def test_builtin_word_vectors_average_fixed_per_word_vectors():
-  vectors = ssgrl.builtin_word_vectors(["red circle", "blue circle", "circle", "red"])
+  vectors = label_priors.builtin_word_vectors(["red circle", "blue circle", "circle", "red"])
   assert vectors.shape == (4, 300) and vectors.dtype == np.float32
   np.testing.assert_allclose(vectors[0], (vectors[2] + vectors[3]) / 2, rtol=1e-6)
   # Fixed by the word alone: independent of the other classes and of the order.
-  np.testing.assert_array_equal(ssgrl.builtin_word_vectors(["circle"])[0], vectors[2])
+  np.testing.assert_array_equal(label_priors.builtin_word_vectors(["circle"])[0], vectors[2])
   assert 0.3 < np.std(vectors[2]) < 0.5
   assert abs(np.corrcoef(vectors[0], vectors[1])[0, 1] - 0.5) < 0.15  # they share "circle"
 
@@ -113,6 +111,12 @@ def test_freeze_regexes_name_the_stages_and_reject_unknown_ones():
 
 
 # ---- the factory ---------------------------------------------------------------------------------------
+def model_of(config):
+  """The module `config` builds, with the word vectors and label graph the data layer provides for it."""
+  info = label_priors.provide(pipeline.dataset_info(config.data), models.data_requests(config.model), config.data)
+  return models.build_model(config.model, info)
+
+
 def shapes_config(data_dir, variant="full"):
   config = load_config("ssgrl_shapes", variant)
   config.data.source, config.data.data_dir = TINY["source"], data_dir
@@ -126,8 +130,8 @@ def test_factory_uses_builtin_word_vectors_and_the_train_split_adjacency(data_di
   config = shapes_config(data_dir)
   config.model.adjacency_cache_dir = str(tmp_path)
   info = pipeline.dataset_info(config.data)
-  module = build_model(config, info)
-  np.testing.assert_array_equal(module.word_vectors.value, ssgrl.builtin_word_vectors(info.class_names))
+  module = model_of(config)
+  np.testing.assert_array_equal(module.word_vectors.value, label_priors.builtin_word_vectors(info.class_names))
   builder = sources.get_source(TINY["source"]).builder(data_dir)
   labels = [example["labels"] for example in builder.as_dataset(split="train").as_numpy_iterator()]
   expected = label_graph.cooccurrence_adjacency(label_graph.multi_hot(labels, info.num_classes))
@@ -137,19 +141,20 @@ def test_factory_uses_builtin_word_vectors_and_the_train_split_adjacency(data_di
 
 
 def test_unknown_variant_and_non_resnet_backbone_fail_naming_them(data_dir):
-  with pytest.raises(ValueError, match="unknown SSGRL variant 'nope'; choose one of full, baseline"):
+  with pytest.raises(ValueError, match="config argument 'nope': unknown variant 'nope'.*full | baseline"):
     load_config("ssgrl_shapes", "nope")
   config = shapes_config(data_dir)
   config.model.backbone = "densenet121"
   with pytest.raises(ValueError, match="config.model.backbone='densenet121': SSGRL needs a ResNet"):
-    build_model(config, pipeline.dataset_info(config.data))
+    model_of(config)
 
 
 def one_train_step(config):
   """Builds the experiment, runs one jitted train step and one forward pass; returns (metrics, outputs)."""
   experiment = trainer.Experiment(config)
-  local = next(pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0))
-  state = experiment.build_state(local)
+  batches = pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0)
+  state = experiment.build_state(batches.batch_spec)
+  local = next(batches)
   experiment.compile()
   batch = sharding.global_batch(local, experiment.mesh)
   state, metrics = experiment.jit_train_step(state, batch)
@@ -157,7 +162,7 @@ def one_train_step(config):
 
 
 @pytest.mark.parametrize("variant", [v if v == "full" else pytest.param(v, marks=pytest.mark.slow)
-                                     for v in ssgrl.VARIANTS])
+                                     for v in ssgrl_configs.VARIANTS])
 def test_every_shapes_variant_trains_one_step(data_dir, variant):
   metrics, outputs, experiment = one_train_step(shapes_config(data_dir, variant))
   assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
@@ -238,10 +243,10 @@ def test_missing_word_vectors_fail_with_the_command_that_makes_them(tmp_path):
 def test_unprepared_dataset_fails_naming_the_prepare_command(tmp_path):
   config = shrink_for_mock(load_config("ssgrl_voc2007"), tmp_path)
   write_word_vectors(tmp_path / "words.npy", sources.VOC_CLASS_NAMES)
-  with pytest.raises(ValueError, match=r"^config.data.source: SSGRL counts its label graph on voc/2007:train\+"
+  with pytest.raises(ValueError, match=r"^config.data.source: the label graph is counted on voc/2007:train\+"
                      r"validation, which is not prepared .* `python -m jaxgraphs.tools.prepare_dataset "
                      r"--dataset=voc/2007` first"):
-    build_model(config, pipeline.dataset_info(config.data))
+    model_of(config)
 
 
 def test_word_vectors_for_other_classes_are_refused(tmp_path, data_dir):
@@ -249,7 +254,7 @@ def test_word_vectors_for_other_classes_are_refused(tmp_path, data_dir):
   config.model.word_vectors = str(tmp_path / "words.npy")
   write_word_vectors(tmp_path / "words.npy", sources.VOC_CLASS_NAMES[:12])
   with pytest.raises(ValueError, match="config.model.word_vectors: word vectors .* were made for other classes"):
-    build_model(config, pipeline.dataset_info(config.data))
+    model_of(config)
 
 
 @pytest.mark.slow

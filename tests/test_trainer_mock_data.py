@@ -15,11 +15,8 @@ from training_helpers import one_step_and_evaluation
     ("baseline_voc2007", "voc/2007", 20),
 ])
 def test_one_train_step_on_mock_data(tmp_path, config_file, source, num_classes):
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(config_file, os.path.join("configs", f"{config_file}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  from training_helpers import config_file as load_config_file
+  config = load_config_file(config_file)
   assert config.data.source == source
   config.model.backbone = "resnet18"
   config.model.backbone_kwargs = {"width": 4}

@@ -136,12 +136,11 @@ def test_missing_manual_files_name_the_download(tmp_path):
 
 def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tree(prepared, tmp_path, monkeypatch):
   import dataclasses
-  import importlib.util
   import os
 
   from jaxgraphs.data import label_graph, pipeline, sources
   from jaxgraphs.tools.word_vectors import class_names_from_tfds, save_word_vectors
-  from training_helpers import REPO, one_step_and_evaluation
+  from training_helpers import config_file, one_step_and_evaluation
 
   builder, splits, _, data_dir = prepared
   names = tuple(builder.info.features["labels"].feature.names)
@@ -150,10 +149,7 @@ def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tre
       sources.SOURCES["vg500"], tfds_name="vg500/unit_test",
       class_names_fn=sources._prepared_label_names("vg500/unit_test"),  # pylint: disable=protected-access
       prepare=sources._manual_builder("vg500/unit_test")))  # pylint: disable=protected-access
-  spec = importlib.util.spec_from_file_location("ssgrl_vg500", os.path.join(REPO, "configs", "ssgrl_vg500.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = config_file("ssgrl_vg500")
   assert (config.data.source, config.data.train_split, config.data.eval_split) == ("vg500", "train", "test")
   config.data.source, config.data.data_dir = "vg500/unit_test", data_dir
   config.model.backbone, config.model.backbone_kwargs = "resnet18", {"width": 4}

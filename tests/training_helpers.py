@@ -24,6 +24,12 @@ TINY_OVERRIDES = (
 )
 
 
+def config_file(name: str, arg: str | None = None):
+  """get_config(arg) of configs/<name>.py, through the library's one config loader."""
+  from jaxgraphs.configs.common import load_config
+  return load_config(os.path.join(REPO, "configs", f"{name}.py"), arg)
+
+
 def main_command(workdir: str, data_dir: str, *overrides: str, config: str = "configs/baseline_shapes.py"):
   """The `python -m jaxgraphs.main` argv for a tiny run."""
   return [sys.executable, "-m", "jaxgraphs.main", f"--config={config}", f"--workdir={workdir}",
@@ -86,8 +92,9 @@ def one_step_and_evaluation(config):
   from jaxgraphs.data import pipeline
   from jaxgraphs.training import sharding, trainer
   experiment = trainer.Experiment(config)
-  local = next(pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0))
-  state = experiment.build_state(local)
+  batches = pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0)
+  state = experiment.build_state(batches.batch_spec)
+  local = next(batches)
   experiment.compile()
   state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
   results, pictures = experiment.evaluate(state, pipeline.dataset_info(config.data).eval_split)

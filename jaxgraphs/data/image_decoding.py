@@ -20,7 +20,7 @@ Skipping design. `decode_with_fallback` runs the decode of each example in a one
 through with `SKIPPED_KEY` False; a failing one is replaced by a black 1x1 RGB image with `SKIPPED_KEY`
 True. Every example therefore keeps its place in the stream, so a batch always covers the same stream
 positions (exact resumption, and every process yields the same number of batches), and the flag travels
-with the batch to the host, where the pipeline counts it (`pipeline.skipped_images()`) and masks the
+with the batch to the host, where the pipeline counts it (`num_skipped` of its iterator) and masks the
 example out of the loss and the metrics. A parallel deterministic `interleave` runs these per-example
 datasets concurrently in order; its cost is small next to the JPEG decode itself.
 """

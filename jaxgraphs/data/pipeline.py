@@ -23,8 +23,8 @@ Batches are dicts of numpy arrays, leading axis = local batch size:
   boxes, box_labels, box_mask  (B, max_boxes, 4) float32, (B, max_boxes) int32, (B, max_boxes) float32
                                  only when config.data.max_boxes > 0
 
-Skipped images. `skipped_images()` (or `.num_skipped` of the iterator) counts the undecodable images in the
-batches handed out so far by the latest train iterator of this process; each is logged with its image id,
+Skipped images. `.num_skipped` of a train iterator counts the undecodable images in the batches it has
+handed out so far; each is logged with its image id,
 and `EvalBatches.num_skipped` counts those of the last evaluation pass. A skipped image still occupies its
 slot as a black 1x1 image resized by the ops (mask 0): losses and metrics ignore it, BatchNorm statistics
 in train mode see it (a rare event on real data; the count tells how rare).
@@ -58,8 +58,6 @@ TRUNCATED_KEY = "_boxes_truncated"
 _HOST_ONLY_KEYS = ("image_id", SKIPPED_KEY, TRUNCATED_KEY)
 _ENDLESS = 2**62
 
-# The train iterator built last in this process; `skipped_images()` reads its counter.
-_current_train_iterator: TrainIterator | None = None
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -84,7 +82,11 @@ def default_data_config() -> ml_collections.ConfigDict:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-  """What the trainer needs to know about `config.data` before reading any example."""
+  """What the trainer, the task and the model factory need to know about `config.data` before reading it.
+
+  `word_vectors` (C, d) and `label_adjacency` (C, C) are filled in by `label_priors.provide` only for a model
+  that asks for them.
+  """
   source: str
   tfds_name: str
   class_names: tuple[str, ...]
@@ -93,6 +95,9 @@ class DatasetInfo:
   eval_split: str
   pp_train: str
   pp_eval: str
+  predicate_names: tuple[str, ...] = ()  # scene-graph sources: '__background__' first; empty otherwise
+  word_vectors: np.ndarray | None = None
+  label_adjacency: np.ndarray | None = None
 
 
 def dataset_info(data_cfg: ml_collections.ConfigDict) -> DatasetInfo:
@@ -103,12 +108,8 @@ def dataset_info(data_cfg: ml_collections.ConfigDict) -> DatasetInfo:
       source=data_cfg.source, tfds_name=source.tfds_name, class_names=class_names,
       num_classes=len(class_names), train_split=data_cfg.train_split or source.train_split,
       eval_split=data_cfg.eval_split or source.eval_split, pp_train=data_cfg.pp_train or source.pp_train,
-      pp_eval=data_cfg.pp_eval or source.pp_eval)
-
-
-def skipped_images() -> int:
-  """Images skipped as undecodable so far by the train pipeline built last in this process."""
-  return 0 if _current_train_iterator is None else _current_train_iterator.num_skipped
+      pp_eval=data_cfg.pp_eval or source.pp_eval,
+      predicate_names=tuple(getattr(source, "predicate_names", ())))
 
 
 def pad_to(tensor: tf.Tensor, max_len: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -136,6 +137,11 @@ class BatchIterator:
 
   def __iter__(self) -> BatchIterator:
     return self
+
+  @property
+  def batch_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shape and dtype of every array a batch holds, known before the first batch is read."""
+    return element_spec(self._ds)
 
   def __next__(self) -> dict[str, np.ndarray]:
     batch = next(self._iterator)
@@ -182,6 +188,11 @@ class EvalBatches:
   def __len__(self) -> int:
     return self.num_steps
 
+  @property
+  def batch_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shape and dtype of every array a batch holds, known before the first batch is read."""
+    return element_spec(self._ds)
+
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     batches = BatchIterator(self._ds, self.name)
     for _ in range(self.num_steps):
@@ -202,6 +213,12 @@ class EvalBatches:
     # _preprocess guarantees fixed per-example shapes, so a batch of zeros can be built from the spec.
     return {key: np.zeros([self.local_batch_size] + spec.shape[1:].as_list(), spec.dtype.as_numpy_dtype)
             for key, spec in self._ds.element_spec.items() if key not in _HOST_ONLY_KEYS}
+
+
+def element_spec(ds: tf.data.Dataset) -> dict[str, jax.ShapeDtypeStruct]:
+  """The batched dataset's arrays as host batches will hold them (bookkeeping keys left out)."""
+  return {key: jax.ShapeDtypeStruct(tuple(spec.shape.as_list()), spec.dtype.as_numpy_dtype)
+          for key, spec in ds.element_spec.items() if key not in _HOST_ONLY_KEYS}
 
 
 # ---- tf.data -----------------------------------------------------------------------------------------
@@ -331,11 +348,8 @@ def build_train_dataset(data_cfg: ml_collections.ConfigDict, *, local_batch_size
   stream = stream.map(with_seed)
   ds = _preprocess(stream, info.pp_train, data_cfg, "config.data.pp_train")
   ds = ds.batch(local_batch_size, drop_remainder=True).prefetch(data_cfg.prefetch).with_options(_options())
-  global _current_train_iterator
-  _current_train_iterator = TrainIterator(
-      ds, f"train {info.tfds_name}:{info.train_split}", start_example=start_example,
-      local_batch_size=local_batch_size, num_examples=num_examples)
-  return _current_train_iterator
+  return TrainIterator(ds, f"train {info.tfds_name}:{info.train_split}", start_example=start_example,
+                       local_batch_size=local_batch_size, num_examples=num_examples)
 
 
 def build_eval_dataset(data_cfg: ml_collections.ConfigDict, split: str | None = None, *, local_batch_size: int,

@@ -1,10 +1,20 @@
-"""Flax modules: backbones, the graph heads of the three papers, and the models built from them."""
+"""Flax modules: backbones, the graph heads of the three papers, and the models built from them.
+
+Every model is built the same way: `build_model(config.model, data_info)`, where `data_info` is what the data
+layer knows about the dataset (jaxgraphs.data.pipeline.DatasetInfo: class and predicate names, and the arrays a
+model asked for through `data_requests`, such as SSGRL's word vectors and label co-occurrence graph). Nothing in
+this package reads files or datasets, or imports from training/, data/, tasks/ or tools/.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
 import jax.numpy as jnp
-import ml_collections
-from jaxgraphs.training.runtime import ConfigError
+
+from jaxgraphs.errors import ConfigError
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -16,42 +26,60 @@ def compute_dtype(name: str):
   return DTYPES[name]
 
 
-def _multilabel_classifier(config: ml_collections.ConfigDict, data_info):
+def _multilabel_classifier(cfg, data_info, dtype) -> nn.Module:
   from jaxgraphs.models.multilabel_classifier import MultiLabelClassifier
-  cfg = config.model
-  return MultiLabelClassifier(
-      num_classes=data_info.num_classes,
-      backbone=cfg.backbone,
-      backbone_kwargs=dict(cfg.backbone_kwargs),
-      feature_key=cfg.feature_key,
-      dtype=compute_dtype(cfg.dtype))
+  return MultiLabelClassifier(num_classes=data_info.num_classes, backbone=cfg.backbone,
+                              backbone_kwargs=dict(cfg.backbone_kwargs), feature_key=cfg.feature_key, dtype=dtype)
 
 
-def _rgnet(config: ml_collections.ConfigDict, data_info):
-  from jaxgraphs.models.rgnet import rgnet_from_config
-  return rgnet_from_config(config, compute_dtype(config.model.dtype))
+def _rgnet(cfg, data_info, dtype) -> nn.Module:
+  from jaxgraphs.models.rgnet import build_rgnet
+  return build_rgnet(cfg, data_info, dtype)
 
 
-def _ssgrl(config: ml_collections.ConfigDict, data_info):
+def _ssgrl(cfg, data_info, dtype) -> nn.Module:
   from jaxgraphs.models.ssgrl import build_ssgrl
-  return build_ssgrl(config, data_info)
+  return build_ssgrl(cfg, data_info, dtype)
 
 
-# name -> factory(config, data_info) returning a Flax module; data_info is pipeline.DatasetInfo.
-MODELS = {"multilabel_classifier": _multilabel_classifier, "rgnet": _rgnet, "ssgrl": _ssgrl}
+def _ssgrl_requests(cfg) -> dict[str, dict[str, Any]]:
+  from jaxgraphs.models.ssgrl import data_requests
+  return data_requests(cfg)
 
 
-def _linknet(config: ml_collections.ConfigDict, data_info):
-  from jaxgraphs.models.linknet import linknet_from_config
-  return linknet_from_config(config, data_info, compute_dtype(config.model.dtype))
+def _linknet(cfg, data_info, dtype) -> nn.Module:
+  from jaxgraphs.models.linknet import build_linknet
+  return build_linknet(cfg, data_info, dtype)
 
 
-MODELS["linknet"] = _linknet
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+  """A model's factory (model_config, data_info, dtype) -> module, and what it asks of the data."""
+
+  factory: Callable[..., nn.Module]
+  requests: Callable[[Any], dict[str, dict[str, Any]]] = lambda cfg: {}
 
 
-def build_model(config: ml_collections.ConfigDict, data_info):
-  """Returns the Flax module named by `config.model.name`, sized for the dataset in `data_info`."""
-  name = config.model.name
+MODELS = {
+    "multilabel_classifier": ModelEntry(_multilabel_classifier),
+    "rgnet": ModelEntry(_rgnet),
+    "ssgrl": ModelEntry(_ssgrl, _ssgrl_requests),
+    "linknet": ModelEntry(_linknet),
+}
+
+
+def _entry(model_config) -> ModelEntry:
+  name = model_config.name
   if name not in MODELS:
     raise ConfigError(f"config.model.name={name!r} is not a known model; choose one of {sorted(MODELS)}")
-  return MODELS[name](config, data_info)
+  return MODELS[name]
+
+
+def data_requests(model_config) -> dict[str, dict[str, Any]]:
+  """What the model needs computed from its data before it can be built (for jaxgraphs.data.label_priors)."""
+  return _entry(model_config).requests(model_config)
+
+
+def build_model(model_config, data_info) -> nn.Module:
+  """Returns the Flax module named by `config.model.name`, sized for the dataset described by `data_info`."""
+  return _entry(model_config).factory(model_config, data_info, compute_dtype(model_config.dtype))

@@ -36,8 +36,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
+from jaxgraphs.errors import ConfigError
 from jaxgraphs.models.backbones import BACKBONES, build_backbone
 from jaxgraphs.models.backbones.vgg import FullyConnected7x7
 from jaxgraphs.models.heads.linknet_head import LinkNetHead
@@ -186,160 +186,21 @@ HEAD_KEYS = ("embed_dim", "hidden_dim", "geometry_dim", "num_relational_modules"
              "graph_implementation", "use_tanh", "geometry_batch_norm", "geometry_bn_momentum", "geometry_dropout")
 
 
-def linknet_model_config() -> ml_collections.ConfigDict:
-  """`config.model` of LinkNet on VG-150 (paper sizes); configs override widths and ablation switches."""
-  return ml_collections.ConfigDict({
-      "name": "linknet",
-      "backbone": "vgg16",
-      "backbone_kwargs": {},  # e.g. {'width': 4, 'fc_width': 64, 'stage_sizes': (1, 1, 1, 1, 1)} for tests
-      "feature_key": "block5",
-      "feature_stride": 16,
-      "dtype": "float32",
-      "backbone_init": "",
-      "dont_load": (),
-      "sampling_ratio": 2,
-      "roi_implementation": "matmul",  # 'gather' or 'matmul' (same numbers; see layers/roi_align.py)
-      "union_chunk_size": 512,  # union boxes per RoIAlign + fc6/fc7 chunk
-      "union_head": "shared",  # 'shared' (the backbone's fc6/fc7) or 'separate'
-      "label_input": "auto",  # K0's input: 'auto', 'ground_truth', 'detector'
-      "teacher_forcing": True,  # K1 gets the ground-truth labels in training (the reference)
-      "use_global_context": True,  # GCEM (Table 3)
-      "embed_dim": 200,
-      "hidden_dim": 256,
-      "geometry_dim": 128,
-      "num_relational_modules": 2,  # per side (Table 2a)
-      "reduction": 2,  # r (Table 2a)
-      "use_relational_embedding": True,  # REM (Table 3)
-      "use_geometry": True,  # GLEM (Table 3)
-      "edge_input": "both",  # E0 (Table 2b): 'both', 'labels' (K1 argmax O4 only), 'context' (O3 only)
-      "normalization": "softmax",  # row normalisation (Table 3): 'softmax' or 'sigmoid'
-      "similarity": "dot",  # 'dot' or 'euclidean' (Table 3)
-      "graph_implementation": "explicit",  # graph_attention implementation; 'explicit' returns R (Fig. 2)
-      "use_tanh": False,
-      "geometry_batch_norm": True,  # the reference's BatchNorm1d(4) before K2
-      "geometry_bn_momentum": 0.999,  # flax convention; torch momentum 0.001 as the reference
-      "geometry_dropout": 0.1,
-  })
-
-
-def linknet_from_config(config: ml_collections.ConfigDict, data_info, dtype) -> LinkNet:
-  """LinkNet sized for the scene-graph source of `config.data` and the mode of `config.task`."""
-  from jaxgraphs.data import sources
-  from jaxgraphs.training.runtime import ConfigError
-  source = sources.get_source(data_info.source)
-  if not isinstance(source, sources.SceneGraphSource):
+def build_linknet(cfg, data_info, dtype) -> LinkNet:
+  """LinkNet sized for the object classes and predicates of `data_info` and the mode `config.model.mode`."""
+  if not data_info.predicate_names:
     raise ConfigError(f"config.data.source={data_info.source!r} has no relations; LinkNet needs a scene-graph "
-                      f"source ({', '.join(k for k, v in sources.SOURCES.items() if isinstance(v, sources.SceneGraphSource))})")
-  cfg = config.model
-  mode = config.task.get("mode", "predcls")
-  if mode not in MODES:
-    raise ConfigError(f"config.task.mode={mode!r}; LinkNet supports {MODES}")
+                      "source (vg150 or builtin_shapes/<size>:scene_graph)")
+  if cfg.mode not in MODES:
+    raise ConfigError(f"config.model.mode={cfg.mode!r}; LinkNet supports {MODES}")
   missing = [key for key in HEAD_KEYS if key not in cfg]
   if missing:
-    raise ConfigError(f"config.model lacks LinkNet keys {missing}; start from linknet.linknet_model_config()")
+    raise ConfigError(f"config.model lacks LinkNet keys {missing}; start from "
+                      "jaxgraphs.configs.linknet.model_config()")
   return LinkNet(
-      num_object_classes=data_info.num_classes, num_predicates=len(source.predicate_names) - 1, mode=mode,
+      num_object_classes=data_info.num_classes, num_predicates=len(data_info.predicate_names) - 1, mode=cfg.mode,
       backbone=cfg.backbone, backbone_kwargs=dict(cfg.backbone_kwargs), feature_key=cfg.feature_key,
       feature_stride=cfg.feature_stride, sampling_ratio=cfg.sampling_ratio,
       roi_implementation=cfg.roi_implementation, union_chunk_size=cfg.union_chunk_size, union_head=cfg.union_head,
       label_input=cfg.label_input, teacher_forcing=cfg.teacher_forcing, use_global_context=cfg.use_global_context,
       head_kwargs={key: cfg[key] for key in HEAD_KEYS}, dtype=dtype)
-
-
-VARIANT_ARG_HELP = """LinkNet config argument: comma-separated tokens
-  predcls | sgcls                     the task mode
-  num_re=2                            Table 2a: relational embedding modules per side (object, edge)
-  r=2                                 Table 2a: reduction ratio of W, U, H
-  e0=both|labels|context              Table 2b: E0 = [K1 argmax(O4); O3], K1 argmax(O4) only, O3 only
-  rem=1 glem=1 gcem=1                 Table 3: relational embedding, geometric layout, global context on/off
-  norm=softmax|sigmoid                Table 3: row normalisation of R
-  sim=dot|euclidean                   Table 3: similarity inside R
-e.g. --config=configs/linknet_shapes.py:predcls,rem=0,glem=0"""
-
-_SWITCHES = {"rem": "use_relational_embedding", "glem": "use_geometry", "gcem": "use_global_context"}
-_CHOICES = {"e0": ("edge_input", ("both", "labels", "context")),
-            "norm": ("normalization", ("softmax", "sigmoid")),
-            "sim": ("similarity", ("dot", "euclidean"))}
-_INTEGERS = {"num_re": "num_relational_modules", "r": "reduction"}
-
-
-def parse_variant_arg(arg: str | None) -> dict[str, Any]:
-  """Parses a `get_config` argument (VARIANT_ARG_HELP) into {'mode': ..., config.model key: value}."""
-  from jaxgraphs.training.runtime import ConfigError
-  parsed: dict[str, Any] = {}
-  for token in (t.strip() for t in (arg or "").split(",")):
-    if not token:
-      continue
-    if token in MODES:
-      parsed["mode"] = token
-      continue
-    key, _, value = (part.strip() for part in token.partition("="))
-    try:
-      if key in _SWITCHES and value in ("0", "1"):
-        parsed[_SWITCHES[key]] = value == "1"
-      elif key in _CHOICES and value in _CHOICES[key][1]:
-        parsed[_CHOICES[key][0]] = value
-      elif key in _INTEGERS and int(value) >= 1:
-        parsed[_INTEGERS[key]] = int(value)
-      else:
-        raise ValueError
-    except ValueError:
-      raise ConfigError(f"config argument {arg!r}: bad token {token!r}\n{VARIANT_ARG_HELP}") from None
-  return parsed
-
-
-def configure(config: ml_collections.ConfigDict, arg: str | None = None, mode: str = "predcls") -> None:
-  """Sets `config.model` (LinkNet defaults) and `config.task` (scene_graph), then applies a variant argument."""
-  from jaxgraphs.tasks.scene_graph import default_task_config
-  config.model = linknet_model_config()
-  config.task = default_task_config()
-  config.task.mode = mode
-  parsed = parse_variant_arg(arg)
-  config.task.mode = parsed.pop("mode", mode)
-  config.model.update(parsed)
-  config.checkpoint.best_metric = f"{config.task.mode}/R@50"
-  config.checkpoint.best_mode = "max"
-
-
-def reference_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int, epochs: int) -> None:
-  """The reference's training (neural-motifs' train_rels.py): SGD, momentum 0.9, lr 1e-3 per image (6e-3 at
-  batch 6), weight decay 1e-4 on every parameter, gradient norm clipped at 5.
-
-  It divides the lr by 10 when the validation R@100 stops improving (ReduceLROnPlateau, patience 3 epochs)
-  and trains the fc6/fc7 layers at lr / 10; here the lr drops by 10 after 2/3 of the epochs and the fc
-  layers share the lr (the optimiser has no per-parameter rates).
-  """
-  config.optimizer.name = "sgd"
-  config.optimizer.momentum = 0.9
-  config.optimizer.learning_rate = 1e-3 * config.batch_size
-  config.optimizer.weight_decay = 1e-4
-  config.optimizer.weight_decay_exclude = ()
-  config.optimizer.grad_clip_norm = 5.0
-  config.optimizer.schedule.name = "step"
-  config.optimizer.schedule.boundaries = (steps_per_epoch * (2 * epochs // 3),)
-  config.optimizer.schedule.decay_factor = 0.1
-  config.total_steps = steps_per_epoch * epochs
-
-
-VG150_TRAIN_IMAGES = 57_723  # the filtered train split after the 5,000 validation images (neural-motifs)
-VG150_BATCH_SIZE = 6  # the reference's command line (-b 6 on one GPU)
-VG150_EPOCHS = 9
-
-
-def vg150_config(mode: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """LinkNet on VG-150 (Sec. 4): full widths, 592 px inputs, the reference's optimiser; see configs/linknet_vg_*.py."""
-  from jaxgraphs.training.defaults import base_config
-  config = base_config()
-  configure(config, arg, mode)
-  config.data.source = "vg150"
-  config.seed = 0
-  config.batch_size = VG150_BATCH_SIZE
-  steps_per_epoch = VG150_TRAIN_IMAGES // VG150_BATCH_SIZE
-  reference_optimizer(config, steps_per_epoch, VG150_EPOCHS)
-  # The reference freezes its VG-trained detector's convolutions; here the ImageNet VGG-16's convolutions.
-  config.optimizer.freeze = (r"^backbone/features_",)
-  config.model.dont_load = (r"params/backbone/classifier_6/.*",)  # torchvision's 1000-way fc8
-  config.log_every_steps = 100
-  config.eval_every_steps = steps_per_epoch
-  config.checkpoint.every_steps = 2000
-  return config

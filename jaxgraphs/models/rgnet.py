@@ -28,11 +28,10 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from jaxgraphs.models.backbones import BACKBONES, build_backbone
 from jaxgraphs.models.heads.rgnet_head import VARIANTS, RGNetHead
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.errors import ConfigError
 
 # The aesthetics task's kinds, and the head's matching `task`.
 HEAD_TASKS = {"binary": "classification", "regression": "regression", "distribution": "distribution"}
@@ -160,34 +159,10 @@ class RGNet(nn.Module):
     return outputs
 
 
-# ---- configuration -------------------------------------------------------------------------------------
-# The converted torchvision checkpoint's ImageNet classifier, which no RGNet variant has.
-PRETRAINED_CLASSIFIER = {"densenet": r"params/backbone/classifier/.*", "resnet": r"params/backbone/fc/.*",
-                         "vgg": r"params/backbone/classifier_6/.*"}
-
-
-def default_head_config() -> ml_collections.ConfigDict:
-  """`config.model.head`: RGNetHead's attributes with the paper's values (graph_embed_features 0 = d')."""
-  return ml_collections.ConfigDict({
-      "lse_r": 4.0,
-      "pooling": "lse",  # or 'mean' (the paper's average-pooling comparison)
-      "aspp_rates": (3, 6, 12, 18),
-      "aspp_inter_features": 128,
-      "aspp_out_features": 64,
-      "aspp_dropout": 0.1,
-      "bn_momentum": 0.1,
-      "graph_layers": 3,
-      "graph_embed_features": 0,
-      "graph_similarity_per_layer": False,
-      "graph_scale": 1.0,
-      "graph_implementation": "explicit",  # 'blocked' uses less memory from about 75 x 75 regions on
-      "graph_block_size": 512,
-  })
-
-
-def rgnet_from_config(config: ml_collections.ConfigDict, dtype) -> RGNet:
-  """The RGNet module described by `config.model` (and `config.task.kind`); bad keys fail naming them."""
-  cfg = config.model
+# ---- factory -----------------------------------------------------------------------------------------
+def build_rgnet(cfg, data_info, dtype) -> RGNet:
+  """The RGNet module described by `config.model`; bad keys fail naming them."""
+  del data_info  # two classes, a score or a rating histogram: fixed by `kind`, not by the dataset
   head = dict(cfg.head)
   head["aspp_rates"] = tuple(int(rate) for rate in head["aspp_rates"])
   head["graph_embed_features"] = head["graph_embed_features"] or None
@@ -195,127 +170,11 @@ def rgnet_from_config(config: ml_collections.ConfigDict, dtype) -> RGNet:
   unknown = sorted(set(head) - known)
   if unknown:
     raise ConfigError(f"config.model.head has keys RGNetHead does not take: {unknown}")
-  kind = config.task.get("kind", "binary")
-  if kind not in HEAD_TASKS:
-    raise ConfigError(f"config.task.kind={kind!r}; expected one of {tuple(HEAD_TASKS)}")
+  if cfg.kind not in HEAD_TASKS:
+    raise ConfigError(f"config.model.kind={cfg.kind!r}; expected one of {tuple(HEAD_TASKS)}")
   if cfg.variant not in MODEL_VARIANTS:
     raise ConfigError(f"config.model.variant={cfg.variant!r}; expected one of {MODEL_VARIANTS}")
   if cfg.backbone not in BACKBONES:
     raise ConfigError(f"config.model.backbone={cfg.backbone!r} is not a backbone; choose one of {sorted(BACKBONES)}")
-  return RGNet(kind=kind, variant=cfg.variant, backbone=cfg.backbone, backbone_kwargs=dict(cfg.backbone_kwargs),
+  return RGNet(kind=cfg.kind, variant=cfg.variant, backbone=cfg.backbone, backbone_kwargs=dict(cfg.backbone_kwargs),
                feature_key=cfg.feature_key, head_kwargs=head, num_bins=cfg.num_bins, dtype=dtype)
-
-
-def configure_model(config: ml_collections.ConfigDict) -> None:
-  """Turns `config.model` (from base_config) into RGNet's defaults: DenseNet-121 at OS 8, FCN-A-G."""
-  config.model.name = "rgnet"
-  config.model.backbone = "densenet121"
-  config.model.backbone_kwargs = {}
-  config.model.feature_key = "feature_map"
-  config.model.variant = "fcn_a_g"
-  config.model.num_bins = 10
-  config.model.head = default_head_config()
-  config.model.dont_load = (PRETRAINED_CLASSIFIER["densenet"],)
-
-
-VARIANT_ARG_HELP = """\
-get_config(arg): comma-separated; a bare word is the variant, key=value pairs change one thing:
-  fc_cnn | fcn | fcn_a | fcn_g | fcn_c_c | fcn_a_g   Table 1 (fcn_a_g, the full RGNet, by default)
-  backbone=densenet121|vgg16|resnet101             Table 2 (each at output stride 8)
-  rates=3-6-12-18                                  Table 3: the DenseASPP dilation rates
-  r=4                                              Fig. 5: the LSE smoothness r
-  layers=3                                         Fig. 5: the number of graph convolution layers
-  pool=lse|mean                                    LSE (eq. 4) or average pooling of the region scores
-  kind=binary|regression|distribution              the loss: 2-class CE, MSE on the score, EMD on 10 bins
-e.g. --config=configs/rgnet_ava.py:fcn_a_g,backbone=vgg16,r=2,layers=1"""
-
-
-def parse_variant_arg(arg: str | None) -> dict[str, Any]:
-  """Parses a `get_config` argument (see VARIANT_ARG_HELP) into {'variant', 'backbone', 'rates', ...}."""
-  parsed: dict[str, Any] = {}
-  for token in (t.strip() for t in (arg or "").split(",")):
-    if not token:
-      continue
-    if "=" not in token:
-      if token not in MODEL_VARIANTS:
-        raise ConfigError(f"config argument {arg!r}: unknown variant {token!r}\n{VARIANT_ARG_HELP}")
-      parsed["variant"] = token
-      continue
-    key, value = (part.strip() for part in token.split("=", 1))
-    try:
-      if key == "backbone":
-        if value not in BACKBONES:
-          raise ValueError(f"not a backbone (choose from {', '.join(BACKBONES)})")
-        parsed[key] = value
-      elif key == "rates":
-        parsed[key] = tuple(int(rate) for rate in value.split("-"))
-      elif key == "r":
-        parsed[key] = float(value)
-      elif key == "layers":
-        parsed[key] = int(value)
-      elif key == "pool":
-        if value not in ("lse", "mean"):
-          raise ValueError("expected lse or mean")
-        parsed[key] = value
-      elif key == "kind":
-        if value not in HEAD_TASKS:
-          raise ValueError(f"expected one of {tuple(HEAD_TASKS)}")
-        parsed[key] = value
-      else:
-        raise ValueError("unknown key")
-    except ValueError as error:
-      raise ConfigError(f"config argument {arg!r}: bad {token!r} ({error})\n{VARIANT_ARG_HELP}") from None
-  return parsed
-
-
-def apply_variant_arg(config: ml_collections.ConfigDict, arg: str | None) -> dict[str, Any]:
-  """Applies a `get_config` argument to `config.model` / `config.task`; returns the parsed dict."""
-  parsed = parse_variant_arg(arg)
-  model = config.model
-  model.variant = parsed.get("variant", model.variant)
-  if "backbone" in parsed:
-    model.backbone = parsed["backbone"]
-    family = next(f for f in PRETRAINED_CLASSIFIER if model.backbone.startswith(f))
-    model.dont_load = (PRETRAINED_CLASSIFIER[family],)
-  if "rates" in parsed:
-    model.head.aspp_rates = parsed["rates"]
-  if "r" in parsed:
-    model.head.lse_r = parsed["r"]
-  if "layers" in parsed:
-    model.head.graph_layers = parsed["layers"]
-  if "pool" in parsed:
-    model.head.pooling = parsed["pool"]
-  if "kind" in parsed:
-    config.task.kind = parsed["kind"]
-  return parsed
-
-
-# Eval metric and direction for the best checkpoint, per aesthetics kind.
-BEST_CHECKPOINT_METRIC = {"binary": ("accuracy", "max"), "regression": ("spearman_rho", "max"),
-                          "distribution": ("emd", "min")}
-
-
-def paper_optimizer(config: ml_collections.ConfigDict, learning_rate: float = 1e-4) -> None:
-  """Sec. 3.3: Adam, lr 1e-4 decayed as (1 - t/T)^0.9 (per step here, per epoch in the paper), weight decay 1e-5.
-
-  The decay is torch Adam's `weight_decay` (added to the gradient) on every parameter, biases and batch
-  norm scales included, as a plain `torch.optim.Adam(model.parameters(), weight_decay=1e-5)` does.
-  """
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = learning_rate
-  config.optimizer.weight_decay = 1e-5
-  config.optimizer.weight_decay_exclude = ()
-  config.optimizer.schedule.name = "poly"
-  config.optimizer.schedule.power = 0.9
-  config.optimizer.schedule.warmup_steps = 0
-
-
-def aesthetics_task_config(kind: str) -> ml_collections.ConfigDict:
-  """`config.task` of the aesthetics task: its kind and the EMD's exponent r (for kind 'distribution')."""
-  return ml_collections.ConfigDict({"name": "aesthetics", "kind": kind, "emd_r": 2.0})
-
-
-def paper_preprocessing(size: int) -> tuple[str, str]:
-  """(train, eval) preprocessing strings of Sec. 3.3 at `size`: resize, flip, scale 1.05-1.25 + crop; resize."""
-  return (f"decode|resize({size})|flip_lr|random_scale_crop(1.05, 1.25, {size})|normalize_imagenet",
-          f"decode|resize({size})|normalize_imagenet")

@@ -1,7 +1,7 @@
 """Tasks: the loss, evaluation outputs and metrics of each paper's problem, chosen by name."""
 
 from jaxgraphs.tasks.base import Evaluator, Task
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.errors import ConfigError
 
 
 def _multilabel(config, data_info):

@@ -29,7 +29,7 @@ import optax
 from jaxgraphs.evaluation.aesthetics_metrics import KINDS, AestheticsEvaluator
 from jaxgraphs.tasks import base
 from jaxgraphs.tasks.display import images_for_display
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.errors import ConfigError
 
 # Which batch entry each kind learns from, and which entries its evaluator compares.
 TARGET_KEY = {"binary": "label", "regression": "score", "distribution": "distribution"}
@@ -92,6 +92,8 @@ class _Evaluator(base.Evaluator):
 
 class AestheticsTask(base.Task):
   """Images in; a high/low decision, a score or a rating histogram out (see the module docstring)."""
+
+  required_outputs = ("logits",)
 
   def __init__(self, kind: str = "binary", emd_r: float = 2.0):
     if kind not in KINDS:

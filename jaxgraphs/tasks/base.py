@@ -35,6 +35,8 @@ class Task(abc.ABC):
 
   # The eval metric that "best checkpoint" and plateau schedules should watch by default.
   default_metric: str = "loss"
+  # The entries of the module's output dict that the task reads; the trainer checks them at start-up.
+  required_outputs: tuple[str, ...] = ()
 
   @abc.abstractmethod
   def model_inputs(self, batch: Batch) -> dict[str, jax.Array]:

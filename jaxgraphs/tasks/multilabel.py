@@ -47,6 +47,8 @@ class _Evaluator(base.Evaluator):
 class MultiLabelTask(base.Task):
   """Images in, one independent sigmoid per class out."""
 
+  required_outputs = ("logits",)
+
   default_metric = "mAP"
 
   def __init__(self, class_names: Sequence[str] = ()):

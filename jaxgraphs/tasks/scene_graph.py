@@ -114,6 +114,8 @@ class _Evaluator(base.Evaluator):
 class SceneGraphTask(base.Task):
   """GT boxes in, object labels (SGCls) and a predicate distribution for every ordered pair out."""
 
+  required_outputs = ("object_logits", "relation_logits", "pairs", "pair_mask", "boxes", "box_mask")
+
   def __init__(self, mode: str, class_names, predicate_names, train_triplets=None, *, object_weight=1.0,
                relation_weight=1.0, global_weight=1.0, detector_weight=1.0, global_activation="sigmoid",
                recall_ks=DEFAULT_KS, num_pictures=4):
@@ -305,7 +307,7 @@ class SceneGraphTask(base.Task):
 def scene_graph_task(config: ml_collections.ConfigDict, data_info) -> SceneGraphTask:
   """The task for `config.task` on the scene-graph source of `config.data` (training triplets read once)."""
   from jaxgraphs.data import sources
-  from jaxgraphs.training.runtime import ConfigError
+  from jaxgraphs.errors import ConfigError
   source = sources.get_source(data_info.source)
   if not isinstance(source, sources.SceneGraphSource):
     raise ConfigError(f"config.data.source={data_info.source!r} is not a scene-graph source")

@@ -71,12 +71,9 @@ def run_probabilities(workdir: str, checkpoint: str = "latest", split: str | Non
   from jaxgraphs import predict
   from jaxgraphs.data import pipeline
   from jaxgraphs.training import sharding
-  from jaxgraphs.training.checkpointing import Checkpoints
   from jaxgraphs.training.trainer import Experiment
 
   config = config if config is not None else predict.config_from_workdir(workdir)
-  config.model.backbone_init = ""
-  config.init_from.workdir = ""
   experiment = Experiment(config)
   split = split or experiment.data_info.eval_split
   if ten_crop:
@@ -90,12 +87,7 @@ def run_probabilities(workdir: str, checkpoint: str = "latest", split: str | Non
       batch = {k: (v.reshape((-1,) + v.shape[2:]) if k == "image" else np.repeat(v, crops, axis=0))
                for k, v in batch.items()}
     if index == 0:
-      experiment.build_state(batch)
-      experiment.compile()
-      subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
-      manager = Checkpoints(workdir, max_to_keep=1, subdir=subdir, async_save=False)
-      state, _ = manager.restore(experiment.abstract_state, None if checkpoint in ("latest", "best") else int(checkpoint))
-      manager.close()
+      state = experiment.restore(workdir, checkpoint, batch_spec=batch)
       logging.info("%s: step %d on %s (%d batches)%s", workdir, int(jax.device_get(state.step)), split, num_batches,
                    ", ten crops" if ten_crop else "")
     outputs = jax.tree.map(np.asarray, jax.device_get(

@@ -22,18 +22,10 @@ import numpy as np
 from absl import app, flags, logging
 
 from jaxgraphs.data.label_graph import class_label_feature, default_label_key
+# Re-exported: the tool's users load what it writes with these.
+from jaxgraphs.data.label_priors import DEFAULT_ALIASES, MAKE_COMMAND, class_words, load_word_vectors  # noqa: F401
 
-# VOC writes these names as one token, which GloVe does not know.
-DEFAULT_ALIASES = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
 MISSING_POLICIES = ("error", "zero", "random")
-MAKE_COMMAND = "python -m jaxgraphs.tools.word_vectors --glove=glove.840B.300d.txt --dataset={dataset} --out={out}"
-
-
-def class_words(name: str, aliases: dict[str, str] | None = None) -> list[str]:
-  """Lower-cased GloVe words of one class name, after alias expansion."""
-  aliases = DEFAULT_ALIASES if aliases is None else aliases
-  phrase = aliases.get(name.lower(), name)
-  return phrase.lower().replace("_", " ").split()
 
 
 def read_glove(path: str, words: Sequence[str], dim: int = 300, log_every: int = 500_000) -> dict[str, np.ndarray]:
@@ -129,29 +121,6 @@ def class_names_from_tfds(dataset: str, data_dir: str | None = None, label_key: 
                      f"coco's names when it prepares the data); pass --data_dir=<where {dataset} is prepared>, or "
                      "--class_names / --class_names_file")
   return names
-
-
-def load_word_vectors(path: str, num_classes: int, dim: int = 300, class_names: Sequence[str] | None = None,
-                      dataset: str | None = None) -> np.ndarray:
-  """Loads the (num_classes, dim) float32 vectors made by this tool, with errors saying how to fix the file."""
-  if not os.path.exists(path):
-    command = MAKE_COMMAND.format(dataset=dataset or "<tfds name, e.g. coco/2014>", out=path)
-    raise FileNotFoundError(f"word vectors {path} do not exist; make them with: {command}")
-  vectors = np.load(path)
-  if vectors.shape != (num_classes, dim):
-    raise ValueError(f"word vectors {path} have shape {vectors.shape}, expected {(num_classes, dim)} "
-                     f"({num_classes} classes, {dim}-d vectors)")
-  if not np.isfinite(vectors).all():
-    raise ValueError(f"word vectors {path} contain NaN or Inf")
-  json_path = os.path.splitext(path)[0] + ".json"
-  if class_names is not None and os.path.exists(json_path):
-    with open(json_path) as f:
-      stored = json.load(f).get("class_names")
-    if stored is not None and list(stored) != list(class_names):
-      first = next(i for i, (a, b) in enumerate(zip(stored, class_names)) if a != b)
-      raise ValueError(f"word vectors {path} were made for other classes ({json_path}): class {first} is "
-                       f"{stored[first]!r} there, {class_names[first]!r} here")
-  return vectors.astype(np.float32)
 
 
 def parse_aliases(text: str) -> dict[str, str]:

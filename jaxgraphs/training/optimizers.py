@@ -11,7 +11,7 @@ import ml_collections
 import optax
 
 from jaxgraphs.training.tree_paths import path_strings
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.errors import ConfigError
 
 
 def default_optimizer_config() -> ml_collections.ConfigDict:

@@ -1,8 +1,4 @@
-"""Process set-up shared by every command, and the error type for configuration mistakes."""
-
-
-class ConfigError(ValueError):
-  """A configuration mistake; commands print its message as one line instead of a traceback."""
+"""Process set-up shared by every command."""
 
 
 class _DropLibraryChatter:

@@ -10,7 +10,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from jaxgraphs.training.tree_paths import path_strings
-from jaxgraphs.training.runtime import ConfigError
+from jaxgraphs.errors import ConfigError
 
 DATA_AXIS = "data"
 

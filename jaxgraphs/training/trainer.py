@@ -22,7 +22,8 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from jaxgraphs import models, tasks
-from jaxgraphs.data import pipeline
+from jaxgraphs.data import label_priors, pipeline
+from jaxgraphs.errors import ConfigError
 from jaxgraphs.training import optimizers, sharding
 from jaxgraphs.training.checkpointing import Checkpoints
 from jaxgraphs.training.summaries import Progress, SummaryWriter
@@ -40,9 +41,10 @@ class Experiment:
     self.config = config
     self.mesh = sharding.make_mesh()
     self.local_batch_size = sharding.check_batch_size(config.batch_size)
-    self.data_info = pipeline.dataset_info(config.data)
+    self.data_info = label_priors.provide(pipeline.dataset_info(config.data), models.data_requests(config.model),
+                                          config.data)
     self.task = tasks.build_task(config, self.data_info)
-    self.model = models.build_model(config, self.data_info)
+    self.model = models.build_model(config.model, self.data_info)
     self.total_steps = int(config.total_steps)
 
   # ---- state ---------------------------------------------------------------------------------------
@@ -61,15 +63,18 @@ class Experiment:
 
     return init
 
-  def build_state(self, example_batch: dict[str, np.ndarray]) -> TrainState:
-    """Initialises the sharded train state from the shapes of one (local) batch."""
-    example = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in example_batch.items()}
+  def build_state(self, batch_spec: dict[str, Any], *, load_weights: bool = True) -> TrainState:
+    """Initialises the sharded train state for (local) batches shaped like `batch_spec` (arrays or
+    ShapeDtypeStructs); with `load_weights`, then loads `config.model.backbone_init` and `config.init_from`."""
+    example = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch_spec.items()}
+    dummy = lambda: {k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}  # noqa: E731
     # The optimiser's masks (freezing, decay) need the parameter paths, so look at shapes first.
-    params_shape = jax.eval_shape(lambda: self.model.init(
-        {"params": jax.random.key(0), "dropout": jax.random.key(0)},
-        **self.task.model_inputs({k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}),
-        train=False))["params"]
-    self.tx, self.learning_rate = optimizers.build_optimizer(self.config.optimizer, self.total_steps, params_shape)
+    outputs_shape, variables_shape = jax.eval_shape(lambda: self.model.init_with_output(
+        {"params": jax.random.key(0), "dropout": jax.random.key(0)}, **self.task.model_inputs(dummy()),
+        train=False))
+    self._check_outputs(outputs_shape)
+    self.tx, self.learning_rate = optimizers.build_optimizer(self.config.optimizer, self.total_steps,
+                                                             variables_shape["params"])
     init = self._init_fn(example)
     rng = jax.random.PRNGKey(self.config.seed)
     abstract = jax.eval_shape(init, rng)
@@ -77,10 +82,48 @@ class Experiment:
     self.abstract_state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, self.state_sharding)
     state = jax.jit(init, out_shardings=self.state_sharding)(rng)
-    if self.config.model.get("backbone_init"):
+    if load_weights and self.config.model.get("backbone_init"):
       state = self._load_backbone(state)
-    if self.config.init_from.workdir:
+    if load_weights and self.config.init_from.workdir:
       state = self._load_other_run(state)
+    return state
+
+  def _check_outputs(self, outputs: dict[str, Any]) -> None:
+    """Fails once, naming both, when the model does not produce an output the task reads."""
+    missing = [key for key in self.task.required_outputs if key not in outputs]
+    if missing:
+      raise ConfigError(f"config.model.name={self.config.model.name!r} outputs {sorted(outputs)}, but "
+                        f"config.task.name={self.config.task.name!r} needs {missing} too")
+
+  def restore(self, workdir: str, checkpoint: str | int = "latest", batch_spec: dict[str, Any] | None = None
+              ) -> TrainState:
+    """The state saved in `workdir`: checkpoint 'latest', 'best' (checkpoints_best/) or a step number.
+
+    Builds the state for `batch_spec` (default: the evaluation split's batches) without loading
+    `backbone_init` or `init_from` (the checkpoint replaces them) and compiles the steps.
+    """
+    subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
+    directory = os.path.abspath(os.path.join(workdir, subdir))
+    if not os.path.isdir(directory):  # checked first: Orbax would create the folder
+      raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist")
+    if checkpoint not in ("latest", "best") and not str(checkpoint).isdigit():
+      raise ConfigError(f"--checkpoint={checkpoint}: expected 'latest', 'best' or a step number")
+    if batch_spec is None:
+      batches, _ = pipeline.build_eval_dataset(self.config.data, local_batch_size=self.local_batch_size)
+      batch_spec = batches.batch_spec
+    self.build_state(batch_spec, load_weights=False)
+    self.compile()
+    manager = Checkpoints(workdir, max_to_keep=self.config.checkpoint.keep, subdir=subdir, async_save=False)
+    try:
+      step = None if checkpoint in ("latest", "best") else int(checkpoint)
+      if manager.latest_step() is None:
+        raise ConfigError(f"--checkpoint={checkpoint}: {directory} holds no complete checkpoint")
+      state, _ = manager.restore(self.abstract_state, step)
+    except FileNotFoundError as error:  # a step that is not there: the message lists the ones that are
+      raise ConfigError(f"--checkpoint={checkpoint}: {error}") from None
+    finally:
+      manager.close()
+    logging.info("Restored %s/%d", manager.directory, int(jax.device_get(state.step)))
     return state
 
   def _load_other_run(self, state: TrainState) -> TrainState:
@@ -219,23 +262,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     best = Checkpoints(workdir, max_to_keep=1, subdir="checkpoints_best", async_save=False)
   writer = SummaryWriter(workdir)
 
-  # One batch of the right shapes builds the state; the real stream starts after restoring the position.
-  probe = next(iter(pipeline.build_train_dataset(
-      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed, start_example=0)))
-  state = experiment.build_state(probe)
+  # The stream starts where the latest checkpoint stopped; its element spec gives the state's shapes.
+  resume_step = checkpoints.latest_step() or 0
+  train_iter = pipeline.build_train_dataset(
+      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed,
+      start_example=resume_step * experiment.local_batch_size)
+  state = experiment.build_state(train_iter.batch_spec, load_weights=not resume_step)
   experiment.compile()
   meta = {"best_value": None}
-  if checkpoints.latest_step() is not None:
-    state, meta = checkpoints.restore(experiment.abstract_state)
+  if resume_step:
+    state, meta = checkpoints.restore(experiment.abstract_state, resume_step)
     logging.info("Resumed from %s at step %d", checkpoints.directory, int(state.step))
   start_step = int(jax.device_get(state.step))
+  if start_step != resume_step:
+    raise RuntimeError(f"{checkpoints.directory}/{resume_step} holds step {start_step}")
   if start_step == 0 and jax.process_index() == 0:
     writer.text(0, "config", f"```\n{config}\n```")
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
-  train_iter = pipeline.build_train_dataset(
-      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed,
-      start_example=start_step * experiment.local_batch_size)
   progress = Progress(experiment.total_steps, start_step, config.batch_size)
   pending: list[tuple[int, Any]] = []
   eval_metrics: dict[str, Any] = {}
@@ -270,7 +314,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         _check_finite(pending)
         averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
         rates = progress.tick(step)
-        skipped = pipeline.skipped_images()
+        skipped = train_iter.num_skipped
         writer.scalars(step, {**{f"train/{k}": v for k, v in averaged.items()},
                               **{f"train/{k}": v for k, v in rates.items()}, "data/skipped_images": skipped})
         logging.info("%s", progress.line(step, rates, {"loss": averaged["loss"], "lr": averaged["learning_rate"],
@@ -309,18 +353,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpo
   """Evaluates the latest, a numbered or the best checkpoint of `workdir`; writes the metrics as JSON."""
   experiment = Experiment(config)
   split = split or experiment.data_info.eval_split
-  subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
-  checkpoints = Checkpoints(workdir, max_to_keep=config.checkpoint.keep, subdir=subdir, async_save=False)
-  step = None if checkpoint in ("latest", "best") else int(checkpoint)
-  probe = next(iter(pipeline.build_train_dataset(
-      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed, start_example=0)))
-  experiment.build_state(probe)
-  experiment.compile()
-  state, _ = checkpoints.restore(experiment.abstract_state, step)
+  state = experiment.restore(workdir, checkpoint)
   step = int(jax.device_get(state.step))
   metrics, _ = experiment.evaluate(state, split)
   path = os.path.join(workdir, f"eval_{split.replace('/', '_').replace('+', '_')}_step{step}.json")
   _write_json(path, {"step": step, "split": split, "checkpoint": checkpoint, **metrics})
   logging.info("Wrote %s", path)
-  checkpoints.close()
   return metrics

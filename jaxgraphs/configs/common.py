@@ -1,0 +1,91 @@
+"""The one parser of config arguments (`--config=configs/x.py:ARG`) and the one loader of a config file."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import ml_collections
+
+from jaxgraphs.errors import ConfigError
+
+Converter = Callable[[str], Any]
+
+
+def choice(*options: str) -> Converter:
+  """A converter that accepts one of `options`."""
+
+  def convert(text: str) -> str:
+    if text not in options:
+      raise ValueError(f"expected one of {', '.join(options)}")
+    return text
+
+  return convert
+
+
+def integer(minimum: int = 1) -> Converter:
+  """A converter to an int of at least `minimum`."""
+
+  def convert(text: str) -> int:
+    value = int(text)
+    if value < minimum:
+      raise ValueError(f"expected an integer >= {minimum}")
+    return value
+
+  return convert
+
+
+def switch(text: str) -> bool:
+  """'1' -> True, '0' -> False."""
+  if text not in ("0", "1"):
+    raise ValueError("expected 0 or 1")
+  return text == "1"
+
+
+def dashed_ints(text: str) -> tuple[int, ...]:
+  """'3-6-12' -> (3, 6, 12)."""
+  return tuple(int(part) for part in text.split("-"))
+
+
+def parse_arg(arg: str | None, *, words: Mapping[str, Sequence[str]], keys: Mapping[str, Converter],
+              usage: str) -> dict[str, Any]:
+  """Parses a comma-separated config argument of bare words and key=value tokens.
+
+  `words` maps a group name to its bare words (e.g. {'variant': ('fcn', 'fcn_a')}): a bare word sets its
+  group to itself. `keys` maps each key to a converter that raises ValueError on bad text. Anything else is
+  a `ConfigError` naming the token, followed by `usage`.
+  """
+  parsed: dict[str, Any] = {}
+  for token in (t.strip() for t in (arg or "").split(",")):
+    if not token:
+      continue
+    if "=" not in token:
+      group = next((name for name, options in words.items() if token in options), None)
+      if group is None:
+        raise ConfigError(f"config argument {arg!r}: unknown {' or '.join(words)} {token!r}\n{usage}")
+      if group in parsed:
+        raise ConfigError(f"config argument {arg!r}: {parsed[group]!r} and {token!r} are both a {group}\n{usage}")
+      parsed[group] = token
+      continue
+    key, value = (part.strip() for part in token.split("=", 1))
+    if key not in keys:
+      raise ConfigError(f"config argument {arg!r}: bad token {token!r} (unknown key {key!r})\n{usage}")
+    try:
+      parsed[key] = keys[key](value)
+    except ValueError as error:
+      raise ConfigError(f"config argument {arg!r}: bad token {token!r} ({error})\n{usage}") from None
+  return parsed
+
+
+def load_config(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """Runs `get_config` of the config file at `path` ('configs/x.py' or 'configs/x.py:ARG')."""
+  if arg is None and ":" in os.path.basename(path):
+    path, arg = path.rsplit(":", 1)
+  if not os.path.isfile(path):
+    raise ConfigError(f"--config={path}: no such config file")
+  name = "jaxgraphs_config_" + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)

@@ -1,0 +1,64 @@
+"""SSGRL's config keys and Table 5 variants, shared by configs/ssgrl_*.py (the recipes are in those files)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from jaxgraphs.configs import common
+
+# The Table 5 rows (COCO mAP in the paper) as `config.model` overrides; 'baseline' is its ResNet-101 row (the
+# last layer replaced by a 2048-to-C linear layer on the average-pooled layer4 map).
+VARIANTS = {
+    "full": {},  # Ours: 83.8
+    "baseline": {"name": "multilabel_classifier"},  # ResNet-101: 80.3
+    "without_sd": {"use_semantic_decoupling": False},  # Ours w/o SD: 80.9
+    "without_sd_concat": {"use_semantic_decoupling": False, "concat_word_vectors": True},  # w/o SD-concat: 79.6
+    "without_si": {"use_interaction": False},  # Ours w/o SI: 82.2
+}
+VARIANT_ARG_HELP = f"get_config(arg): one SSGRL variant (Table 5): {' | '.join(VARIANTS)}"
+
+
+def model_config(**overrides) -> dict[str, Any]:
+  """The `config.model` keys of SSGRL with the paper's values (ResNet-101, frozen up to layer3, T=3)."""
+  keys = {
+      "name": "ssgrl",
+      "backbone": "resnet101",
+      "word_vectors": "",  # .npy from `python -m jaxgraphs.tools.word_vectors`, or 'builtin'
+      "word_dim": 300,
+      "adjacency_cache_dir": "",  # where the train-split co-occurrence counts are cached; '': beside the dataset
+      "frozen_stages": ("stem", "layer1", "layer2", "layer3"),
+      "feature_pool": 2,
+      "joint_dim": 1024,
+      "attention_hidden_dim": 1024,
+      "time_steps": 3,
+      "use_semantic_decoupling": True,
+      "use_interaction": True,
+      "concat_word_vectors": False,
+      "concat_initial_state": True,
+      "shared_reset_gate_bug": False,
+  }
+  unknown = set(overrides) - set(keys)
+  if unknown:
+    raise ValueError(f"model_config: unknown SSGRL keys {sorted(unknown)}")
+  return {**keys, **overrides}
+
+
+def parse_arg(arg: str | None, flags: tuple[str, ...] = ()) -> dict[str, Any]:
+  """{'variant': one of VARIANTS (default 'full'), and each of `flags` given as a bare word: True}."""
+  usage = VARIANT_ARG_HELP + (f", optionally with {', '.join(flags)}" if flags else "")
+  words = {"variant": tuple(VARIANTS), **{flag: (flag,) for flag in flags}}
+  parsed = common.parse_arg(arg, words=words, keys={}, usage=usage)
+  return {"variant": parsed.get("variant", "full"), **{flag: flag in parsed for flag in flags}}
+
+
+def apply_variant(config: ml_collections.ConfigDict, variant: str) -> None:
+  """Sets `config.model` for one row of Table 5; the baseline keeps the backbone and its frozen stages so the
+  rows differ only in the head."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown SSGRL variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+  for key, value in VARIANTS[variant].items():
+    config.model[key] = value
+  if variant == "baseline" and config.model.frozen_stages:
+    config.model.backbone_kwargs["frozen_bn"] = tuple(config.model.frozen_stages)
