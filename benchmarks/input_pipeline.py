@@ -22,7 +22,6 @@ Adam), jitted by the trainer's own `Experiment` on this machine's JAX devices, f
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import os
 import pathlib
@@ -33,6 +32,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxgraphs.configs import common as config_loader
 from jaxgraphs.data import pipeline, sources
 
 PP = {
@@ -98,10 +98,7 @@ def pipeline_images_per_second(data_dir: str, size: int, args) -> tuple[float, f
 
 
 def load_config(path: pathlib.Path):
-  spec = importlib.util.spec_from_file_location("benchmark_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_loader.load_config(str(path))
 
 
 def train_step_images_per_second(size: int, args) -> float:

@@ -18,12 +18,13 @@ i.e. what the backbone alone costs; the ratio column is LinkNet's step time over
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import time
 
 import jax
 import numpy as np
+
+from jaxgraphs.configs import common as config_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_OBJECTS, MAX_RELATIONS, PAIRS = 64, 128, 256
@@ -31,10 +32,7 @@ MAX_OBJECTS, MAX_RELATIONS, PAIRS = 64, 128, 256
 
 def load_config(name: str, arg=None):
   """get_config(arg) of configs/<name>.py."""
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg is not None else module.get_config()
+  return config_loader.load_config(os.path.join(REPO, "configs", f"{name}.py"), arg)
 
 
 def scene_graph_batch(rng: np.random.Generator, batch_size: int, size: int, objects: int, num_classes: int,

@@ -16,10 +16,10 @@ and (the baseline, same run) with the initialisation of the same config and seed
 from __future__ import annotations
 
 import argparse
-import importlib.util
 
 import numpy as np
 
+from jaxgraphs.configs import common as config_loader
 from jaxgraphs.data import pipeline
 from jaxgraphs.models.heads.rgnet_head import RGNetHead
 from jaxgraphs.training.checkpointing import Checkpoints
@@ -28,10 +28,7 @@ from jaxgraphs.training.trainer import Experiment
 
 def load_config(path: str, arg: str, overrides: list[str]):
   """get_config(arg) of a config file, with key.path=value overrides (values take the type of the current value)."""
-  spec = importlib.util.spec_from_file_location("config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg)
+  config = config_loader.load_config(path, arg)
   for override in overrides:
     key, value = override.split("=", 1)
     *parents, leaf = key.split(".")

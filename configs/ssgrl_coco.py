@@ -4,7 +4,7 @@ ResNet-101 (torchvision's ImageNet weights) + 2x2 average pool + semantic decoup
 classifiers, as in the official code: everything before layer4 frozen (batch norm in inference mode, no
 gradient, no optimiser state), Adam lr 1e-5 (betas 0.9, 0.999, no weight decay), batch 4, the learning rate
 divided by 10 when the training loss plateaus (the paper: "when the error plateaus"; it gives no epoch count,
-20 epochs here). Transforms (REFERENCE.md): resize 640x640, random crop of a side from {640, 576, 512, 384,
+20 epochs here). Transforms (the official code's): resize 640x640, random crop of a side from {640, 576, 512, 384,
 320}, resize 576, flip; test: resize 640, center crop 576. GGNN gates: the correct ones (the released code
 reuses U_z in the reset gate: `--config.model.shared_reset_gate_bug=True`).
 COCO has no labelled test split: val2014 is the reported set, so nothing is selected on it; the last

@@ -61,14 +61,11 @@ def _final_report(metrics, workdir: str) -> str:
 
 def _unknown_override(error: Exception) -> str:
   """Names the `--config.a.b=v` override whose key does not exist in the config file."""
-  import importlib.util
+  from jaxgraphs.configs.common import load_config
   config_path = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), None)
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
   try:
-    spec = importlib.util.spec_from_file_location("_jaxgraphs_config", config_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = load_config(config_path)
   except Exception:  # the config itself is broken: fall back to the parser's own words
     return f"error: cannot apply {' '.join(overrides)}: {error}"
   for override in overrides:

@@ -29,7 +29,7 @@ import json
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS

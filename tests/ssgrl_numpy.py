@@ -1,6 +1,6 @@
 """Plain-NumPy, loop-by-loop transcription of SSGRL's equations (3)-(10), the reference for the Flax head tests.
 
-Variants follow /work/shared/REFERENCE.md: the message of eq. (8) sums the neighbours' states h_c', and eq. (10)'s
+Variants follow the official code: the message of eq. (8) sums the neighbours' states h_c', and eq. (10)'s
 output reads [h^T, h^0] in that order. A linear layer is a dict {'kernel' (in, out), optional 'bias'}, i.e. the
 paper's W^T x + b; the tests fill those dicts from the Flax params.
 """

@@ -1,6 +1,6 @@
 """Full-size backbones vs torchvision with random weights (needs torch; skipped otherwise)."""
 
-import importlib.util
+import importlib
 import os
 
 import jax
@@ -19,11 +19,7 @@ pytestmark = pytest.mark.torch
 
 def _load_generator():
   """The fixture generator module: its randomise / *_outputs / dilate_* helpers build the torch references."""
-  path = os.path.join(os.path.dirname(__file__), "fixtures", "make_backbone_fixtures.py")
-  spec = importlib.util.spec_from_file_location("make_backbone_fixtures", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return importlib.import_module("fixtures.make_backbone_fixtures")  # tests/ is on sys.path (conftest.py)
 
 
 generator = _load_generator()

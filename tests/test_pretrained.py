@@ -11,7 +11,7 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import linen as nn
 
-from jaxgraphs.models import pretrained
+from jaxgraphs.training import pretrained
 from jaxgraphs.models.backbones import ResNet
 from jaxgraphs.tools import convert_torchvision
 

@@ -20,7 +20,7 @@ from jaxgraphs.training import sharding, trainer
 from jaxgraphs.training.optimizers import regex_mask
 from jaxgraphs.training.tree_paths import path_strings
 from mock_tfds import mock_data
-from training_helpers import REPO, cpu_env, main_command, one_step_and_evaluation, tensorboard_tags
+from training_helpers import REPO, config_file, cpu_env, main_command, one_step_and_evaluation, tensorboard_tags
 
 FROZEN = ("stem", "layer1", "layer2", "layer3")
 # The shapes config shrunk to a width-4 ResNet-18 at 32 px (builtin_shapes/tiny) and a 16-wide head.

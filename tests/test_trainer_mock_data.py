@@ -1,6 +1,5 @@
 """One real train step (and an evaluation) on COCO 2014 and VOC 2007 served by `tfds.testing.mock_data`."""
 
-import os
 
 import numpy as np
 import pytest

@@ -136,7 +136,6 @@ def test_missing_manual_files_name_the_download(tmp_path):
 
 def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tree(prepared, tmp_path, monkeypatch):
   import dataclasses
-  import os
 
   from jaxgraphs.data import label_graph, pipeline, sources
   from jaxgraphs.tools.word_vectors import class_names_from_tfds, save_word_vectors

@@ -129,6 +129,7 @@ class BatchIterator:
   """Numpy batches of one process with the pipeline's bookkeeping removed; counts skipped images."""
 
   def __init__(self, ds: tf.data.Dataset, name: str):
+    self._ds = ds
     self._iterator = ds.as_numpy_iterator()
     self.name = name
     self.num_batches = 0

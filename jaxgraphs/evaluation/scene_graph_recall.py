@@ -1,6 +1,6 @@
 """Scene-graph recall (NumPy, host side): R@K, ngR@K, mR@K, zR@K and per-predicate recall.
 
-The standard protocol of neural-motifs / Scene-Graph-Benchmark (REFERENCE.md, "LinkNet and scene graphs"):
+The standard protocol of neural-motifs / Scene-Graph-Benchmark:
 
 - Scores. A predicted relation (subject i, object j, predicate p) scores
   `object_score[i] * object_score[j] * predicate_score[pair, p]`, computed in float64.

@@ -1,7 +1,7 @@
 """Flax modules: backbones, the graph heads of the three papers, and the models built from them.
 
 Every model is built the same way: `build_model(config.model, data_info)`, where `data_info` is what the data
-layer knows about the dataset (jaxgraphs.data.pipeline.DatasetInfo: class and predicate names, and the arrays a
+layer knows about the dataset (the data pipeline's DatasetInfo: class and predicate names, and the arrays a
 model asked for through `data_requests`, such as SSGRL's word vectors and label co-occurrence graph). Nothing in
 this package reads files or datasets, or imports from training/, data/, tasks/ or tools/.
 """
@@ -76,7 +76,7 @@ def _entry(model_config) -> ModelEntry:
 
 
 def data_requests(model_config) -> dict[str, dict[str, Any]]:
-  """What the model needs computed from its data before it can be built (for jaxgraphs.data.label_priors)."""
+  """What the model needs computed from its data before it can be built (filled by the data layer's label_priors)."""
   return _entry(model_config).requests(model_config)
 
 

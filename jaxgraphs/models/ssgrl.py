@@ -125,7 +125,7 @@ class SSGRL(nn.Module):
 
 # ---- factory -----------------------------------------------------------------------------------------
 def data_requests(cfg) -> dict[str, dict[str, Any]]:
-  """What SSGRL needs computed from its data (`config.model` -> jaxgraphs.data.label_priors requests)."""
+  """What SSGRL needs computed from its data (`config.model` -> requests that the data layer's label_priors fills)."""
   requests = {"label_adjacency": {"cache_dir": cfg.adjacency_cache_dir}}
   # Without SD and without concatenation ('w/o SD') the word vectors are never read: no file is needed.
   if cfg.use_semantic_decoupling or cfg.concat_word_vectors:

@@ -103,7 +103,8 @@ def convert_file(arch: str, src: str, dst: str) -> dict:
   import jax  # pylint: disable=import-outside-toplevel
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
 
-  from jaxgraphs.models import backbones, pretrained  # pylint: disable=import-outside-toplevel
+  from jaxgraphs.models import backbones  # pylint: disable=import-outside-toplevel
+  from jaxgraphs.training import pretrained  # pylint: disable=import-outside-toplevel
 
   tree = convert_state_dict(read_torch_checkpoint(src), arch)
   classifier = tree["params"].get(classifier_name(arch))

@@ -128,7 +128,7 @@ class Experiment:
 
   def _load_other_run(self, state: TrainState) -> TrainState:
     """Starts from another run's weights (e.g. COCO pre-training before VOC), not its optimiser or step."""
-    from jaxgraphs.models import pretrained
+    from jaxgraphs.training import pretrained
     cfg = self.config.init_from
     other = Checkpoints(cfg.workdir, max_to_keep=1, subdir=cfg.subdir, async_save=False)
     step = other.latest_step() if cfg.step < 0 else cfg.step
@@ -146,7 +146,7 @@ class Experiment:
 
   def _load_backbone(self, state: TrainState) -> TrainState:
     """Merges converted ImageNet weights into the fresh state (strict, `config.model.dont_load` aside)."""
-    from jaxgraphs.models import pretrained
+    from jaxgraphs.training import pretrained
     variables = {"params": state.params, **state.model_state}
     loaded = pretrained.load_pretrained(jax.device_get(variables), self.config.model.backbone_init,
                                        dont_load=tuple(self.config.model.dont_load))

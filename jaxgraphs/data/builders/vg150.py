@@ -1,7 +1,6 @@
 """`vg150`: Visual Genome VG-150 scene graphs from the split files of Xu et al. (2017), as neural-motifs reads them.
 
-Splits and filters follow neural-motifs' `load_graphs` (and Scene-Graph-Benchmark's copy of it) exactly
-(REFERENCE.md, "LinkNet and scene graphs"):
+Splits and filters follow neural-motifs' `load_graphs` (and Scene-Graph-Benchmark's copy of it) exactly:
 
 * h5 row r is the r-th entry of `image_data.json` once the four corrupt images (ids 1592, 1722, 4616, 4617)
   are dropped; the two must then have equally many entries.

@@ -2,7 +2,7 @@
 
 The paper takes "the 500 most frequent categories" of Visual Genome's 108,249 images and "randomly selects
 10,000 images as the test set and the rest as the training set"; its name normalisation, frequency measure and
-random draw are not published (the lists the authors shipped have 82,904 train images, REFERENCE.md). Here:
+random draw are not published (the lists the authors shipped have 82,904 train images). Here:
 
 * Split: the image ids of `image_data.json`, sorted, and `numpy.random.default_rng(seed).permutation` of them;
   the first `num_test` (10,000) are `test`, the rest `train`. The split is drawn before any image is read, so

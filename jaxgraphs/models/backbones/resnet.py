@@ -2,7 +2,7 @@
 
 Submodule names follow torchvision's state_dict keys with `.<index>` written `_<index>`
 (`layer1.0.downsample.1.running_var` -> `layer1_0/downsample_1` batch_stats `var`), so converting
-torchvision weights is a mechanical rename (jaxgraphs.tools.convert_torchvision).
+torchvision weights is a mechanical rename (the convert_torchvision tool).
 """
 
 from typing import Any, Sequence

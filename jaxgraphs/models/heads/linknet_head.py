@@ -5,7 +5,7 @@ O3 (context) and O4 (object logits); E0 = [K1 argmax(O4); O3] goes through the e
 modules to E1 = [subject half; object half]; a pair (i, j) gets G0 = E1_s[i] * E1_o[j] * F_ij (F: union-box
 features), G1 = [G0; K2(b_o|s)] and predicate logits G2 = fc4(G1).
 
-A relational embedding module (the third-party reimplementation named in REFERENCE.md, `RelationalEmbedding`):
+A relational embedding module (the third-party LinkNet reimplementation on neural-motifs, `RelationalEmbedding`):
   R = row_softmax(W(O) U(O)^T),  O1 = O + fc0(R H(O)),  O2 = fc1(O1),
 with W, U, H: d -> d // r (with bias, as torch.nn.Linear) and no nonlinearity. R is the shared
 `graph_propagate` op (`GraphAttention` with W = query, U = key, H = value); its normalisation and similarity
