@@ -295,7 +295,53 @@ def test_max_pool_matches_reduce_window_values_and_gradients():
     reference = lambda x: jax.lax.reduce_window(  # noqa: E731
         x, -jnp.inf, jax.lax.max, (1, kernel_size, kernel_size, 1), (1, stride, stride, 1),
         ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    pooled = lambda x: common.max_pool(x, kernel_size, stride, padding)  # noqa: E731
+    pooled = lambda x: common.max_pool(x, kernel_size, stride, padding, implementation="cpu_matmul")  # noqa: E731
     np.testing.assert_array_equal(pooled(x), reference(x))
     np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(pooled(x) ** 2))(x),
                                jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [6, 20])  # im2col (<= 16x16 outputs) and the tap-matmul kernel gradient
+@pytest.mark.parametrize("kernel_size, stride, dilation", [(3, 1, 1), (3, 2, 2), (7, 2, 1)])
+def test_conv2d_xla_and_cpu_matmul_paths_agree_in_value_and_gradient(size, kernel_size, stride, dilation):
+  x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
+  outputs, grads = {}, {}
+  for implementation in ("xla", "cpu_matmul"):
+    module = common.Conv2d(5, kernel_size, stride, dilation, use_bias=True, implementation=implementation)
+    params = module.init(jax.random.key(1), x)
+    loss = lambda params, x: jnp.sum(jnp.sin(module.apply(params, x)))  # noqa: E731
+    outputs[implementation] = module.apply(params, x)
+    grads[implementation] = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+  assert relative_error(outputs["cpu_matmul"], outputs["xla"]) < 1e-5
+  for a, e in zip(jax.tree.leaves(grads["cpu_matmul"]), jax.tree.leaves(grads["xla"])):
+    assert relative_error(a, e) < 1e-5
+
+
+def test_max_pool_xla_and_cpu_matmul_paths_agree_in_value_and_gradient():
+  x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
+  for kernel_size, stride, padding in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
+    paths = {name: (lambda x, name=name: common.max_pool(x, kernel_size, stride, padding, implementation=name))
+             for name in ("xla", "cpu_matmul")}
+    np.testing.assert_array_equal(paths["xla"](x), paths["cpu_matmul"](x))
+    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(paths["xla"](x) ** 2))(x),
+                               jax.grad(lambda x: jnp.sum(paths["cpu_matmul"](x) ** 2))(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("platform, expected", [("cpu", "cpu_matmul"), ("gpu", "xla"), ("cuda", "xla"),
+                                                ("tpu", "xla")])
+def test_a_platform_resolves_to_its_kernels_and_the_scope_reaches_every_layer(platform, expected):
+  assert common.implementation_for_platform(platform) == expected
+  x = jnp.zeros((1, 20, 20, 3))
+  module = ResNet(18, width=4, stage_sizes=(1, 1, 1, 1))
+  params = jax.eval_shape(module.init, jax.random.key(0), x)
+  with common.kernel_implementation(expected):
+    jaxpr = str(jax.make_jaxpr(lambda p: jax.grad(lambda p: jnp.sum(module.apply(p, x)["layer4"]))(p))(params))
+  # XLA's own convolution and pooling only on the 'xla' path; none on the CPU matmul path.
+  assert ("conv_general_dilated" in jaxpr) == (expected == "xla")
+  assert ("reduce_window_max" in jaxpr) == (expected == "xla")
+
+
+def test_unknown_kernel_implementation_is_refused():
+  with pytest.raises(ValueError, match="kernel implementation 'cudnn' is not one of"):
+    with common.kernel_implementation("cudnn"):
+      pass

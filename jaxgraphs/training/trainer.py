@@ -24,6 +24,7 @@ from jax.experimental import multihost_utils
 from jaxgraphs import models, tasks
 from jaxgraphs.data import label_priors, pipeline
 from jaxgraphs.errors import ConfigError
+from jaxgraphs.models.backbones.common import implementation_for_platform, kernel_implementation
 from jaxgraphs.training import optimizers, sharding
 from jaxgraphs.training.checkpointing import Checkpoints
 from jaxgraphs.training.summaries import Progress, SummaryWriter
@@ -46,6 +47,8 @@ class Experiment:
     self.task = tasks.build_task(config, self.data_info)
     self.model = models.build_model(config.model, self.data_info)
     self.total_steps = int(config.total_steps)
+    # Convolution and pooling kernels for the platform the mesh runs on, decided once (models/backbones/common.py).
+    self.kernel_implementation = implementation_for_platform(self.mesh.devices.flat[0].platform)
 
   # ---- state ---------------------------------------------------------------------------------------
   def _init_fn(self, example: dict[str, jax.ShapeDtypeStruct]):
@@ -54,8 +57,9 @@ class Experiment:
     def init(rng):
       dummy = {k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}
       params_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
-      variables = self.model.init({"params": params_rng, "dropout": dropout_rng},
-                                  **self.task.model_inputs(dummy), train=False)
+      with kernel_implementation(self.kernel_implementation):
+        variables = self.model.init({"params": params_rng, "dropout": dropout_rng},
+                                    **self.task.model_inputs(dummy), train=False)
       variables = dict(variables)
       params = variables.pop("params")
       return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
@@ -69,9 +73,10 @@ class Experiment:
     example = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch_spec.items()}
     dummy = lambda: {k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}  # noqa: E731
     # The optimiser's masks (freezing, decay) need the parameter paths, so look at shapes first.
-    outputs_shape, variables_shape = jax.eval_shape(lambda: self.model.init_with_output(
-        {"params": jax.random.key(0), "dropout": jax.random.key(0)}, **self.task.model_inputs(dummy()),
-        train=False))
+    with kernel_implementation(self.kernel_implementation):
+      outputs_shape, variables_shape = jax.eval_shape(lambda: self.model.init_with_output(
+          {"params": jax.random.key(0), "dropout": jax.random.key(0)}, **self.task.model_inputs(dummy()),
+          train=False))
     self._check_outputs(outputs_shape)
     self.tx, self.learning_rate = optimizers.build_optimizer(self.config.optimizer, self.total_steps,
                                                              variables_shape["params"])
@@ -158,6 +163,10 @@ class Experiment:
 
   # ---- steps ---------------------------------------------------------------------------------------
   def _apply(self, params, model_state, batch, *, train: bool, rng=None):
+    with kernel_implementation(self.kernel_implementation):
+      return self._apply_in_scope(params, model_state, batch, train=train, rng=rng)
+
+  def _apply_in_scope(self, params, model_state, batch, *, train: bool, rng=None):
     variables = {"params": params, **model_state}
     inputs = self.task.model_inputs(batch)
     if not train:

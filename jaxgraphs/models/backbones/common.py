@@ -1,7 +1,16 @@
-"""torch-style convolution and pooling shared by the torchvision-layout backbones (NHWC)."""
+"""torch-style convolution and pooling shared by the torchvision-layout backbones (NHWC).
 
+Two implementations compute the same numbers: 'xla' (XLA's convolution and reduce_window, what GPUs and TPUs
+want) and 'cpu_matmul' (convolutions as matmuls and max-pooling as strided slices, which XLA's CPU backend runs
+several times faster; benchmarks/backbones.py). The choice is explicit: a `Conv2d.implementation` /
+`max_pool(implementation=...)` argument, else the scope set by `kernel_implementation(...)` (the trainer sets
+it once from the platform of the devices its mesh uses), else 'auto' = by `jax.default_backend()`.
+"""
+
+import contextlib
+import contextvars
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +24,34 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 # Output strides the fully convolutional forms support (the last one or two subsamplings become dilations).
 OUTPUT_STRIDES = (32, 16, 8)
+
+IMPLEMENTATIONS = ("auto", "xla", "cpu_matmul")
+_scoped_implementation = contextvars.ContextVar("jaxgraphs_kernel_implementation", default="auto")
+
+
+def implementation_for_platform(platform: str) -> str:
+  """'cpu_matmul' for the 'cpu' platform, 'xla' for every other ('gpu', 'cuda', 'rocm', 'tpu')."""
+  return "cpu_matmul" if platform == "cpu" else "xla"
+
+
+@contextlib.contextmanager
+def kernel_implementation(name: str) -> Iterator[None]:
+  """Within the block (while tracing), convolutions and max-pools without their own choice use `name`."""
+  if name not in IMPLEMENTATIONS:
+    raise ValueError(f"kernel implementation {name!r} is not one of {IMPLEMENTATIONS}")
+  token = _scoped_implementation.set(name)
+  try:
+    yield
+  finally:
+    _scoped_implementation.reset(token)
+
+
+def resolve_implementation(implementation: str | None = None) -> str:
+  """'xla' or 'cpu_matmul': the explicit choice, else the scoped one, with 'auto' decided by the default backend."""
+  name = implementation or _scoped_implementation.get()
+  if name not in IMPLEMENTATIONS:
+    raise ValueError(f"kernel implementation {name!r} is not one of {IMPLEMENTATIONS}")
+  return implementation_for_platform(jax.default_backend()) if name == "auto" else name
 
 
 def _conv(x, kernel, stride, dilation):
@@ -92,10 +129,11 @@ def conv_as_im2col_matmul(x, kernel, stride, dilation):
 class Conv2d(nn.Module):
   """torch's Conv2d(padding=dilation * (kernel_size - 1) // 2) on NHWC maps, kernel HWIO named 'kernel'.
 
-  A 1x1 convolution is computed as a 2-D matrix product: XLA's CPU backend runs the kernel gradient
-  of a 1x1 `conv_general_dilated` as a convolution over the whole batch and map, 5-15x slower than the
-  matmul; on GPU both lower to the same library calls. On CPU larger kernels run as one im2col matmul on
-  maps up to 16x16 and otherwise take their kernel gradient from `conv_with_tap_matmul_kernel_grad`.
+  A 1x1 convolution is computed as a 2-D matrix product on every implementation: XLA's CPU backend runs
+  the kernel gradient of a 1x1 `conv_general_dilated` as a convolution over the whole batch and map, 5-15x
+  slower than the matmul; on GPU both lower to the same library calls. With 'cpu_matmul' larger kernels run
+  as one im2col matmul on maps up to 16x16 and otherwise take their kernel gradient from
+  `conv_with_tap_matmul_kernel_grad`; with 'xla' they are one `conv_general_dilated`.
   Numbers: benchmarks/backbones.py.
   """
 
@@ -107,6 +145,7 @@ class Conv2d(nn.Module):
   kernel_init: Callable = conv_init
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  implementation: str | None = None  # 'xla', 'cpu_matmul', 'auto'; None: the scoped choice (module docstring)
 
   @nn.compact
   def __call__(self, x):
@@ -117,7 +156,7 @@ class Conv2d(nn.Module):
       x = x[..., ::self.stride, ::self.stride, :] if self.stride > 1 else x
       # 2-D, so that the kernel gradient is one plain matmul; a 4-D dot_general gets transposes on CPU.
       y = (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(x.shape[:-1] + (self.features,))
-    elif jax.default_backend() == "cpu":
+    elif resolve_implementation(self.implementation) == "cpu_matmul":
       positions = (_output_size(x.shape[-3], k, self.stride, self.dilation)
                    * _output_size(x.shape[-2], k, self.stride, self.dilation))
       if positions <= IM2COL_MAX_POSITIONS:
@@ -136,14 +175,20 @@ def conv(features, kernel_size, stride=1, dilation=1, *, name, dtype, param_dtyp
   return Conv2d(features, kernel_size, stride, dilation, use_bias, dtype=dtype, param_dtype=param_dtype, name=name)
 
 
-def max_pool(x, kernel_size, stride, padding=0):
+def max_pool(x, kernel_size, stride, padding=0, implementation: str | None = None):
   """torch's MaxPool2d(kernel_size, stride, padding) on NHWC maps: padded positions never win the max.
 
-  Written as the maximum of kernel_size^2 strided slices rather than `reduce_window`: XLA's CPU
-  backend runs the latter's gradient (select-and-scatter) ~6x slower (benchmarks/backbones.py). Where a
-  window's maximum is attained more than once the gradient is shared among the ties (torch gives it
-  to one); in these networks pools follow ReLUs, whose zero gradient at 0 makes the two agree.
+  'xla' is one `reduce_window`. 'cpu_matmul' writes it as the maximum of kernel_size^2 strided slices:
+  XLA's CPU backend runs reduce_window's gradient (select-and-scatter) ~6x slower
+  (benchmarks/backbones.py). Where a window's maximum is attained more than once the slices share the
+  gradient among the ties (torch and reduce_window give it to one); in these networks pools follow ReLUs,
+  whose zero gradient at 0 makes the two agree.
   """
+  if resolve_implementation(implementation) == "xla":
+    pad = ((0, 0),) * (x.ndim - 3) + ((padding, padding), (padding, padding), (0, 0))
+    window = (1,) * (x.ndim - 3) + (kernel_size, kernel_size, 1)
+    strides = (1,) * (x.ndim - 3) + (stride, stride, 1)
+    return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pad)  # a Python -inf: differentiable max
   x = jnp.pad(x, ((0, 0),) * (x.ndim - 3) + ((padding, padding), (padding, padding), (0, 0)),
               constant_values=-jnp.inf)
   height, width = x.shape[-3], x.shape[-2]
