@@ -196,8 +196,11 @@ class Experiment:
 
   def eval_step(self, state: TrainState, batch):
     """Forward pass in inference mode; returns the task's per-example evaluation outputs."""
+    return self._eval_and_forward(state, batch)[0]
+
+  def _eval_and_forward(self, state: TrainState, batch):
     outputs, _ = self._apply(state.params, state.model_state, batch, train=False)
-    return self.task.eval_outputs(outputs, batch)
+    return self.task.eval_outputs(outputs, batch), outputs
 
   def compile(self):
     """Jits the steps with explicit shardings; the train step donates (reuses) the old state's buffers."""
@@ -210,6 +213,8 @@ class Experiment:
     self.jit_forward = jax.jit(lambda state, batch: self._apply(state.params, state.model_state, batch,
                                                                 train=False)[0],
                                in_shardings=(self.state_sharding, batch_sharding))
+    # Evaluation compiles once: the same step returns the raw outputs that the pictures of batch 0 need.
+    self.jit_eval_and_forward = jax.jit(self._eval_and_forward, in_shardings=(self.state_sharding, batch_sharding))
 
   # ---- evaluation ----------------------------------------------------------------------------------
   def evaluate(self, state: TrainState, split: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -221,9 +226,9 @@ class Experiment:
     pictures = {}
     for i, local in enumerate(batches):
       batch = sharding.global_batch(local, self.mesh)
+      outputs, raw = self.jit_eval_and_forward(state, batch)
       if i == 0:
-        pictures = self.task.eval_images(_to_host(self.jit_forward(state, batch)), _to_host(batch))
-      outputs = self.jit_eval_step(state, batch)
+        pictures = self.task.eval_images(_to_host(raw), _to_host(batch))
       evaluator.update(_to_host(outputs))
       if (i + 1) % 50 == 0 or i + 1 == num_batches:
         logging.info("eval %s: batch %d/%d (%.1fs)", split, i + 1, num_batches, time.perf_counter() - start)
