@@ -29,13 +29,13 @@ import time
 
 # arch: (jaxgraphs backbone, Flax attributes, torchvision constructor, default size)
 ARCHS = {
-    "resnet50": ("resnet50", {}, "resnet50", 224),
-    "resnet101": ("resnet101", {}, "resnet101", 576),
-    "resnet101_os8": ("resnet101", {"output_stride": 8}, "resnet101_os8", 576),
-    "densenet121": ("densenet121", {}, "densenet121", 224),
-    "densenet121_os8": ("densenet121", {"output_stride": 8}, "densenet121_os8", 300),
-    "vgg16": ("vgg16", {}, "vgg16", 592),
-    "vgg16_os8": ("vgg16", {"output_stride": 8}, "vgg16_os8", 300),
+  "resnet50": ("resnet50", {}, "resnet50", 224),
+  "resnet101": ("resnet101", {}, "resnet101", 576),
+  "resnet101_os8": ("resnet101", {"output_stride": 8}, "resnet101_os8", 576),
+  "densenet121": ("densenet121", {}, "densenet121", 224),
+  "densenet121_os8": ("densenet121", {"output_stride": 8}, "densenet121_os8", 300),
+  "vgg16": ("vgg16", {}, "vgg16", 592),
+  "vgg16_os8": ("vgg16", {"output_stride": 8}, "vgg16_os8", 300),
 }
 DEFAULT_ARCHS = "densenet121_os8,resnet101,vgg16"
 
@@ -84,7 +84,7 @@ def torch_model(name: str):
     pools = [i for i, m in enumerate(net.features) if isinstance(m, torch.nn.MaxPool2d)]
     for index in pools[3:]:
       net.features[index] = torch.nn.MaxPool2d(3, stride=1, padding=1)
-    for module in list(net.features)[pools[3]:]:
+    for module in list(net.features)[pools[3] :]:
       if isinstance(module, torch.nn.Conv2d):
         module.dilation, module.padding = (2, 2), (2, 2)
   return net.features
@@ -97,6 +97,7 @@ def run_torch(arch: str, size: int, batch: int, reps: int, device: str, dtype: s
   model = torch_model(ARCHS[arch][2]).to(device).train()
   x = torch.randn(batch, 3, size, size, device=device)
   autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+
   def step():
     model.zero_grad(set_to_none=True)
     with autocast:
@@ -126,13 +127,20 @@ def run_jax(arch: str, size: int, batch: int, reps: int, device: str, dtype: str
   # Random values straight from NumPy: compiling the initialisers would cost more than the benchmark.
   rng = np.random.default_rng(0)
   abstract = jax.eval_shape(model.init, jax.random.key(0), x[:1])
-  variables = jax.tree.map(lambda leaf: jnp.asarray(
-      rng.normal(size=leaf.shape) * np.sqrt(2 / max(np.prod(leaf.shape[:-1]), 1)) if leaf.ndim > 1
-      else np.ones(leaf.shape), jnp.float32), abstract)
+  variables = jax.tree.map(
+    lambda leaf: jnp.asarray(
+      rng.normal(size=leaf.shape) * np.sqrt(2 / max(np.prod(leaf.shape[:-1]), 1))
+      if leaf.ndim > 1
+      else np.ones(leaf.shape),
+      jnp.float32,
+    ),
+    abstract,
+  )
 
   def loss(params, batch_stats, images):
-    outputs, updates = model.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
-                                   mutable=["batch_stats"])
+    outputs, updates = model.apply(
+      {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
+    )
     return jnp.mean(outputs["feature_map"].astype(jnp.float32)), updates
 
   batch_stats = variables.get("batch_stats", {})
@@ -145,8 +153,13 @@ def run_jax(arch: str, size: int, batch: int, reps: int, device: str, dtype: str
 
   times, cpu_times, rss_rise = timed(step, reps)
   memory = jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20 if device == "cuda" else rss_rise
-  return {"times": times, "cpu_times": cpu_times, "memory_mib": memory, "compile_seconds": compile_seconds,
-          "xla_temp_mib": grad_step.memory_analysis().temp_size_in_bytes / 2**20}
+  return {
+    "times": times,
+    "cpu_times": cpu_times,
+    "memory_mib": memory,
+    "compile_seconds": compile_seconds,
+    "xla_temp_mib": grad_step.memory_analysis().temp_size_in_bytes / 2**20,
+  }
 
 
 def timed(step, reps: int) -> tuple[list[float], list[float], float]:
@@ -169,7 +182,7 @@ def timed(step, reps: int) -> tuple[list[float], list[float], float]:
 def worker(args) -> None:
   """Runs one (framework, arch) measurement in this process and prints it as JSON."""
   if args.device == "cpu":
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
   if args.framework == "torch":
     import torch  # pylint: disable=import-outside-toplevel
 
@@ -189,9 +202,19 @@ def measure(framework: str, arch: str, size: int, args) -> dict:
     env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS", ""), args.xla_flags]))
   if args.device == "cpu":
     env["OMP_NUM_THREADS"] = str(args.threads)
-  command = [sys.executable, "-m", "benchmarks.backbones", f"--worker={framework}", f"--archs={arch}",
-             f"--size={size}", f"--batch={args.batch}", f"--reps={args.reps}", f"--threads={args.threads}",
-             f"--device={args.device}", f"--dtype={args.dtype}"]
+  command = [
+    sys.executable,
+    "-m",
+    "benchmarks.backbones",
+    f"--worker={framework}",
+    f"--archs={arch}",
+    f"--size={size}",
+    f"--batch={args.batch}",
+    f"--reps={args.reps}",
+    f"--threads={args.threads}",
+    f"--device={args.device}",
+    f"--dtype={args.dtype}",
+  ]
   result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
   if result.returncode != 0:
     return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
@@ -202,8 +225,11 @@ def summarise(runs: list[dict], batch: int) -> dict:
   """Throughput from the median step over all runs, CPU seconds per image, the largest memory reading."""
   times = [t for run in runs for t in run["times"]]
   cpu_times = [t for run in runs for t in run["cpu_times"]]
-  summary = {"img_s": batch / statistics.median(times), "cpu_s_per_img": statistics.median(cpu_times) / batch,
-             "memory_mib": max(run["memory_mib"] for run in runs)}
+  summary = {
+    "img_s": batch / statistics.median(times),
+    "cpu_s_per_img": statistics.median(cpu_times) / batch,
+    "memory_mib": max(run["memory_mib"] for run in runs),
+  }
   if "xla_temp_mib" in runs[0]:
     summary["xla_temp_mib"] = runs[0]["xla_temp_mib"]
     summary["compile_seconds"] = statistics.median(run["compile_seconds"] for run in runs)
@@ -217,8 +243,12 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=2)
   parser.add_argument("--threads", type=int, default=2, help="CPU threads of both frameworks")
   parser.add_argument("--reps", type=int, default=3, help="timed steps per subprocess")
-  parser.add_argument("--rounds", type=int, default=3,
-                      help="subprocesses per framework, alternating torch and jax (a shared CPU's load drifts)")
+  parser.add_argument(
+    "--rounds",
+    type=int,
+    default=3,
+    help="subprocesses per framework, alternating torch and jax (a shared CPU's load drifts)",
+  )
   parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
   parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
   parser.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for the JAX runs")
@@ -232,10 +262,13 @@ def main() -> None:
 
   frameworks = args.frameworks.split(",")
   compare = sorted(frameworks) == ["jax", "torch"]
-  print(f"device={args.device} threads={args.threads} batch={args.batch} dtype={args.dtype} reps={args.reps} "
-        f"rounds={args.rounds} xla_flags={args.xla_flags!r} load average at start={os.getloadavg()[0]:.1f}")
+  print(
+    f"device={args.device} threads={args.threads} batch={args.batch} dtype={args.dtype} reps={args.reps} "
+    f"rounds={args.rounds} xla_flags={args.xla_flags!r} load average at start={os.getloadavg()[0]:.1f}"
+  )
   header = f"{'arch':16} {'size':>5}" + "".join(
-      f" {f + ' img/s':>11} {f + ' cpu-s/img':>15} {f + ' MiB':>9}" for f in frameworks)
+    f" {f + ' img/s':>11} {f + ' cpu-s/img':>15} {f + ' MiB':>9}" for f in frameworks
+  )
   if compare:
     header += f" {'jax/torch speed (range over rounds)':>36}"
   if "jax" in frameworks:

@@ -55,8 +55,13 @@ def load_split(split: str, count: int, image_size: int) -> list[dict]:
 
 def model_inputs(examples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Images (N, 64, 64, 3) scaled to [-1, 1], multi-hot labels (N, C), composition labels (N,)."""
-  images = np.stack([np.asarray(Image.fromarray(e["image"]).resize((INPUT_SIZE,) * 2, Image.BILINEAR))
-                     for e in examples]).astype(np.float32) / 127.5 - 1.0
+  images = (
+    np.stack(
+      [np.asarray(Image.fromarray(e["image"]).resize((INPUT_SIZE,) * 2, Image.BILINEAR)) for e in examples]
+    ).astype(np.float32)
+    / 127.5
+    - 1.0
+  )
   multi_hot = np.zeros((len(examples), NUM_CLASSES), np.float32)
   for row, example in zip(multi_hot, examples):
     row[example["labels"]] = 1.0
@@ -88,8 +93,19 @@ def pair_geometry(examples: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     rel = example["relations"]
     for s, o, p in zip(rel["subject"], rel["object"], rel["predicate"]):
       gap = max(xmin[o] - xmax[s], xmin[s] - xmax[o], ymin[o] - ymax[s], ymin[s] - ymax[o])
-      features.append([(cx[o] - cx[s]) / w[s], (cy[o] - cy[s]) / h[s], np.log(w[o] / w[s]), np.log(h[o] / h[s]),
-                       gap, xmin[o] - xmin[s], ymin[o] - ymin[s], xmax[o] - xmax[s], ymax[o] - ymax[s]])
+      features.append(
+        [
+          (cx[o] - cx[s]) / w[s],
+          (cy[o] - cy[s]) / h[s],
+          np.log(w[o] / w[s]),
+          np.log(h[o] / h[s]),
+          gap,
+          xmin[o] - xmin[s],
+          ymin[o] - ymin[s],
+          xmax[o] - xmax[s],
+          ymax[o] - ymax[s],
+        ]
+      )
       labels.append(p)
   return np.asarray(features), np.asarray(labels)
 
@@ -112,8 +128,7 @@ def train_resnet(train, val, epochs: int, batch_size: int, seed: int = 0):
   opt_state = optimizer.init(params)
 
   def loss_fn(params, batch_stats, x, y, c):
-    out, updates = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
-                               mutable=["batch_stats"])
+    out, updates = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"])
     logits = out["logits"]
     multi_label = optax.sigmoid_binary_cross_entropy(logits[:, :NUM_CLASSES], y).mean()
     comp = optax.softmax_cross_entropy_with_integer_labels(logits[:, NUM_CLASSES:], c).mean()
@@ -135,14 +150,14 @@ def train_resnet(train, val, epochs: int, batch_size: int, seed: int = 0):
   for epoch in range(epochs):
     order = rng.permutation(len(images))
     for first in range(0, len(order) - batch_size + 1, batch_size):
-      idx = order[first:first + batch_size]
+      idx = order[first : first + batch_size]
       flip = rng.random() < 0.5  # left-right flips keep labels and composition unchanged
       x = images[idx][:, :, ::-1] if flip else images[idx]
       params, batch_stats, opt_state = step(params, batch_stats, opt_state, x, multi_hot[idx], composition[idx])
     print(f"  epoch {epoch + 1}/{epochs}: {time.perf_counter() - start:.0f} s", flush=True)
   seconds = time.perf_counter() - start
   val_images = val[0]
-  probs, comp = zip(*(predict(params, batch_stats, val_images[i:i + 250]) for i in range(0, len(val_images), 250)))
+  probs, comp = zip(*(predict(params, batch_stats, val_images[i : i + 250]) for i in range(0, len(val_images), 250)))
   return np.concatenate(probs), np.concatenate(comp), seconds
 
 
@@ -165,33 +180,62 @@ def main():
   # Multi-label.
   chance = np.random.default_rng(0).random(val[1].shape)
   rows.append(("multi-label", "random scores (chance)", "mAP", mean_over_defined(average_precision(chance, val[1]))))
-  hist_train, hist_val = standardise(np.stack([colour_histogram(e) for e in train_examples]),
-                                     np.stack([colour_histogram(e) for e in val_examples]))
-  hist_scores = np.stack([LogisticRegression(max_iter=2000).fit(hist_train, train[1][:, c]).predict_proba(hist_val)[:, 1]
-                          for c in range(NUM_CLASSES)], axis=1)
-  rows.append(("multi-label", "colour histogram + logistic regression", "mAP",
-               mean_over_defined(average_precision(hist_scores, val[1]))))
+  hist_train, hist_val = standardise(
+    np.stack([colour_histogram(e) for e in train_examples]), np.stack([colour_histogram(e) for e in val_examples])
+  )
+  hist_scores = np.stack(
+    [
+      LogisticRegression(max_iter=2000).fit(hist_train, train[1][:, c]).predict_proba(hist_val)[:, 1]
+      for c in range(NUM_CLASSES)
+    ],
+    axis=1,
+  )
+  rows.append(
+    (
+      "multi-label",
+      "colour histogram + logistic regression",
+      "mAP",
+      mean_over_defined(average_precision(hist_scores, val[1])),
+    )
+  )
 
   # Composition from global statistics.
-  stats_train, stats_val = standardise(np.stack([global_statistics(e) for e in train_examples]),
-                                       np.stack([global_statistics(e) for e in val_examples]))
+  stats_train, stats_val = standardise(
+    np.stack([global_statistics(e) for e in train_examples]), np.stack([global_statistics(e) for e in val_examples])
+  )
   stats_model = LogisticRegression(max_iter=2000).fit(stats_train, train[2])
   rows.append(("composition", "majority class", "accuracy", max(val[2].mean(), 1 - val[2].mean())))
-  rows.append(("composition", "global statistics + logistic regression", "accuracy",
-               (stats_model.predict(stats_val) == val[2]).mean()))
+  rows.append(
+    (
+      "composition",
+      "global statistics + logistic regression",
+      "accuracy",
+      (stats_model.predict(stats_val) == val[2]).mean(),
+    )
+  )
 
   # Predicates from pair geometry.
   geo_train, pred_train = pair_geometry(train_examples)
   geo_val, pred_val = pair_geometry(val_examples)
   rows.append(("predicates", "majority class", "accuracy", (pred_val == np.bincount(pred_train).argmax()).mean()))
   booster = HistGradientBoostingClassifier(random_state=0).fit(geo_train, pred_train)
-  rows.append(("predicates", "pair geometry + gradient boosting", "accuracy", (booster.predict(geo_val) == pred_val).mean()))
+  rows.append(
+    ("predicates", "pair geometry + gradient boosting", "accuracy", (booster.predict(geo_val) == pred_val).mean())
+  )
 
   print(f"training ResNet-18/16 on {jax.device_count()} {jax.default_backend()} device(s) ...", flush=True)
   probs, comp_pred, seconds = train_resnet(train, val, args.epochs, args.batch_size)
-  rows.append(("multi-label", f"ResNet-18/16, {args.epochs} epochs ({seconds:.0f} s)", "mAP",
-               mean_over_defined(average_precision(probs, val[1]))))
-  rows.append(("composition", f"ResNet-18/16, {args.epochs} epochs (same run)", "accuracy", (comp_pred == val[2]).mean()))
+  rows.append(
+    (
+      "multi-label",
+      f"ResNet-18/16, {args.epochs} epochs ({seconds:.0f} s)",
+      "mAP",
+      mean_over_defined(average_precision(probs, val[1])),
+    )
+  )
+  rows.append(
+    ("composition", f"ResNet-18/16, {args.epochs} epochs (same run)", "accuracy", (comp_pred == val[2]).mean())
+  )
 
   print(f"\n{'task':<12} {'model':<44} {'metric':<9} value")
   for task, model, metric, value in rows:

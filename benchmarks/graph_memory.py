@@ -101,8 +101,15 @@ def measure_in_this_process(implementation: str, nodes: int, features: int, bloc
 
 def measure_in_subprocess(implementation: str, nodes: int, args) -> dict:
   """measure_in_this_process in a fresh interpreter, so earlier runs leave no memory behind."""
-  command = [sys.executable, "-m", "benchmarks.graph_memory", f"--measure={implementation}",
-             f"--nodes={nodes}", f"--features={args.features}", f"--block_size={args.block_size}"]
+  command = [
+    sys.executable,
+    "-m",
+    "benchmarks.graph_memory",
+    f"--measure={implementation}",
+    f"--nodes={nodes}",
+    f"--features={args.features}",
+    f"--block_size={args.block_size}",
+  ]
   result = subprocess.run(command, capture_output=True, text=True, check=True)
   return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -114,9 +121,11 @@ def mib(num_bytes: float) -> str:
 def propagation_table(args) -> None:
   """Prints one row per (N, B, implementation) for graph_propagate alone."""
   print(f"\ngraph_propagate S V, q/k/v (B, N, {args.features}) float32, block_size={args.block_size}")
-  header = (f"{'N':>7} {'B':>3} {'implementation':<15}{'N*N*B*4 MiB':>12}{'fwd temp MiB':>14}"
-            f"{'x vs explicit':>14}{'fwd+bwd temp MiB':>18}{'x vs explicit':>14}"
-            f"{'RSS peak rise MiB':>19}{'fwd+bwd s':>11}")
+  header = (
+    f"{'N':>7} {'B':>3} {'implementation':<15}{'N*N*B*4 MiB':>12}{'fwd temp MiB':>14}"
+    f"{'x vs explicit':>14}{'fwd+bwd temp MiB':>18}{'x vs explicit':>14}"
+    f"{'RSS peak rise MiB':>19}{'fwd+bwd s':>11}"
+  )
   print(header)
   print("-" * len(header))
   for nodes in args.nodes:
@@ -133,9 +142,12 @@ def propagation_table(args) -> None:
         if nodes <= args.time_max_nodes and batch == 1:
           measured = measure_in_subprocess(implementation, nodes, args)
           peak, seconds = f"{measured['peak_mib']:,.1f}", f"{measured['seconds']:.2f}"
-        print(f"{nodes:>7} {batch:>3} {implementation:<15}{mib(dense_matrix):>12}{mib(fwd):>14}"
-              f"{baseline[0] / max(fwd, 1):>14.1f}{mib(bwd):>18}{baseline[1] / max(bwd, 1):>14.1f}"
-              f"{peak:>19}{seconds:>11}", flush=True)
+        print(
+          f"{nodes:>7} {batch:>3} {implementation:<15}{mib(dense_matrix):>12}{mib(fwd):>14}"
+          f"{baseline[0] / max(fwd, 1):>14.1f}{mib(bwd):>18}{baseline[1] / max(bwd, 1):>14.1f}"
+          f"{peak:>19}{seconds:>11}",
+          flush=True,
+        )
 
 
 def region_graph_table(args) -> None:
@@ -145,7 +157,7 @@ def region_graph_table(args) -> None:
   print(header)
   print("-" * len(header))
   for nodes in args.nodes:
-    side = int(round(nodes ** 0.5))
+    side = int(round(nodes**0.5))
     for batch in args.batches:
       x = jax.ShapeDtypeStruct((batch, side, side, args.features), jnp.float32)
       baseline = None
@@ -154,8 +166,9 @@ def region_graph_table(args) -> None:
         params = jax.eval_shape(graph.init, jax.random.PRNGKey(0), x)["params"]
         bwd = temp_bytes(train_step, params, x, x)
         baseline = baseline or bwd
-        print(f"{side * side:>7} {batch:>3} {implementation:<15}{mib(bwd):>18}{baseline / max(bwd, 1):>14.1f}",
-              flush=True)
+        print(
+          f"{side * side:>7} {batch:>3} {implementation:<15}{mib(bwd):>18}{baseline / max(bwd, 1):>14.1f}", flush=True
+        )
 
 
 def main():
@@ -172,8 +185,10 @@ def main():
     print(json.dumps(measure_in_this_process(args.measure, args.nodes[0], args.features, args.block_size)))
     return
   device = jax.devices()[0]
-  print(f"platform {device.platform} ({device.device_kind}), jax {jax.__version__}, {os.cpu_count()} CPUs; "
-        "'fused' = jax.nn.dot_product_attention(implementation=None), which jax 0.10 maps to 'xla'")
+  print(
+    f"platform {device.platform} ({device.device_kind}), jax {jax.__version__}, {os.cpu_count()} CPUs; "
+    "'fused' = jax.nn.dot_product_attention(implementation=None), which jax 0.10 maps to 'xla'"
+  )
   propagation_table(args)
   if args.region_graph:
     region_graph_table(args)

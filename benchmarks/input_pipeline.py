@@ -36,8 +36,8 @@ from jaxgraphs.configs import common as config_loader
 from jaxgraphs.data import pipeline, sources
 
 PP = {
-    576: sources.SSGRL_PP_TRAIN,
-    300: "decode|resize(300)|flip_lr|random_scale_crop(1.05, 1.25, 300)|normalize_imagenet",
+  576: sources.SSGRL_PP_TRAIN,
+  300: "decode|resize(300)|flip_lr|random_scale_crop(1.05, 1.25, 300)|normalize_imagenet",
 }
 NUM_CLASSES = 80
 
@@ -61,11 +61,16 @@ class JaxgraphsBenchmarkJpegs(tfds.core.GeneratorBasedBuilder):
   NUM_IMAGES = 256
 
   def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-        "image": tfds.features.Image(encoding_format="jpeg"),
-        "image/filename": tfds.features.Text(),
-        "labels": tfds.features.Sequence(tfds.features.ClassLabel(num_classes=NUM_CLASSES)),
-    }))
+    return tfds.core.DatasetInfo(
+      builder=self,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(encoding_format="jpeg"),
+          "image/filename": tfds.features.Text(),
+          "labels": tfds.features.Sequence(tfds.features.ClassLabel(num_classes=NUM_CLASSES)),
+        }
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     return {"train": self._generate_examples()}
@@ -85,8 +90,9 @@ def pipeline_images_per_second(data_dir: str, size: int, args) -> tuple[float, f
   config.pp_train = PP[size]
   config.shuffle_buffer = args.num_images
   start = time.perf_counter()
-  stream = pipeline.build_train_dataset(config, local_batch_size=args.batch_size, seed=0, process_index=0,
-                                        process_count=1)
+  stream = pipeline.build_train_dataset(
+    config, local_batch_size=args.batch_size, seed=0, process_index=0, process_count=1
+  )
   for _ in range(args.warmup):
     batch = next(stream)
   assert batch["image"].shape == (args.batch_size, size, size, 3)
@@ -113,9 +119,12 @@ def train_step_images_per_second(size: int, args) -> float:
   experiment = Experiment(config)
   rng = np.random.default_rng(0)
   b = experiment.local_batch_size
-  local = {"image": rng.normal(size=(b, size, size, 3)).astype(np.float32),
-           "labels": (rng.random((b, NUM_CLASSES)) < 0.05).astype(np.float32),
-           "label_weights": np.ones((b, NUM_CLASSES), np.float32), "mask": np.ones((b,), np.float32)}
+  local = {
+    "image": rng.normal(size=(b, size, size, 3)).astype(np.float32),
+    "labels": (rng.random((b, NUM_CLASSES)) < 0.05).astype(np.float32),
+    "label_weights": np.ones((b, NUM_CLASSES), np.float32),
+    "mask": np.ones((b,), np.float32),
+  }
   state = experiment.build_state(local)
   experiment.compile()
   batch = sharding.global_batch(local, experiment.mesh)
@@ -143,8 +152,14 @@ def main():
 
   JaxgraphsBenchmarkJpegs.NUM_IMAGES = args.num_images
   sources.SOURCES["benchmark_jpegs"] = sources.Source(
-      "jaxgraphs_benchmark_jpegs", sources.class_label_example, lambda: tuple(map(str, range(NUM_CLASSES))),
-      "train", "train", PP[576], PP[576])
+    "jaxgraphs_benchmark_jpegs",
+    sources.class_label_example,
+    lambda: tuple(map(str, range(NUM_CLASSES))),
+    "train",
+    "train",
+    PP[576],
+    PP[576],
+  )
   with tempfile.TemporaryDirectory() as data_dir:
     builder = JaxgraphsBenchmarkJpegs(data_dir=data_dir)
     builder.download_and_prepare()
@@ -156,9 +171,12 @@ def main():
       rows.append((size, rate, startup, step))
 
   import jax
-  print(f"\n{args.num_images} synthetic 640x480 JPEGs (~{mean_kb:.0f} KB each), batch {args.batch_size}, "
-        f"{os.cpu_count()} host CPUs (load average {os.getloadavg()[0]:.1f}); "
-        f"JAX devices: {jax.devices()[0].device_kind} x {jax.device_count()}")
+
+  print(
+    f"\n{args.num_images} synthetic 640x480 JPEGs (~{mean_kb:.0f} KB each), batch {args.batch_size}, "
+    f"{os.cpu_count()} host CPUs (load average {os.getloadavg()[0]:.1f}); "
+    f"JAX devices: {jax.devices()[0].device_kind} x {jax.device_count()}"
+  )
   model = args.model if args.model != "none" else "(skipped)"
   print(f"{'size':>5} | {'pipeline img/s':>14} | {'startup s':>9} | {f'{model} train step img/s':>30} | keeps up")
   print("-" * 80)

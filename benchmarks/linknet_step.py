@@ -35,8 +35,9 @@ def load_config(name: str, arg=None):
   return config_loader.load_config(os.path.join(REPO, "configs", f"{name}.py"), arg)
 
 
-def scene_graph_batch(rng: np.random.Generator, batch_size: int, size: int, objects: int, num_classes: int,
-                      num_predicates: int) -> dict[str, np.ndarray]:
+def scene_graph_batch(
+  rng: np.random.Generator, batch_size: int, size: int, objects: int, num_classes: int, num_predicates: int
+) -> dict[str, np.ndarray]:
   """A random batch with the keys and shapes of the VG-150 train pipeline."""
   corners = rng.uniform(0, size, (batch_size, MAX_OBJECTS, 2, 2))
   boxes = np.concatenate([corners.min(axis=2), corners.max(axis=2) + 8], axis=-1).clip(0, size - 1)
@@ -44,31 +45,42 @@ def scene_graph_batch(rng: np.random.Generator, batch_size: int, size: int, obje
   object_mask[:, :objects] = 1
   labels = np.where(object_mask > 0, rng.integers(1, num_classes, (batch_size, MAX_OBJECTS)), 0)
   candidates = np.array([(s, o) for s in range(objects) for o in range(objects) if s != o])
-  pairs = np.stack([candidates[rng.choice(len(candidates), PAIRS, replace=len(candidates) < PAIRS)]
-                    for _ in range(batch_size)]).astype(np.int32)
+  pairs = np.stack(
+    [candidates[rng.choice(len(candidates), PAIRS, replace=len(candidates) < PAIRS)] for _ in range(batch_size)]
+  ).astype(np.int32)
   pair_labels = np.zeros((batch_size, PAIRS), np.int32)
-  pair_labels[:, :PAIRS // 4] = rng.integers(1, num_predicates + 1, (batch_size, PAIRS // 4))
+  pair_labels[:, : PAIRS // 4] = rng.integers(1, num_predicates + 1, (batch_size, PAIRS // 4))
   relations = np.zeros((batch_size, MAX_RELATIONS, 3), np.int32)
-  relations[:, :PAIRS // 4, :2] = pairs[:, :PAIRS // 4]
-  relations[:, :PAIRS // 4, 2] = pair_labels[:, :PAIRS // 4]
+  relations[:, : PAIRS // 4, :2] = pairs[:, : PAIRS // 4]
+  relations[:, : PAIRS // 4, 2] = pair_labels[:, : PAIRS // 4]
   relation_mask = np.zeros((batch_size, MAX_RELATIONS), np.float32)
-  relation_mask[:, :min(2 * objects, PAIRS // 4)] = 1
+  relation_mask[:, : min(2 * objects, PAIRS // 4)] = 1
   present = np.zeros((batch_size, num_classes), np.float32)
   np.put_along_axis(present, labels, 1.0, axis=1)
   present[:, 0] = 0
   return {
-      "image": rng.normal(size=(batch_size, size, size, 3)).astype(np.float32), "mask": np.ones(batch_size, np.float32),
-      "labels": present, "label_weights": np.ones_like(present), "object_boxes": boxes.astype(np.float32),
-      "object_labels": labels.astype(np.int32), "object_mask": object_mask, "relations": relations,
-      "relation_mask": relation_mask, "num_cut_objects": np.zeros(batch_size, np.int32),
-      "num_cut_relations": np.zeros(batch_size, np.int32), "pairs": pairs, "pair_labels": pair_labels,
-      "pair_mask": np.ones((batch_size, PAIRS), np.float32)}
+    "image": rng.normal(size=(batch_size, size, size, 3)).astype(np.float32),
+    "mask": np.ones(batch_size, np.float32),
+    "labels": present,
+    "label_weights": np.ones_like(present),
+    "object_boxes": boxes.astype(np.float32),
+    "object_labels": labels.astype(np.int32),
+    "object_mask": object_mask,
+    "relations": relations,
+    "relation_mask": relation_mask,
+    "num_cut_objects": np.zeros(batch_size, np.int32),
+    "num_cut_relations": np.zeros(batch_size, np.int32),
+    "pairs": pairs,
+    "pair_labels": pair_labels,
+    "pair_mask": np.ones((batch_size, PAIRS), np.float32),
+  }
 
 
 def images_per_second(config, batch: dict[str, np.ndarray], steps: int) -> tuple[float, float]:
   """(images/s, seconds of compile + first step) of the trainer's jitted train step on `batch`."""
   from jaxgraphs.training import sharding
   from jaxgraphs.training.trainer import Experiment
+
   experiment = Experiment(config)
   state = experiment.build_state(batch)
   experiment.compile()
@@ -98,26 +110,35 @@ def main():
   config.task.zero_shot = False  # no VG-150 needed: the train triplets are only for zR@K
   config.data.pp_train = config.data.pp_eval = f"decode|resize({args.size})"  # unused: batches are given
   from jaxgraphs.data import sources
+
   source = sources.get_source("vg150")
-  batch = scene_graph_batch(rng, args.batch_size, args.size, args.objects, source.num_classes,
-                            len(source.predicate_names) - 1)
+  batch = scene_graph_batch(
+    rng, args.batch_size, args.size, args.objects, source.num_classes, len(source.predicate_names) - 1
+  )
   linknet_rate, linknet_first = images_per_second(config, batch, args.steps)
 
   baseline = load_config("baseline_coco")
   baseline.batch_size = args.batch_size
   baseline.model.backbone, baseline.model.feature_key = "vgg16", "pool5"
-  baseline_batch = {"image": batch["image"], "mask": batch["mask"],
-                    "labels": np.zeros((args.batch_size, 80), np.float32),
-                    "label_weights": np.ones((args.batch_size, 80), np.float32)}
+  baseline_batch = {
+    "image": batch["image"],
+    "mask": batch["mask"],
+    "labels": np.zeros((args.batch_size, 80), np.float32),
+    "label_weights": np.ones((args.batch_size, 80), np.float32),
+  }
   baseline_rate, baseline_first = images_per_second(baseline, baseline_batch, args.steps)
 
   device = jax.devices()[0]
-  print(f"\nTrain step at {args.size} x {args.size}, batch {args.batch_size}, {args.objects} objects/image "
-        f"(padded to {MAX_OBJECTS}), {PAIRS} pairs/image, {args.steps} timed steps on {device.platform} "
-        f"({device.device_kind}, {jax.device_count()} device(s))")
+  print(
+    f"\nTrain step at {args.size} x {args.size}, batch {args.batch_size}, {args.objects} objects/image "
+    f"(padded to {MAX_OBJECTS}), {PAIRS} pairs/image, {args.steps} timed steps on {device.platform} "
+    f"({device.device_kind}, {jax.device_count()} device(s))"
+  )
   print(f"{'step':<44} {'images/s':>9} {'s/image':>8} {'compile+1st (s)':>16} {'x baseline':>11}")
-  for name, rate, first in (("LinkNet PredCls (VGG-16, paper widths)", linknet_rate, linknet_first),
-                            ("baseline: VGG-16 + GAP + linear (same input)", baseline_rate, baseline_first)):
+  for name, rate, first in (
+    ("LinkNet PredCls (VGG-16, paper widths)", linknet_rate, linknet_first),
+    ("baseline: VGG-16 + GAP + linear (same input)", baseline_rate, baseline_first),
+  ):
     print(f"{name:<44} {rate:>9.3f} {1 / rate:>8.2f} {first:>16.1f} {baseline_rate / rate:>11.2f}")
 
 

@@ -53,17 +53,18 @@ def graph_statistics(experiment: Experiment, state, images) -> dict[str, float]:
   head_outputs = captured["intermediates"]["head"]["__call__"][0]
   head = RGNetHead(variant=experiment.model.variant, num_bins=experiment.model.num_bins, **experiment.model.head_kwargs)
   head_state = {k: v["head"] for k, v in state.model_state.items() if "head" in v}
-  outputs = head.apply({"params": state.params["head"], **head_state}, head_outputs["features_fcn"],
-                       return_similarity=True)
+  outputs = head.apply(
+    {"params": state.params["head"], **head_state}, head_outputs["features_fcn"], return_similarity=True
+  )
   similarity = np.asarray(outputs["similarities"][0], np.float64)
   top = similarity.argmax(-1)
   graph_input = head_outputs.get("features_aspp", head_outputs["features_fcn"])
   return {
-      "top-column share": float(np.mean([np.bincount(row).max() / row.size for row in top])),
-      "entropy": float(np.mean(-(similarity * np.log(similarity + 1e-30)).sum(-1)) / np.log(similarity.shape[-1])),
-      "max weight": float(similarity.max(-1).mean()),
-      "cosine in": mean_pairwise_cosine(graph_input),
-      "cosine out": mean_pairwise_cosine(outputs["features_graph"]),
+    "top-column share": float(np.mean([np.bincount(row).max() / row.size for row in top])),
+    "entropy": float(np.mean(-(similarity * np.log(similarity + 1e-30)).sum(-1)) / np.log(similarity.shape[-1])),
+    "max weight": float(similarity.max(-1).mean()),
+    "cosine in": mean_pairwise_cosine(graph_input),
+    "cosine out": mean_pairwise_cosine(outputs["features_graph"]),
   }
 
 
@@ -86,10 +87,13 @@ def main():
   trained, _ = checkpoints.restore(experiment.abstract_state)
   checkpoints.close()
   n = experiment.model.apply({"params": initial.params, **initial.model_state}, batch["image"][:1])["region_quality"]
-  print(f"{args.config}:{args.arg}, {args.workdir}, {args.images} {config.data.eval_split} images, "
-        f"N = {n.size} regions (uniform row weight {1 / n.size:.4f})")
-  header = f"{'state':<22}" + "".join(f"{name:>18}" for name in
-                                      ("top-column share", "entropy", "max weight", "cosine in", "cosine out"))
+  print(
+    f"{args.config}:{args.arg}, {args.workdir}, {args.images} {config.data.eval_split} images, "
+    f"N = {n.size} regions (uniform row weight {1 / n.size:.4f})"
+  )
+  header = f"{'state':<22}" + "".join(
+    f"{name:>18}" for name in ("top-column share", "entropy", "max weight", "cosine in", "cosine out")
+  )
   print(header)
   print("-" * len(header))
   for name, state in (("init (baseline)", initial), (f"trained, step {int(trained.step)}", trained)):

@@ -51,8 +51,13 @@ def train_step_function(module, task, tx):
 
   def step(params, batch_stats, opt_state, batch, rng):
     def loss_fn(p):
-      outputs, new_state = module.apply({"params": p, "batch_stats": batch_stats}, batch["image"], train=True,
-                                        rngs={"dropout": rng}, mutable=["batch_stats"])
+      outputs, new_state = module.apply(
+        {"params": p, "batch_stats": batch_stats},
+        batch["image"],
+        train=True,
+        rngs={"dropout": rng},
+        mutable=["batch_stats"],
+      )
       return task.loss(outputs, batch)[0], new_state["batch_stats"]
 
     (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -65,12 +70,22 @@ def train_step_function(module, task, tx):
 def abstract_arguments(module, tx, batch: int, size: int):
   """Shape structs of (params, batch_stats, opt_state, batch, rng) for size x size images, and the region grid."""
   images = jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32)
-  outputs, variables = jax.eval_shape(module.init_with_output,
-                                      {"params": jax.random.key(0), "dropout": jax.random.key(1)}, images)
+  outputs, variables = jax.eval_shape(
+    module.init_with_output, {"params": jax.random.key(0), "dropout": jax.random.key(1)}, images
+  )
   opt_state = jax.eval_shape(tx.init, variables["params"])
-  data = {"image": images, "label": jax.ShapeDtypeStruct((batch,), jnp.int32),
-          "mask": jax.ShapeDtypeStruct((batch,), jnp.float32)}
-  arguments = (variables["params"], variables["batch_stats"], opt_state, data, jax.eval_shape(lambda: jax.random.key(0)))
+  data = {
+    "image": images,
+    "label": jax.ShapeDtypeStruct((batch,), jnp.int32),
+    "mask": jax.ShapeDtypeStruct((batch,), jnp.float32),
+  }
+  arguments = (
+    variables["params"],
+    variables["batch_stats"],
+    opt_state,
+    data,
+    jax.eval_shape(lambda: jax.random.key(0)),
+  )
   return arguments, outputs["region_scores"].shape[1:3]
 
 
@@ -112,13 +127,17 @@ def main():
   args = parser.parse_args()
   device = jax.devices()[0]
   network = "toy DenseNet (--toy)" if args.toy else "DenseNet-121 OS 8, d' = 1280"
-  print(f"platform {device.platform} ({device.device_kind}), jax {jax.__version__}, {os.cpu_count()} CPUs, "
-        f"compute dtype {args.dtype}; RGNet {network}, 3 graph layers, Adam")
+  print(
+    f"platform {device.platform} ({device.device_kind}), jax {jax.__version__}, {os.cpu_count()} CPUs, "
+    f"compute dtype {args.dtype}; RGNet {network}, 3 graph layers, Adam"
+  )
   task, tx = AestheticsTask("binary"), optax.adam(1e-4)
   dtype = DTYPES[args.dtype]
   rows = [("fcn_a", "-")] + [("fcn_a_g", implementation) for implementation in IMPLEMENTATIONS]
-  header = (f"{'px':>5} {'regions':>8} {'B':>3} {'variant':<8} {'graph':<9}{'params MiB':>11}{'step temp MiB':>14}"
-            f"{'x vs explicit':>14}{'img/s':>8}")
+  header = (
+    f"{'px':>5} {'regions':>8} {'B':>3} {'variant':<8} {'graph':<9}{'params MiB':>11}{'step temp MiB':>14}"
+    f"{'x vs explicit':>14}{'img/s':>8}"
+  )
   print(header)
   print("-" * len(header))
   for size in args.sizes:
@@ -133,8 +152,11 @@ def main():
       speed = "-"
       if size == args.time_size and variant == "fcn_a_g":
         speed = f"{images_per_second(module, task, tx, args.time_batch, size):.2f}"
-      print(f"{size:>5} {f'{height}x{width}':>8} {args.batch:>3} {variant:<8} {implementation:<9}"
-            f"{mib(nbytes(arguments[0])):>11}{mib(temp):>14}{ratio:>14}{speed:>8}", flush=True)
+      print(
+        f"{size:>5} {f'{height}x{width}':>8} {args.batch:>3} {variant:<8} {implementation:<9}"
+        f"{mib(nbytes(arguments[0])):>11}{mib(temp):>14}{ratio:>14}{speed:>8}",
+        flush=True,
+      )
 
 
 if __name__ == "__main__":

@@ -176,12 +176,16 @@ def main():
   result = evaluator.result()
 
   n, b = args.num_images, args.baseline_images
-  print(f"{n} images x {args.num_objects} objects ({args.num_objects * (args.num_objects - 1)} pairs x "
-        f"{NUM_PREDICATES + 1} scores), {args.num_relations} GT relations, PredCls, K = {KS}")
+  print(
+    f"{n} images x {args.num_objects} objects ({args.num_objects * (args.num_objects - 1)} pairs x "
+    f"{NUM_PREDICATES + 1} scores), {args.num_relations} GT relations, PredCls, K = {KS}"
+  )
   print(f"data generation (not counted): {generate_time.wall:.1f} s wall, {generate_time.cpu:.1f} s CPU")
   print()
-  print(f"| implementation | images timed | ms / image (wall) | ms / image (CPU) | CPU time for {n} images "
-        "| speed-up (CPU) |")
+  print(
+    f"| implementation | images timed | ms / image (wall) | ms / image (CPU) | CPU time for {n} images "
+    "| speed-up (CPU) |"
+  )
   print("|---|---:|---:|---:|---:|---:|")
   rows = (
     ("naive Python loop (baseline)", b, naive_time, "extrapolated"),
@@ -190,8 +194,10 @@ def main():
   )
   for name, timed, stopwatch, how in rows:
     wall, cpu = stopwatch.wall / timed, stopwatch.cpu / timed
-    print(f"| {name} | {timed} | {1e3 * wall:.2f} | {1e3 * cpu:.2f} | {cpu * n:.1f} s ({how}) | "
-          f"{naive_time.cpu / b / cpu:.1f}x |")
+    print(
+      f"| {name} | {timed} | {1e3 * wall:.2f} | {1e3 * cpu:.2f} | {cpu * n:.1f} s ({how}) | "
+      f"{naive_time.cpu / b / cpu:.1f}x |"
+    )
   print()
   for name in ("R", "ngR", "mR", "zR"):
     print(f"{name}@20/50/100 = " + " / ".join(f"{100 * result[f'predcls/{name}@{k}']:.2f}" for k in KS))

@@ -18,8 +18,9 @@ def official_order(params, feature_map, word_vectors):
   """Eqs. 3-6 in the official code's order: P then f_a on every (class, location) pair."""
   batch, height, width, channels = feature_map.shape
   features = feature_map.reshape(batch, height * width, channels)
-  joint = jnp.tanh((features @ params["image_proj"]["kernel"])[:, None]
-                   * (word_vectors @ params["word_proj"]["kernel"])[None, :, None])
+  joint = jnp.tanh(
+    (features @ params["image_proj"]["kernel"])[:, None] * (word_vectors @ params["word_proj"]["kernel"])[None, :, None]
+  )
   hidden = joint @ params["joint_proj"]["kernel"] + params["joint_proj"]["bias"]
   logits = (hidden @ params["attention"]["kernel"] + params["attention"]["bias"])[..., 0]
   weights = jax.nn.softmax(logits, axis=-1)
@@ -42,8 +43,9 @@ def main():
   word_vectors = jax.ShapeDtypeStruct((args.classes, 300), jnp.float32)
   module = SemanticDecoupling()
   params = jax.eval_shape(lambda f, w: module.init(jax.random.PRNGKey(0), f, w), feature_map, word_vectors)["params"]
-  ours = compiled_bytes(lambda p, f, w: jnp.sum(module.apply({"params": p}, f, w)[0]), params, feature_map,
-                        word_vectors)
+  ours = compiled_bytes(
+    lambda p, f, w: jnp.sum(module.apply({"params": p}, f, w)[0]), params, feature_map, word_vectors
+  )
   baseline = compiled_bytes(lambda p, f, w: jnp.sum(official_order(p, f, w)), params, feature_map, word_vectors)
   print(f"{jax.devices()[0].platform}, B={args.batch}, C={args.classes}, 9x9x2048 features, d1=d2=1024, float32")
   print(f"{'variant':<32}{'temp+output MiB':>16}")

@@ -107,22 +107,30 @@ def main():
   adjacency = ssgrl.Constant(rng.uniform(size=(args.classes, args.classes)).astype(np.float32))
   frozen_bn = {"frozen_bn": FROZEN}
   rows = [
-      measure("ssgrl", ssgrl.SSGRL(words, adjacency, frozen_stages=FROZEN), images, labels, args.reps),
-      measure("ssgrl, mask only (baseline 1)", MaskOnlySSGRL(words, adjacency),
-              images, labels, args.reps),
-      measure("resnet-101 linear (baseline 2)",
-              MultiLabelClassifier(args.classes, "resnet101", backbone_kwargs=frozen_bn), images, labels, args.reps),
+    measure("ssgrl", ssgrl.SSGRL(words, adjacency, frozen_stages=FROZEN), images, labels, args.reps),
+    measure("ssgrl, mask only (baseline 1)", MaskOnlySSGRL(words, adjacency), images, labels, args.reps),
+    measure(
+      "resnet-101 linear (baseline 2)",
+      MultiLabelClassifier(args.classes, "resnet101", backbone_kwargs=frozen_bn),
+      images,
+      labels,
+      args.reps,
+    ),
   ]
   feature_side = -(-args.size // 32) // 2
   head = head_seconds(args, feature_side, args.reps)
-  print(f"{jax.devices()[0].platform} ({jax.device_count()} device), batch {args.batch}, {args.size}x{args.size}, "
-        f"{args.classes} classes, float32, Adam; {args.reps} timed steps after one warm-up")
+  print(
+    f"{jax.devices()[0].platform} ({jax.device_count()} device), batch {args.batch}, {args.size}x{args.size}, "
+    f"{args.classes} classes, float32, Adam; {args.reps} timed steps after one warm-up"
+  )
   print(f"{'step':<34}{'images/s':>10}{'s/step':>9}{'compiled MiB':>14}")
   for name, rate, mib, seconds in rows:
     print(f"{name:<34}{rate:>10.3f}{seconds:>9.2f}{mib:>14.0f}")
   total = rows[0][3]
-  print(f"head ({feature_side}x{feature_side}x2048 -> {args.classes} classes) forward+backward: {head:.3f} s "
-        f"= {100 * head / total:.1f}% of the ssgrl step; backbone and optimiser: {100 * (1 - head / total):.1f}%")
+  print(
+    f"head ({feature_side}x{feature_side}x2048 -> {args.classes} classes) forward+backward: {head:.3f} s "
+    f"= {100 * head / total:.1f}% of the ssgrl step; backbone and optimiser: {100 * (1 - head / total):.1f}%"
+  )
 
 
 if __name__ == "__main__":

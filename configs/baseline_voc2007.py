@@ -10,8 +10,9 @@ The last checkpoint is reported; nothing is selected on the test split.
 
 from jaxgraphs.training.defaults import base_config
 
-SSGRL_TRAIN_PP = ("decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr"
-                  "|normalize_imagenet")
+SSGRL_TRAIN_PP = (
+  "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
+)
 SSGRL_EVAL_PP = "decode|resize(640)|center_crop(576)|normalize_imagenet"
 
 

@@ -33,8 +33,10 @@ def get_config(arg=None):
   config.data.source = "vg150"
   # Longer side 592, flip, padded to 592 x 592; at most 64 objects and 128 relations, 256 pairs per image (at most
   # a quarter annotated), one predicate per pair.
-  config.data.pp_train = ("decode|resize_long(592)|flip_lr|normalize_imagenet|pad_bottom_right(592)"
-                          "|one_predicate_per_pair|pack_scene_graph(64, 128)|sample_relation_pairs(256, 0.25)")
+  config.data.pp_train = (
+    "decode|resize_long(592)|flip_lr|normalize_imagenet|pad_bottom_right(592)"
+    "|one_predicate_per_pair|pack_scene_graph(64, 128)|sample_relation_pairs(256, 0.25)"
+  )
   config.data.pp_eval = "decode|resize_long(592)|normalize_imagenet|pad_bottom_right(592)|pack_scene_graph(64, 128)"
   config.seed = 0
   config.batch_size = BATCH_SIZE

@@ -22,9 +22,9 @@ from jaxgraphs.training.defaults import base_config
 
 # Toy widths of each backbone family (the layout of the paper's networks, a fraction of their width).
 TOY_BACKBONES = {
-    "densenet": {"growth_rate": 12, "block_config": (3, 3, 3, 3), "num_init_features": 24},
-    "resnet": {"width": 8, "stage_sizes": (1, 1, 1, 1)},
-    "vgg": {"width": 8, "fc_width": 64, "stage_sizes": (1, 1, 1, 1, 1)},
+  "densenet": {"growth_rate": 12, "block_config": (3, 3, 3, 3), "num_init_features": 24},
+  "resnet": {"width": 8, "stage_sizes": (1, 1, 1, 1)},
+  "vgg": {"width": 8, "fc_width": 64, "stage_sizes": (1, 1, 1, 1, 1)},
 }
 TOY_HEAD = {"aspp_inter_features": 32, "aspp_out_features": 16, "aspp_rates": (1, 2, 4, 6)}
 

@@ -44,9 +44,11 @@ def get_config(arg: str = "full"):
   config.total_steps = 600
   config.log_every_steps = 50
   config.eval_every_steps = 300
-  config.model.update(ssgrl.model_config(
-      backbone="resnet18", word_vectors=BUILTIN_WORD_VECTORS, frozen_stages=(), joint_dim=128,
-      attention_hidden_dim=128))
+  config.model.update(
+    ssgrl.model_config(
+      backbone="resnet18", word_vectors=BUILTIN_WORD_VECTORS, frozen_stages=(), joint_dim=128, attention_hidden_dim=128
+    )
+  )
   config.model.backbone_kwargs = {"width": 16, "output_stride": 8}
   ssgrl.apply_variant(config, ssgrl.parse_arg(arg)["variant"])
   config.optimizer.name = "adam"

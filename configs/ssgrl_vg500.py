@@ -33,8 +33,9 @@ def get_config(arg: str = "full"):
   config.data.train_split = "train"
   config.data.eval_split = "test"
   # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576, flip.
-  config.data.pp_train = ("decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr"
-                          "|normalize_imagenet")
+  config.data.pp_train = (
+    "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
+  )
   config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
   config.batch_size = BATCH_SIZE
   config.total_steps = STEPS_PER_EPOCH * EPOCHS

@@ -43,8 +43,9 @@ def get_config(arg: str = "full"):
   config.data.train_split = "train"
   config.data.eval_split = "validation"
   # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576, flip.
-  config.data.pp_train = ("decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr"
-                          "|normalize_imagenet")
+  config.data.pp_train = (
+    "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
+  )
   config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
   config.batch_size = BATCH_SIZE
   config.total_steps = STEPS_PER_EPOCH * EPOCHS
@@ -70,7 +71,8 @@ def get_config(arg: str = "full"):
   config.checkpoint.best_metric = ""  # the last checkpoint is the result: nothing is selected on the eval split
   if parsed["scale512"]:
     # Resize 512, crops from {512, 448, 384, 320, 256} resized to 448; test: resize 512, center crop 448.
-    config.data.pp_train = ("decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr"
-                            "|normalize_imagenet")
+    config.data.pp_train = (
+      "decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr|normalize_imagenet"
+    )
     config.data.pp_eval = "decode|resize(512)|center_crop(448)|normalize_imagenet"
   return config

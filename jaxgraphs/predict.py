@@ -33,8 +33,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py); default: <workdir>/config.json.",
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+  "config", None, "Config file (configs/*.py); default: <workdir>/config.json.", lock_config=True
+)
 flags.DEFINE_string("checkpoint", None, "A workdir, its checkpoints/ or checkpoints_best/ folder, or a step folder.")
 flags.DEFINE_string("out_dir", None, "Where to write the task's pictures as PNG (none if unset).")
 flags.DEFINE_string("boxes", None, "Scene-graph models: JSON file of each image's boxes and labels (module doc).")
@@ -52,13 +53,16 @@ def resolve_checkpoint(path: str) -> tuple[str, str, int | None]:
     return parent, name, None
   if name.isdigit() and os.path.basename(parent) in SUBDIRS and os.path.isdir(path):
     return os.path.dirname(parent), os.path.basename(parent), int(name)
-  raise FileNotFoundError(f"--checkpoint={path}: no checkpoint there (give a workdir, its checkpoints/ or "
-                          "checkpoints_best/ folder, or a step folder in them)")
+  raise FileNotFoundError(
+    f"--checkpoint={path}: no checkpoint there (give a workdir, its checkpoints/ or "
+    "checkpoints_best/ folder, or a step folder in them)"
+  )
 
 
 def config_from_workdir(workdir: str):
   """The config the trainer saved as <workdir>/config.json."""
   import ml_collections
+
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist; pass --config=configs/<the training config>.py")
@@ -77,6 +81,7 @@ def read_example(path: str, preprocess, fields=None) -> dict:
   (the --boxes of scene-graph models). Raises ValueError saying why the image cannot be used."""
   import tensorflow as tf
   from jaxgraphs.data import transforms
+
   try:
     with open(path, "rb") as f:
       data = f.read()
@@ -90,8 +95,11 @@ def read_example(path: str, preprocess, fields=None) -> dict:
     example = preprocess(raw)
   except tf.errors.InvalidArgumentError:
     raise ValueError("not a decodable image (JPEG, PNG, GIF, BMP or WebP)") from None
-  return {key: value.numpy() for key, value in example.items()
-          if key != transforms.SEED_KEY and isinstance(value, tf.Tensor) and value.dtype != tf.string}
+  return {
+    key: value.numpy()
+    for key, value in example.items()
+    if key != transforms.SEED_KEY and isinstance(value, tf.Tensor) and value.dtype != tf.string
+  }
 
 
 def read_image(path: str, preprocess):
@@ -102,20 +110,24 @@ def read_image(path: str, preprocess):
 def boxes_fields(task, boxes_path: str | None):
   """path -> (image size -> raw fields) for tasks that take boxes (scene graphs), None for the others."""
   from jaxgraphs.errors import ConfigError
+
   takes_boxes = hasattr(task, "prediction_fields")
   if not takes_boxes:
     if boxes_path:
       raise ConfigError(f"--boxes={boxes_path}: this model ({type(task).__name__}) takes no boxes")
     return None
   if not boxes_path:
-    raise ConfigError("--boxes is required for scene-graph models: a JSON file {image: {'boxes': [[x1, y1, x2, y2],"
-                      " ...], 'labels': [...]}} (python -m jaxgraphs.predict --help)")
+    raise ConfigError(
+      "--boxes is required for scene-graph models: a JSON file {image: {'boxes': [[x1, y1, x2, y2],"
+      " ...], 'labels': [...]}} (python -m jaxgraphs.predict --help)"
+    )
   from jaxgraphs.tasks.scene_graph import boxes_entry, load_boxes_json
+
   try:
     entries = load_boxes_json(boxes_path)
   except (OSError, ValueError) as error:
     raise ConfigError(f"--boxes={boxes_path}: cannot read it ({error})") from None
-  return lambda path: (lambda size: task.prediction_fields(boxes_entry(entries, path), size))
+  return lambda path: lambda size: task.prediction_fields(boxes_entry(entries, path), size)
 
 
 def picture_path(out_dir: str, image_path: str, name: str, taken: set[str]) -> str:
@@ -129,8 +141,9 @@ def picture_path(out_dir: str, image_path: str, name: str, taken: set[str]) -> s
   return path
 
 
-def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None = None,
-            boxes: str | None = None) -> int:
+def predict(
+  config, checkpoint: str, image_paths: list[str], out_dir: str | None = None, boxes: str | None = None
+) -> int:
   """Prints one JSON line per readable image (and writes pictures); returns the number of unreadable ones."""
   import jax
   import numpy as np
@@ -157,8 +170,10 @@ def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None
     return failed
   shapes = {key: {e[key].shape for e in examples} for key in examples[0]}
   if any(len(s) != 1 for s in shapes.values()):
-    raise ValueError(f"config.data.pp_eval={experiment.data_info.pp_eval!r} gives examples of sizes "
-                     f"{ {k: sorted(s) for k, s in shapes.items() if len(s) != 1} }; it must end in a fixed size")
+    raise ValueError(
+      f"config.data.pp_eval={experiment.data_info.pp_eval!r} gives examples of sizes "
+      f"{ {k: sorted(s) for k, s in shapes.items() if len(s) != 1} }; it must end in a fixed size"
+    )
 
   batch_size = experiment.local_batch_size
   example = {key: np.zeros((batch_size,) + value.shape, value.dtype) for key, value in examples[0].items()}
@@ -170,13 +185,14 @@ def predict(config, checkpoint: str, image_paths: list[str], out_dir: str | None
     os.makedirs(out_dir, exist_ok=True)
   taken: set[str] = set()
   for start in range(0, len(examples), batch_size):
-    chunk = examples[start:start + batch_size]
+    chunk = examples[start : start + batch_size]
     batch = {key: value.copy() for key, value in example.items()}
     for key in examples[0]:
-      batch[key][:len(chunk)] = np.stack([e[key] for e in chunk])
-    batch["mask"][:len(chunk)] = 1.0
-    outputs = jax.tree.map(np.asarray, jax.device_get(
-        experiment.jit_forward(state, sharding.global_batch(batch, experiment.mesh))))
+      batch[key][: len(chunk)] = np.stack([e[key] for e in chunk])
+    batch["mask"][: len(chunk)] = 1.0
+    outputs = jax.tree.map(
+      np.asarray, jax.device_get(experiment.jit_forward(state, sharding.global_batch(batch, experiment.mesh)))
+    )
     for index, image in enumerate(e["image"] for e in chunk):
       path = names[start + index]
       print(json.dumps({"image": path, **experiment.task.predict_json(outputs, index)}), flush=True)
@@ -193,10 +209,10 @@ def main(argv):
   if not FLAGS.checkpoint:
     raise app.UsageError("--checkpoint is required (a workdir, its checkpoints/ folder or a step folder)")
   from jaxgraphs.training.runtime import prepare_host
+
   prepare_host()
   try:
-    config = FLAGS.config if FLAGS.config is not None else config_from_workdir(
-        resolve_checkpoint(FLAGS.checkpoint)[0])
+    config = FLAGS.config if FLAGS.config is not None else config_from_workdir(resolve_checkpoint(FLAGS.checkpoint)[0])
     failed = predict(config, FLAGS.checkpoint, image_paths, FLAGS.out_dir, FLAGS.boxes)
   except FileNotFoundError as error:
     raise SystemExit(f"error: {error}") from None
@@ -207,6 +223,7 @@ def main(argv):
 def run():
   """Entry point: configuration mistakes become one line, as in jaxgraphs.main."""
   from jaxgraphs.errors import ConfigError
+
   try:
     app.run(main)
   except ValueError as error:

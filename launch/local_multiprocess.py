@@ -33,13 +33,21 @@ def main():
   workdir = next((a.split("=", 1)[1] for a in args if a.startswith("--workdir=")), ".")
   os.makedirs(workdir, exist_ok=True)
   address = f"127.0.0.1:{free_port()}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={opts.devices_per_process}")
+  env = dict(
+    os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={opts.devices_per_process}"
+  )
   procs, logs = [], []
   for i in range(opts.num_processes):
     log = open(os.path.join(workdir, f"process_{i}.log"), "w")
-    cmd = [sys.executable, "-m", opts.module, *args, f"--coordinator_address={address}",
-           f"--num_processes={opts.num_processes}", f"--process_id={i}"]
+    cmd = [
+      sys.executable,
+      "-m",
+      opts.module,
+      *args,
+      f"--coordinator_address={address}",
+      f"--num_processes={opts.num_processes}",
+      f"--process_id={i}",
+    ]
     procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
     logs.append(log)
   codes = [p.wait() for p in procs]

@@ -56,7 +56,9 @@ def mock_data(num_examples: int, seed: int = 0):
     if isinstance(decoders, tfds.decode.PartialDecoding):  # as DatasetBuilder does: parse only the subset
       read_features, decoders = decoders.extract_features(features), decoders.decoders
     return tf.data.Dataset.from_tensor_slices(serialized).map(
-        lambda s: read_features.deserialize_example(s, decoders=decoders))
+      lambda s: read_features.deserialize_example(s, decoders=decoders)
+    )
 
-  return tfds.testing.mock_data(num_examples=num_examples, as_dataset_fn=as_dataset,
-                                policy=tfds.testing.MockPolicy.USE_CODE)
+  return tfds.testing.mock_data(
+    num_examples=num_examples, as_dataset_fn=as_dataset, policy=tfds.testing.MockPolicy.USE_CODE
+  )

@@ -13,16 +13,22 @@ from jaxgraphs.data.builders import aadb, image_checks
 
 # split -> {filename: score}, as in imgList<Split>Regression_score.txt.
 SCORES = {
-    "train": {"farm1_1_11_aa_b.jpg": 0.7, "farm1_2_22_bb_b.jpg": 0.5, "farm2_3_33_cc_b.jpg": 0.2,
-              "farm2_4_44_dd_b.jpg": 0.6,  # truncated
-              "farm3_5_55_ee_b.jpg": 0.4,  # missing
-              "farm3_6_66_ff_b.jpg": 0.45},  # grayscale
-    "validation": {"farm4_7_77_gg_b.jpg": 0.9, "farm4_8_88_hh_b.jpg": 0.3},  # the second is garbage
-    "test": {"farm5_9_99_ii_b.jpg": 0.35, "farm5_10_1010_jj_b.jpg": 0.8},
+  "train": {
+    "farm1_1_11_aa_b.jpg": 0.7,
+    "farm1_2_22_bb_b.jpg": 0.5,
+    "farm2_3_33_cc_b.jpg": 0.2,
+    "farm2_4_44_dd_b.jpg": 0.6,  # truncated
+    "farm3_5_55_ee_b.jpg": 0.4,  # missing
+    "farm3_6_66_ff_b.jpg": 0.45,
+  },  # grayscale
+  "validation": {"farm4_7_77_gg_b.jpg": 0.9, "farm4_8_88_hh_b.jpg": 0.3},  # the second is garbage
+  "test": {"farm5_9_99_ii_b.jpg": 0.35, "farm5_10_1010_jj_b.jpg": 0.8},
 }
-READABLE = {"train": {"farm1_1_11_aa_b.jpg", "farm1_2_22_bb_b.jpg", "farm2_3_33_cc_b.jpg", "farm3_6_66_ff_b.jpg"},
-            "validation": {"farm4_7_77_gg_b.jpg"},
-            "test": {"farm5_9_99_ii_b.jpg", "farm5_10_1010_jj_b.jpg"}}
+READABLE = {
+  "train": {"farm1_1_11_aa_b.jpg", "farm1_2_22_bb_b.jpg", "farm2_3_33_cc_b.jpg", "farm3_6_66_ff_b.jpg"},
+  "validation": {"farm4_7_77_gg_b.jpg"},
+  "test": {"farm5_9_99_ii_b.jpg", "farm5_10_1010_jj_b.jpg"},
+}
 ATTRIBUTE_NAMES = list(aadb.ATTRIBUTE_FILES)
 
 
@@ -43,13 +49,17 @@ def make_aadb_tree(root):
       names = [f for f in SCORES[split] if not (name == "light" and f == "farm3_6_66_ff_b.jpg")]
       lines = "".join(f"{f} {attribute_value(f, index)}\n" for f in names)
       (labels / aadb.label_file(split, spellings[0])).write_text(lines)
-  train_dir, new_test, new_test_prefixed = (root / "datasetImages_originalSize", root / "AADB_newtest_originalSize",
-                                            root / "AADB_newtest")
+  train_dir, new_test, new_test_prefixed = (
+    root / "datasetImages_originalSize",
+    root / "AADB_newtest_originalSize",
+    root / "AADB_newtest",
+  )
   for folder in (train_dir, new_test, new_test_prefixed):
     folder.mkdir()
   jpegs = {}
-  for seed, filename in enumerate(["farm1_1_11_aa_b.jpg", "farm1_2_22_bb_b.jpg", "farm2_3_33_cc_b.jpg",
-                                   "farm4_7_77_gg_b.jpg"]):
+  for seed, filename in enumerate(
+    ["farm1_1_11_aa_b.jpg", "farm1_2_22_bb_b.jpg", "farm2_3_33_cc_b.jpg", "farm4_7_77_gg_b.jpg"]
+  ):
     jpegs[filename] = fake_images.write_jpeg(train_dir / filename, seed=seed)
   jpegs["farm3_6_66_ff_b.jpg"] = fake_images.write_jpeg(train_dir / "farm3_6_66_ff_b.jpg", seed=5, mode="L")
   fake_images.write_truncated_jpeg(train_dir / "farm2_4_44_dd_b.jpg", seed=6)
@@ -121,9 +131,11 @@ def test_skip_report(prepared):
   report = image_checks.read_skip_report(builder)
   assert report["num_skipped"] == 3
   skipped = {entry["id"]: (entry["split"], entry["reason"]) for entry in report["skipped"]}
-  assert skipped == {"farm2_4_44_dd_b.jpg": ("train", image_checks.DECODE_ERROR),
-                     "farm3_5_55_ee_b.jpg": ("train", image_checks.MISSING),
-                     "farm4_8_88_hh_b.jpg": ("validation", image_checks.NOT_AN_IMAGE)}
+  assert skipped == {
+    "farm2_4_44_dd_b.jpg": ("train", image_checks.DECODE_ERROR),
+    "farm3_5_55_ee_b.jpg": ("train", image_checks.MISSING),
+    "farm4_8_88_hh_b.jpg": ("validation", image_checks.NOT_AN_IMAGE),
+  }
   assert report["reencoded"] == []
   notes = " ".join(report["notes"])
   assert "validation: no label file for attributes" in notes
@@ -132,8 +144,9 @@ def test_skip_report(prepared):
 
 def test_grayscale_decodes_to_rgb(prepared):
   builder, _, _ = prepared
-  example = next(e for e in tfds.as_numpy(builder.as_dataset(split="train"))
-                 if e["image/filename"] == b"farm3_6_66_ff_b.jpg")
+  example = next(
+    e for e in tfds.as_numpy(builder.as_dataset(split="train")) if e["image/filename"] == b"farm3_6_66_ff_b.jpg"
+  )
   assert example["image"].shape == (16, 16, 3)
 
 
@@ -157,5 +170,4 @@ def test_missing_score_file_names_it(tmp_path):
   (tmp_path / "manual" / aadb.LABELS_DIR).mkdir(parents=True)
   builder = aadb.Aadb(data_dir=str(tmp_path / "data"))
   with pytest.raises(FileNotFoundError, match="imgListTrainRegression_score.txt not found"):
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual")))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual")))

@@ -31,8 +31,7 @@ def test_binary_loss_is_masked_softmax_cross_entropy():
   logits = RNG.normal(size=(BATCH, 2)).astype(np.float32)
   labels = np.array([1, 0, 1, 1, 0, 0], np.int32)
   logits[2] = [1e4, -1e4]  # a masked row with a huge loss must not count
-  loss, metrics = AestheticsTask("binary").loss({"logits": jnp.asarray(logits)},
-                                                 {"label": labels, "mask": MASK})
+  loss, metrics = AestheticsTask("binary").loss({"logits": jnp.asarray(logits)}, {"label": labels, "mask": MASK})
   per_example = -np.log(numpy_softmax(logits.astype(np.float64))[np.arange(BATCH), labels] + 1e-300)
   per_example[2] = 0.0
   assert float(loss) == pytest.approx(masked_mean(per_example), rel=1e-5)
@@ -53,8 +52,8 @@ def test_distribution_loss_is_masked_emd(r):
   target = RNG.dirichlet(np.ones(10), size=BATCH).astype(np.float32)
   target[2] = 0.0  # padding rows carry no histogram
   loss, _ = AestheticsTask("distribution", emd_r=r).loss(
-      {"logits": jnp.zeros((BATCH, 10)), "distribution": jnp.asarray(predicted)},
-      {"distribution": target, "mask": MASK})
+    {"logits": jnp.zeros((BATCH, 10)), "distribution": jnp.asarray(predicted)}, {"distribution": target, "mask": MASK}
+  )
   gap = np.abs(np.cumsum(predicted, 1) - np.cumsum(target, 1))
   per_example = np.mean(gap**r, axis=1) ** (1 / r)
   assert float(loss) == pytest.approx(masked_mean(per_example), rel=1e-4)
@@ -93,15 +92,21 @@ def test_regression_and_distribution_evaluation():
   predicted = RNG.dirichlet(np.ones(10), size=BATCH).astype(np.float32)
   target = RNG.dirichlet(np.ones(10), size=BATCH).astype(np.float32)
   target[~keep] = 0.0
-  result = evaluate(AestheticsTask("distribution"), {"logits": jnp.zeros((BATCH, 10)), "distribution": predicted},
-                    {"distribution": target, "mask": MASK})
+  result = evaluate(
+    AestheticsTask("distribution"),
+    {"logits": jnp.zeros((BATCH, 10)), "distribution": predicted},
+    {"distribution": target, "mask": MASK},
+  )
   assert result["emd"] == pytest.approx(distribution_metrics(predicted[keep], target[keep])["emd"], rel=1e-5)
 
 
 def region_outputs(batch=3, grid=(4, 5), stages=("fcn", "aspp", "graph")):
   quality = RNG.uniform(size=(batch,) + grid).astype(np.float32)
-  outputs = {"logits": RNG.normal(size=(batch, 2)).astype(np.float32), "region_quality": quality,
-             "query_region": quality.reshape(batch, -1).argmax(1)}
+  outputs = {
+    "logits": RNG.normal(size=(batch, 2)).astype(np.float32),
+    "region_quality": quality,
+    "query_region": quality.reshape(batch, -1).argmax(1),
+  }
   for stage in stages:
     outputs[f"similarity_{stage}"] = RNG.uniform(-1, 1, size=(batch,) + grid).astype(np.float32)
   return outputs
@@ -136,8 +141,10 @@ def test_predict_hooks():
   outputs = region_outputs(batch=2)
   task = AestheticsTask("binary")
   p_high = numpy_softmax(outputs["logits"])[1, 1]
-  assert task.predict_json(outputs, 1) == {"p_high": pytest.approx(p_high, rel=1e-5),
-                                          "label": "high" if p_high >= 0.5 else "low"}
+  assert task.predict_json(outputs, 1) == {
+    "p_high": pytest.approx(p_high, rel=1e-5),
+    "label": "high" if p_high >= 0.5 else "low",
+  }
   image = RNG.integers(0, 255, size=(32, 40, 3), dtype=np.uint8)
   pictures = task.predict_pictures(outputs, image, 1)
   assert pictures["region_scores"].shape == (32, 40, 3)

@@ -13,18 +13,18 @@ from jaxgraphs.data.builders import ava, image_checks
 
 # image id -> votes for ratings 1..10, with the mean rating worked out by hand.
 VOTES = {
-    101: ([0, 0, 0, 0, 2, 0, 0, 0, 0, 0], 5.0),  # exactly 5: high
-    102: ([0, 0, 0, 1, 1, 0, 0, 0, 0, 0], 4.5),
-    103: ([0, 1, 0, 0, 0, 0, 0, 0, 0, 0], 2.0),  # garbage file
-    104: ([0, 0, 0, 0, 0, 0, 0, 0, 0, 3], 10.0),  # CMYK JPEG
-    105: ([0, 0, 1, 0, 0, 0, 0, 0, 0, 0], 3.0),  # truncated JPEG
-    106: ([1, 0, 0, 0, 0, 0, 0, 0, 0, 1], 5.5),
-    107: ([0, 0, 0, 0, 0, 1, 0, 0, 0, 0], 6.0),  # file missing
-    108: ([3, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1.0),  # grayscale JPEG
-    109: ([0, 0, 0, 0, 1, 1, 1, 1, 0, 0], 6.5),  # a PNG named .jpg
-    110: ([0] * 10, None),  # no votes
-    111: ([0, 0, 0, 5, 4, 0, 0, 0, 0, 0], 40 / 9),
-    112: ([0, 0, 2, 0, 0, 0, 0, 0, 0, 1], 16 / 3),
+  101: ([0, 0, 0, 0, 2, 0, 0, 0, 0, 0], 5.0),  # exactly 5: high
+  102: ([0, 0, 0, 1, 1, 0, 0, 0, 0, 0], 4.5),
+  103: ([0, 1, 0, 0, 0, 0, 0, 0, 0, 0], 2.0),  # garbage file
+  104: ([0, 0, 0, 0, 0, 0, 0, 0, 0, 3], 10.0),  # CMYK JPEG
+  105: ([0, 0, 1, 0, 0, 0, 0, 0, 0, 0], 3.0),  # truncated JPEG
+  106: ([1, 0, 0, 0, 0, 0, 0, 0, 0, 1], 5.5),
+  107: ([0, 0, 0, 0, 0, 1, 0, 0, 0, 0], 6.0),  # file missing
+  108: ([3, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1.0),  # grayscale JPEG
+  109: ([0, 0, 0, 0, 1, 1, 1, 1, 0, 0], 6.5),  # a PNG named .jpg
+  110: ([0] * 10, None),  # no votes
+  111: ([0, 0, 0, 5, 4, 0, 0, 0, 0, 0], 40 / 9),
+  112: ([0, 0, 2, 0, 0, 0, 0, 0, 0, 1], 16 / 3),
 }
 HIGH = {101, 104, 106, 107, 109, 112}
 TAGS = {image_id: (image_id % 7, 0 if image_id % 2 else 15) for image_id in VOTES}
@@ -36,8 +36,10 @@ VALIDATION_SIZE = 2
 
 def make_ava_tree(root):
   """Writes AVA.txt, generic_test.jpgl and images/ for VOTES; returns {id: bytes} of the valid JPEGs."""
-  lines = [" ".join(map(str, [index, image_id, *votes, *TAGS[image_id], 1000 + index]))
-           for index, (image_id, (votes, _)) in enumerate(VOTES.items(), start=1)]
+  lines = [
+    " ".join(map(str, [index, image_id, *votes, *TAGS[image_id], 1000 + index]))
+    for index, (image_id, (votes, _)) in enumerate(VOTES.items(), start=1)
+  ]
   (root / "AVA.txt").write_text("\n".join(lines) + "\n")
   (root / "aesthetics_image_lists").mkdir()
   (root / "aesthetics_image_lists" / "generic_test.jpgl").write_text("\n".join(map(str, TEST_LISTED)) + "\n")
@@ -135,11 +137,11 @@ def test_skip_report(prepared):
   report = image_checks.read_skip_report(builder)
   reasons = {entry["id"]: entry["reason"] for entry in report["skipped"]}
   assert reasons == {
-      999: ava.NOT_IN_RATINGS,
-      103: image_checks.NOT_AN_IMAGE,
-      105: image_checks.DECODE_ERROR,
-      107: image_checks.MISSING,
-      110: ava.NO_VOTES,
+    999: ava.NOT_IN_RATINGS,
+    103: image_checks.NOT_AN_IMAGE,
+    105: image_checks.DECODE_ERROR,
+    107: image_checks.MISSING,
+    110: ava.NO_VOTES,
   }
   assert report["num_skipped"] == 5
   assert report["skipped_by_reason"][image_checks.MISSING] == 1
@@ -186,5 +188,4 @@ def test_missing_ratings_file_names_it(tmp_path):
   (tmp_path / "manual" / "unrelated.txt").write_text("x")
   builder = ava.Ava(config=ava.AvaConfig(name="tiny", validation_size=1), data_dir=str(tmp_path / "data"))
   with pytest.raises(FileNotFoundError, match="AVA.txt not found"):
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual")))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual")))

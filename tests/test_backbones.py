@@ -33,14 +33,15 @@ def load_fixture(path):
   """(model, converted variables, fixture arrays, torch state_dict) of one fixture file."""
   arrays = dict(np.load(path))
   config = json.loads(str(arrays["config"]))
-  state = {key[len("state/"):]: value for key, value in arrays.items() if key.startswith("state/")}
-  model = build_backbone(config["backbone"], **{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in config["kwargs"].items()})
+  state = {key[len("state/") :]: value for key, value in arrays.items() if key.startswith("state/")}
+  model = build_backbone(
+    config["backbone"], **{k: tuple(v) if isinstance(v, list) else v for k, v in config["kwargs"].items()}
+  )
   return model, convert_state_dict(state, config["backbone"]), arrays, state
 
 
 def fixture_id(path):
-  return os.path.basename(path)[:-len(".npz")]
+  return os.path.basename(path)[: -len(".npz")]
 
 
 def test_fixtures_exist():
@@ -51,7 +52,7 @@ def test_fixtures_exist():
 def test_eval_outputs_match_torchvision(path):
   model, variables, arrays, _ = load_fixture(path)
   outputs = model.apply(variables, arrays["input"].astype(np.float32))
-  expected = {key[len("eval/"):]: value for key, value in arrays.items() if key.startswith("eval/")}
+  expected = {key[len("eval/") :]: value for key, value in arrays.items() if key.startswith("eval/")}
   expected.pop("fc_head", None)
   assert len(expected) >= 6
   for name, value in expected.items():
@@ -64,12 +65,18 @@ def test_eval_outputs_match_torchvision(path):
 @pytest.mark.parametrize("path", FIXTURES, ids=fixture_id)
 def test_train_mode_outputs_and_running_statistics_match_torchvision(path):
   model, variables, arrays, state = load_fixture(path)
-  outputs, updates = model.apply(variables, arrays["input"].astype(np.float32), train=True,
-                                 mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)})
+  outputs, updates = model.apply(
+    variables,
+    arrays["input"].astype(np.float32),
+    train=True,
+    mutable=["batch_stats"],
+    rngs={"dropout": jax.random.key(0)},
+  )
   for key in (key for key in arrays if key.startswith("train/")):
-    assert relative_error(outputs[key[len("train/"):]], arrays[key]) <= TOLERANCE, key
-  trained = dict(state, **{key[len("train_state/"):]: value for key, value in arrays.items()
-                           if key.startswith("train_state/")})
+    assert relative_error(outputs[key[len("train/") :]], arrays[key]) <= TOLERANCE, key
+  trained = dict(
+    state, **{key[len("train_state/") :]: value for key, value in arrays.items() if key.startswith("train_state/")}
+  )
   expected = convert_state_dict(trained, "")["batch_stats"]
   if not expected:  # VGG without batch norm
     assert "batch_stats" not in variables or not variables["batch_stats"]
@@ -89,7 +96,9 @@ def test_legacy_densenet_keys_convert_like_current_ones():
   assert jax.tree.all(jax.tree.map(np.array_equal, converted, variables))
 
 
-@pytest.mark.parametrize("name, kwargs, size, expected", [
+@pytest.mark.parametrize(
+  "name, kwargs, size, expected",
+  [
     ("densenet121", dict(output_stride=8), 300, (37, 37, 1024)),
     ("densenet121", dict(output_stride=16), 300, (18, 18, 1024)),
     ("densenet121", dict(output_stride=32), 300, (9, 9, 1024)),
@@ -100,7 +109,8 @@ def test_legacy_densenet_keys_convert_like_current_ones():
     ("vgg16", dict(output_stride=8), 592, (74, 74, 512)),
     ("vgg16_bn", dict(output_stride=16, fc_as_conv=True), 592, (37, 37, 4096)),
     ("vgg16", dict(output_stride=32), 592, (18, 18, 512)),
-])
+  ],
+)
 def test_feature_map_shape_at_output_stride(name, kwargs, size, expected):
   model = build_backbone(name, **kwargs)
   outputs, _ = jax.eval_shape(model.init_with_output, jax.random.key(0), jnp.zeros((1, size, size, 3)))
@@ -109,8 +119,9 @@ def test_feature_map_shape_at_output_stride(name, kwargs, size, expected):
 
 def test_classifier_forms_have_pre_logits_and_logits():
   for name in ("resnet50", "densenet121", "vgg16"):
-    outputs, variables = jax.eval_shape(build_backbone(name, num_classes=1000).init_with_output,
-                                        jax.random.key(0), jnp.zeros((2, 224, 224, 3)))
+    outputs, variables = jax.eval_shape(
+      build_backbone(name, num_classes=1000).init_with_output, jax.random.key(0), jnp.zeros((2, 224, 224, 3))
+    )
     assert outputs["logits"].shape == (2, 1000), name
     params = sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(variables["params"]))
     # torchvision's parameter counts.
@@ -118,11 +129,11 @@ def test_classifier_forms_have_pre_logits_and_logits():
 
 
 TINY = {
-    "resnet": lambda **kw: ResNet(50, width=4, stage_sizes=(1, 1, 1, 2), output_stride=8, num_classes=3, **kw),
-    "densenet": lambda **kw: DenseNet(growth_rate=4, block_config=(2, 2, 2, 2), num_init_features=8,
-                                      output_stride=8, num_classes=3, **kw),
-    "vgg_bn": lambda **kw: VGG(batch_norm=True, width=4, fc_width=8, stage_sizes=(1, 1, 1, 1, 1), num_classes=3,
-                               **kw),
+  "resnet": lambda **kw: ResNet(50, width=4, stage_sizes=(1, 1, 1, 2), output_stride=8, num_classes=3, **kw),
+  "densenet": lambda **kw: DenseNet(
+    growth_rate=4, block_config=(2, 2, 2, 2), num_init_features=8, output_stride=8, num_classes=3, **kw
+  ),
+  "vgg_bn": lambda **kw: VGG(batch_norm=True, width=4, fc_width=8, stage_sizes=(1, 1, 1, 1, 1), num_classes=3, **kw),
 }
 
 
@@ -159,9 +170,11 @@ def test_remat_gives_the_same_outputs_and_gradients(name):
   @jax.jit
   def loss_and_grads(params):
     def loss(params, model):
-      outputs, updates = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
-                                     mutable=["batch_stats"])
+      outputs, updates = model.apply(
+        {"params": params, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
+      )
       return jnp.sum(outputs["logits"] ** 2), updates
+
     return [jax.value_and_grad(loss, has_aux=True)(params, TINY[name](remat=remat)) for remat in (False, True)]
 
   ((value, updates), grads), ((remat_value, remat_updates), remat_grads) = loss_and_grads(variables["params"])
@@ -198,9 +211,13 @@ def test_resnet_freezes_batch_norm_of_named_stages_only():
 
 def test_batch_norm_matches_numpy_transcription_of_torch():
   x = np.random.default_rng(0).normal(2.0, 3.0, (4, 3, 5, 6)).astype(np.float32)
-  variables = {"params": {"scale": np.array([1.0, 2.0, 0.5, 1.5, 1.0, 3.0], np.float32),
-                          "bias": np.linspace(-1, 1, 6).astype(np.float32)},
-               "batch_stats": {"mean": np.full(6, 0.5, np.float32), "var": np.full(6, 2.0, np.float32)}}
+  variables = {
+    "params": {
+      "scale": np.array([1.0, 2.0, 0.5, 1.5, 1.0, 3.0], np.float32),
+      "bias": np.linspace(-1, 1, 6).astype(np.float32),
+    },
+    "batch_stats": {"mean": np.full(6, 0.5, np.float32), "var": np.full(6, 2.0, np.float32)},
+  }
   y, updates = BatchNorm().apply(variables, x, train=True, mutable=["batch_stats"])
   mean, biased_var = x.mean((0, 1, 2)), x.var((0, 1, 2))
   expected = (x - mean) / np.sqrt(biased_var + 1e-5) * variables["params"]["scale"] + variables["params"]["bias"]
@@ -209,8 +226,12 @@ def test_batch_norm_matches_numpy_transcription_of_torch():
   assert np.allclose(updates["batch_stats"]["mean"], 0.9 * 0.5 + 0.1 * mean, rtol=1e-6)
   assert np.allclose(updates["batch_stats"]["var"], 0.9 * 2.0 + 0.1 * biased_var * n / (n - 1), rtol=1e-6)
   evaluated = BatchNorm().apply(variables, x)
-  assert relative_error(evaluated, (x - 0.5) / np.sqrt(2.0 + 1e-5) * variables["params"]["scale"]
-                        + variables["params"]["bias"]) < 1e-6
+  assert (
+    relative_error(
+      evaluated, (x - 0.5) / np.sqrt(2.0 + 1e-5) * variables["params"]["scale"] + variables["params"]["bias"]
+    )
+    < 1e-6
+  )
   with pytest.raises(ValueError, match="more than one value per channel"):
     BatchNorm().apply(variables, x[:1, :1, :1], train=True, mutable=["batch_stats"])
 
@@ -234,8 +255,9 @@ def test_batch_norm_statistics_cover_the_global_batch_when_sharded():
       print("ok")
   """)
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+  result = subprocess.run(
+    [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+  )
   assert result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
@@ -255,8 +277,9 @@ def test_adaptive_average_pool_uses_torch_bins():
   x = np.arange(2 * 3 * 5 * 1, dtype=np.float32).reshape(2, 3, 5, 1)
   pooled = np.asarray(adaptive_average_pool(x, 2))
   # torch bins for 3 -> 2: [0, 2), [1, 3); for 5 -> 2: [0, 3), [2, 5).
-  expected = np.stack([np.stack([x[:, r0:r1, c0:c1].mean((1, 2)) for c0, c1 in ((0, 3), (2, 5))], 1)
-                       for r0, r1 in ((0, 2), (1, 3))], 1)
+  expected = np.stack(
+    [np.stack([x[:, r0:r1, c0:c1].mean((1, 2)) for c0, c1 in ((0, 3), (2, 5))], 1) for r0, r1 in ((0, 2), (1, 3))], 1
+  )
   np.testing.assert_allclose(pooled, expected)
 
 
@@ -293,12 +316,18 @@ def test_max_pool_matches_reduce_window_values_and_gradients():
   x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
   for kernel_size, stride, padding in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
     reference = lambda x: jax.lax.reduce_window(  # noqa: E731
-        x, -jnp.inf, jax.lax.max, (1, kernel_size, kernel_size, 1), (1, stride, stride, 1),
-        ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+      x,
+      -jnp.inf,
+      jax.lax.max,
+      (1, kernel_size, kernel_size, 1),
+      (1, stride, stride, 1),
+      ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+    )
     pooled = lambda x: common.max_pool(x, kernel_size, stride, padding, implementation="cpu_matmul")  # noqa: E731
     np.testing.assert_array_equal(pooled(x), reference(x))
-    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(pooled(x) ** 2))(x),
-                               jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-6)
+    np.testing.assert_allclose(
+      jax.grad(lambda x: jnp.sum(pooled(x) ** 2))(x), jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("size", [6, 20])  # im2col (<= 16x16 outputs) and the tap-matmul kernel gradient
@@ -320,15 +349,19 @@ def test_conv2d_xla_and_cpu_matmul_paths_agree_in_value_and_gradient(size, kerne
 def test_max_pool_xla_and_cpu_matmul_paths_agree_in_value_and_gradient():
   x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
   for kernel_size, stride, padding in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
-    paths = {name: (lambda x, name=name: common.max_pool(x, kernel_size, stride, padding, implementation=name))
-             for name in ("xla", "cpu_matmul")}
+    paths = {
+      name: (lambda x, name=name: common.max_pool(x, kernel_size, stride, padding, implementation=name))
+      for name in ("xla", "cpu_matmul")
+    }
     np.testing.assert_array_equal(paths["xla"](x), paths["cpu_matmul"](x))
-    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(paths["xla"](x) ** 2))(x),
-                               jax.grad(lambda x: jnp.sum(paths["cpu_matmul"](x) ** 2))(x), rtol=1e-6)
+    np.testing.assert_allclose(
+      jax.grad(lambda x: jnp.sum(paths["xla"](x) ** 2))(x),
+      jax.grad(lambda x: jnp.sum(paths["cpu_matmul"](x) ** 2))(x),
+      rtol=1e-6,
+    )
 
 
-@pytest.mark.parametrize("platform, expected", [("cpu", "cpu_matmul"), ("gpu", "xla"), ("cuda", "xla"),
-                                                ("tpu", "xla")])
+@pytest.mark.parametrize("platform, expected", [("cpu", "cpu_matmul"), ("gpu", "xla"), ("cuda", "xla"), ("tpu", "xla")])
 def test_a_platform_resolves_to_its_kernels_and_the_scope_reaches_every_layer(platform, expected):
   assert common.implementation_for_platform(platform) == expected
   x = jnp.zeros((1, 20, 20, 3))

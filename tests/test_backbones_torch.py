@@ -27,25 +27,40 @@ models = torchvision.models
 
 
 CASES = {
-    # name: (torch constructor, outputs function, Flax backbone name, Flax attributes)
-    "resnet18": (lambda: models.resnet18(), generator.resnet_outputs, "resnet18", {}),
-    "resnet34": (lambda: models.resnet34(), generator.resnet_outputs, "resnet34", {}),
-    "resnet50": (lambda: models.resnet50(), generator.resnet_outputs, "resnet50", {}),
-    "resnet50_os8": (lambda: models.resnet50(replace_stride_with_dilation=[False, True, True]),
-                     generator.resnet_outputs, "resnet50", {"output_stride": 8}),
-    "resnet101_os16": (lambda: models.resnet101(replace_stride_with_dilation=[False, False, True]),
-                       generator.resnet_outputs, "resnet101", {"output_stride": 16}),
-    "resnet152": (lambda: models.resnet152(), generator.resnet_outputs, "resnet152", {}),
-    "densenet121": (lambda: models.densenet121(), generator.densenet_outputs, "densenet121", {}),
-    "densenet121_os8": (lambda: generator.dilate_densenet(models.densenet121(), 8), generator.densenet_outputs,
-                        "densenet121", {"output_stride": 8}),
-    "densenet169": (lambda: models.densenet169(), generator.densenet_outputs, "densenet169", {}),
-    "densenet201": (lambda: models.densenet201(), generator.densenet_outputs, "densenet201", {}),
-    "vgg16": (lambda: models.vgg16(), generator.vgg_outputs, "vgg16", {}),
-    "vgg16_bn": (lambda: models.vgg16_bn(), generator.vgg_outputs, "vgg16_bn", {}),
-    "vgg16_bn_os8_fc_as_conv": (lambda: generator.dilate_vgg(models.vgg16_bn()),
-                                lambda model, x: generator.vgg_outputs(model, x, fc_as_conv_dilation=4),
-                                "vgg16_bn", {"output_stride": 8, "fc_as_conv": True}),
+  # name: (torch constructor, outputs function, Flax backbone name, Flax attributes)
+  "resnet18": (lambda: models.resnet18(), generator.resnet_outputs, "resnet18", {}),
+  "resnet34": (lambda: models.resnet34(), generator.resnet_outputs, "resnet34", {}),
+  "resnet50": (lambda: models.resnet50(), generator.resnet_outputs, "resnet50", {}),
+  "resnet50_os8": (
+    lambda: models.resnet50(replace_stride_with_dilation=[False, True, True]),
+    generator.resnet_outputs,
+    "resnet50",
+    {"output_stride": 8},
+  ),
+  "resnet101_os16": (
+    lambda: models.resnet101(replace_stride_with_dilation=[False, False, True]),
+    generator.resnet_outputs,
+    "resnet101",
+    {"output_stride": 16},
+  ),
+  "resnet152": (lambda: models.resnet152(), generator.resnet_outputs, "resnet152", {}),
+  "densenet121": (lambda: models.densenet121(), generator.densenet_outputs, "densenet121", {}),
+  "densenet121_os8": (
+    lambda: generator.dilate_densenet(models.densenet121(), 8),
+    generator.densenet_outputs,
+    "densenet121",
+    {"output_stride": 8},
+  ),
+  "densenet169": (lambda: models.densenet169(), generator.densenet_outputs, "densenet169", {}),
+  "densenet201": (lambda: models.densenet201(), generator.densenet_outputs, "densenet201", {}),
+  "vgg16": (lambda: models.vgg16(), generator.vgg_outputs, "vgg16", {}),
+  "vgg16_bn": (lambda: models.vgg16_bn(), generator.vgg_outputs, "vgg16_bn", {}),
+  "vgg16_bn_os8_fc_as_conv": (
+    lambda: generator.dilate_vgg(models.vgg16_bn()),
+    lambda model, x: generator.vgg_outputs(model, x, fc_as_conv_dilation=4),
+    "vgg16_bn",
+    {"output_stride": 8, "fc_as_conv": True},
+  ),
 }
 
 
@@ -53,8 +68,9 @@ CASES = {
 SLOW = {"densenet169", "densenet201", "vgg16", "vgg16_bn", "vgg16_bn_os8_fc_as_conv"}
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case in SLOW else case
-                                  for case in CASES])
+@pytest.mark.parametrize(
+  "case", [pytest.param(case, marks=pytest.mark.slow) if case in SLOW else case for case in CASES]
+)
 def test_full_size_backbone_matches_torchvision(case):
   make_torch, outputs_fn, name, kwargs = CASES[case]
   torch.manual_seed(0)

@@ -150,8 +150,16 @@ def test_composition_label_is_balanced_and_not_predicted_by_global_statistics(ma
     image = example["image"].astype(np.float64)
     bbox = example["objects"]["bbox"]
     box_area = ((bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1])).sum()
-    features.append([*image.mean((0, 1)), *image.std((0, 1)), _saturated(example["image"]).mean(),
-             len(bbox), len(example["labels"]), box_area])
+    features.append(
+      [
+        *image.mean((0, 1)),
+        *image.std((0, 1)),
+        _saturated(example["image"]).mean(),
+        len(bbox),
+        len(example["labels"]),
+        box_area,
+      ]
+    )
   features = np.asarray(features)
   features = (features - features.mean(0)) / features.std(0)
   accuracy = cross_val_score(LogisticRegression(max_iter=1000), features, labels, cv=5).mean()
@@ -224,7 +232,10 @@ def test_build_is_deterministic_and_has_the_documented_features(tmp_path):
   first = shapes.ensure_prepared(_unit_config(), data_dir=tmp_path / "a")
   second = shapes.ensure_prepared(_unit_config(), data_dir=tmp_path / "b")
   assert {s: first.info.splits[s].num_examples for s in ("train", "validation", "test")} == {
-    "train": 6, "validation": 3, "test": 3}
+    "train": 6,
+    "validation": 3,
+    "test": 3,
+  }
   spec = first.as_dataset(split="train").element_spec
   assert spec["image"].shape == (32, 32, 3) and spec["image"].dtype.name == "uint8"
   assert spec["labels"].shape == (None,) and spec["labels"].dtype.name == "int64"

@@ -15,9 +15,13 @@ from jaxgraphs.training.train_state import TrainState
 def _state(step, scale):
   params = {"dense": {"kernel": jnp.full((3, 2), scale), "bias": jnp.zeros((2,))}}
   tx = optax.adam(1e-3)
-  return TrainState(step=jnp.asarray(step, jnp.int32), params=params,
-                    model_state={"batch_stats": {"bn": {"mean": jnp.full((2,), scale)}}},
-                    opt_state=tx.init(params), rng=jax.random.key_data(jax.random.key(step)))
+  return TrainState(
+    step=jnp.asarray(step, jnp.int32),
+    params=params,
+    model_state={"batch_stats": {"bn": {"mean": jnp.full((2,), scale)}}},
+    opt_state=tx.init(params),
+    rng=jax.random.key_data(jax.random.key(step)),
+  )
 
 
 def _abstract(state, mesh):
@@ -36,8 +40,7 @@ def test_round_trip_with_metadata(tmp_path):
   np.testing.assert_array_equal(restored.params["dense"]["kernel"], np.full((3, 2), 1.5))
   np.testing.assert_array_equal(restored.model_state["batch_stats"]["bn"]["mean"], [1.5, 1.5])
   np.testing.assert_array_equal(restored.rng, jax.random.key_data(jax.random.key(3)))
-  assert restored.params["dense"]["kernel"].sharding.is_equivalent_to(
-      sharding.replicated(mesh), 2)
+  assert restored.params["dense"]["kernel"].sharding.is_equivalent_to(sharding.replicated(mesh), 2)
 
 
 def test_keeps_the_last_n(tmp_path):

@@ -19,7 +19,7 @@ def numpy_conv(x, kernel, bias, dilation):
   out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
   for u in range(kh):
     for v in range(kw):
-      window = padded[:, u * dilation: u * dilation + height, v * dilation: v * dilation + width, :]
+      window = padded[:, u * dilation : u * dilation + height, v * dilation : v * dilation + width, :]
       out += window @ kernel[u, v]
   return out + bias
 
@@ -72,10 +72,10 @@ def test_cascade_has_d_plus_4_times_64_channels_and_keeps_the_input():
   np.testing.assert_array_equal(out[..., -16:], x)
   kernels = {name: p["conv_2"]["kernel"].shape for name, p in variables["params"].items()}
   assert kernels == {
-      "block_0_rate_3": (3, 3, 128, 64),
-      "block_1_rate_6": (3, 3, 128, 64),
-      "block_2_rate_12": (3, 3, 128, 64),
-      "block_3_rate_18": (3, 3, 128, 64),
+    "block_0_rate_3": (3, 3, 128, 64),
+    "block_1_rate_6": (3, 3, 128, 64),
+    "block_2_rate_12": (3, 3, 128, 64),
+    "block_3_rate_18": (3, 3, 128, 64),
   }
   # the 1x1 conv of block i sees d + 64 * i channels
   for index, name in enumerate(kernels):
@@ -90,10 +90,12 @@ def test_cascade_feeds_each_block_the_previous_concatenation():
   params = variables["params"]
   stats = variables["batch_stats"]
   first = DenseASPPBlock(dilation=2, inter_features=5, out_features=3, leading_norm=False).apply(
-      {"params": params["block_0_rate_2"], "batch_stats": stats["block_0_rate_2"]}, x)
+    {"params": params["block_0_rate_2"], "batch_stats": stats["block_0_rate_2"]}, x
+  )
   feature = jnp.concatenate([first, x], axis=-1)
   second = DenseASPPBlock(dilation=4, inter_features=5, out_features=3).apply(
-      {"params": params["block_1_rate_4"], "batch_stats": stats["block_1_rate_4"]}, feature)
+    {"params": params["block_1_rate_4"], "batch_stats": stats["block_1_rate_4"]}, feature
+  )
   np.testing.assert_allclose(out, jnp.concatenate([second, feature], axis=-1), rtol=1e-6)
 
 
@@ -103,7 +105,8 @@ def test_first_block_has_no_leading_norm_unless_asked():
   params = jax.eval_shape(DenseASPP(rates=(1, 2), inter_features=4, out_features=2).init, key, x)["params"]
   assert "norm_1" not in params["block_0_rate_1"] and "norm_1" in params["block_1_rate_2"]
   params = jax.eval_shape(
-      DenseASPP(rates=(1, 2), inter_features=4, out_features=2, first_block_norm=True).init, key, x)["params"]
+    DenseASPP(rates=(1, 2), inter_features=4, out_features=2, first_block_norm=True).init, key, x
+  )["params"]
   assert "norm_1" in params["block_0_rate_1"]
 
 
@@ -111,8 +114,7 @@ def test_train_mode_drops_whole_channels_and_updates_batch_stats():
   x = np.random.default_rng(3).normal(size=(2, 6, 6, 4)).astype(np.float32)
   block = DenseASPPBlock(dilation=1, inter_features=4, out_features=32, dropout_rate=0.5)
   variables = random_variables(block, x)
-  out, updates = block.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)},
-                             mutable=["batch_stats"])
+  out, updates = block.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)}, mutable=["batch_stats"])
   zero_maps = np.all(np.asarray(out) == 0, axis=(1, 2))
   nonzero_anywhere = np.any(np.asarray(out) != 0, axis=(1, 2))
   assert zero_maps.any() and nonzero_anywhere.any()

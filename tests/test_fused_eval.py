@@ -27,15 +27,21 @@ def test_ten_crop_matches_numpy_slices():
 
 
 def test_ten_crop_pp_replaces_the_single_center_crop():
-  assert (fused_eval.ten_crop_pp("decode|resize(640)|center_crop(576)|normalize_imagenet")
-          == "decode|resize(640)|ten_crop(576)|normalize_imagenet")
+  assert (
+    fused_eval.ten_crop_pp("decode|resize(640)|center_crop(576)|normalize_imagenet")
+    == "decode|resize(640)|ten_crop(576)|normalize_imagenet"
+  )
   with pytest.raises(ValueError, match="exactly one center_crop"):
     fused_eval.ten_crop_pp("decode|resize(576)|normalize_imagenet")
 
 
 def test_fusion_averages_and_refuses_different_labels():
-  run = {"probs": np.array([[0.2, 0.8]]), "labels": np.array([[0.0, 1.0]]), "label_weights": np.ones((1, 2)),
-         "mask": np.ones(1)}
+  run = {
+    "probs": np.array([[0.2, 0.8]]),
+    "labels": np.array([[0.0, 1.0]]),
+    "label_weights": np.ones((1, 2)),
+    "mask": np.ones(1),
+  }
   other = {**run, "probs": np.array([[0.4, 0.6]])}
   np.testing.assert_allclose(fused_eval.fuse([run, other], ["a", "b"])["probs"], [[0.3, 0.7]])
   with pytest.raises(ValueError, match="b and a disagree on 'labels'"):
@@ -45,10 +51,17 @@ def test_fusion_averages_and_refuses_different_labels():
 @pytest.mark.slow
 def test_plain_evaluation_matches_the_trainer_and_ten_crop_runs(tmp_path):
   data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
-  command = main_command(workdir, data_dir, "--config.total_steps=3", "--config.model.joint_dim=16",
-                         "--config.model.attention_hidden_dim=16", config="configs/ssgrl_shapes.py")
-  proc = subprocess.run(command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        text=True, timeout=900)
+  command = main_command(
+    workdir,
+    data_dir,
+    "--config.total_steps=3",
+    "--config.model.joint_dim=16",
+    "--config.model.attention_hidden_dim=16",
+    config="configs/ssgrl_shapes.py",
+  )
+  proc = subprocess.run(
+    command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+  )
   assert proc.returncode == 0, proc.stdout[-4000:]
   with open(os.path.join(workdir, "eval_3.json")) as f:
     trainer_metrics = json.load(f)

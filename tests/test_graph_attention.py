@@ -10,8 +10,9 @@ from jaxgraphs.models.layers.graph_attention import GraphAttention, graph_propag
 RTOL, ATOL = 1e-5, 1e-6
 
 
-def numpy_propagate(q, k, v, mask=None, *, normalization="softmax", similarity="dot", scale=1.0,
-                    sigmoid_row_normalize=False):
+def numpy_propagate(
+  q, k, v, mask=None, *, normalization="softmax", similarity="dot", scale=1.0, sigmoid_row_normalize=False
+):
   """Plain NumPy: S = normalise_rows(scale * sim(q, k)) over valid keys; returns (S v, S)."""
   q, k, v = (np.asarray(t, np.float64) for t in (q, k, v))
   if similarity == "dot":
@@ -72,6 +73,7 @@ def test_gradients_equal_explicit(implementation, similarity):
     def f(q_, k_, v_):
       out = graph_propagate(q_, k_, v_, mask, similarity=similarity, implementation=impl, block_size=4)
       return jnp.sum(jnp.sin(out))
+
     return f
 
   expected = jax.grad(loss("explicit"), argnums=(0, 1, 2))(q, k, v)
@@ -83,10 +85,12 @@ def test_gradients_equal_explicit(implementation, similarity):
 @pytest.mark.parametrize("row_normalize", [False, True])
 def test_sigmoid_matches_numpy(row_normalize):
   q, k, v, mask = random_inputs(seed=3)
-  out, weights = graph_propagate(q, k, v, mask, normalization="sigmoid", sigmoid_row_normalize=row_normalize,
-                                 return_similarity=True)
-  expected, expected_weights = numpy_propagate(q, k, v, mask, normalization="sigmoid",
-                                                sigmoid_row_normalize=row_normalize)
+  out, weights = graph_propagate(
+    q, k, v, mask, normalization="sigmoid", sigmoid_row_normalize=row_normalize, return_similarity=True
+  )
+  expected, expected_weights = numpy_propagate(
+    q, k, v, mask, normalization="sigmoid", sigmoid_row_normalize=row_normalize
+  )
   np.testing.assert_allclose(weights, expected_weights, rtol=RTOL, atol=ATOL)
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -145,15 +149,15 @@ def test_graph_attention_module_uses_its_projections():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"normalization": "sigmoid", "implementation": "fused"}, "needs implementation='explicit'"),
-        ({"normalization": "sigmoid", "implementation": "blocked"}, "needs implementation='explicit'"),
-        ({"return_similarity": True, "implementation": "blocked"}, "return_similarity=True"),
-        ({"similarity": "cosine"}, "similarity='cosine'"),
-        ({"implementation": "flash"}, "implementation='flash'"),
-        ({"normalization": "relu"}, "normalization='relu'"),
-    ],
+  "kwargs, message",
+  [
+    ({"normalization": "sigmoid", "implementation": "fused"}, "needs implementation='explicit'"),
+    ({"normalization": "sigmoid", "implementation": "blocked"}, "needs implementation='explicit'"),
+    ({"return_similarity": True, "implementation": "blocked"}, "return_similarity=True"),
+    ({"similarity": "cosine"}, "similarity='cosine'"),
+    ({"implementation": "flash"}, "implementation='flash'"),
+    ({"normalization": "relu"}, "normalization='relu'"),
+  ],
 )
 def test_bad_options_raise(kwargs, message):
   q, k, v, _ = random_inputs()

@@ -15,8 +15,10 @@ from jaxgraphs.data.builders import image_checks
 @pytest.fixture
 def files(tmp_path):
   """One file of each kind the checks tell apart."""
-  paths = {name: tmp_path / f"{name}.jpg" for name in
-           ("rgb", "gray", "cmyk", "png", "truncated", "garbage", "empty", "missing")}
+  paths = {
+    name: tmp_path / f"{name}.jpg"
+    for name in ("rgb", "gray", "cmyk", "png", "truncated", "garbage", "empty", "missing")
+  }
   fake_images.write_jpeg(paths["rgb"], seed=1)
   fake_images.write_jpeg(paths["gray"], seed=2, mode="L")
   fake_images.write_jpeg(paths["cmyk"], seed=3, mode="CMYK")
@@ -32,10 +34,15 @@ def test_reasons_in_input_order(files):
   assert [c.path for c in checks] == [str(p) for p in files.values()]
   got = {name: (c.format, c.mode, c.reason) for name, c in zip(files, checks)}
   assert got == {
-      "rgb": ("JPEG", "RGB", None), "gray": ("JPEG", "L", None), "cmyk": ("JPEG", "CMYK", None),
-      "png": ("PNG", "RGB", None), "truncated": (None, None, image_checks.DECODE_ERROR),
-      "garbage": (None, None, image_checks.NOT_AN_IMAGE), "empty": (None, None, image_checks.EMPTY),
-      "missing": (None, None, image_checks.MISSING)}
+    "rgb": ("JPEG", "RGB", None),
+    "gray": ("JPEG", "L", None),
+    "cmyk": ("JPEG", "CMYK", None),
+    "png": ("PNG", "RGB", None),
+    "truncated": (None, None, image_checks.DECODE_ERROR),
+    "garbage": (None, None, image_checks.NOT_AN_IMAGE),
+    "empty": (None, None, image_checks.EMPTY),
+    "missing": (None, None, image_checks.MISSING),
+  }
 
 
 def test_truncated_caught_even_if_pil_told_to_accept_it(files):
@@ -63,8 +70,12 @@ def test_report_counts_and_readable_indices(files, tmp_path):
   report = image_checks.SkipReport("fake")
   readable = report.add_checks("train", names, image_checks.check_image_files(list(files.values())))
   assert [names[i] for i in readable] == ["rgb", "gray", "cmyk", "png"]
-  assert report.counts() == {image_checks.DECODE_ERROR: 1, image_checks.EMPTY: 1, image_checks.MISSING: 1,
-                             image_checks.NOT_AN_IMAGE: 1}
+  assert report.counts() == {
+    image_checks.DECODE_ERROR: 1,
+    image_checks.EMPTY: 1,
+    image_checks.MISSING: 1,
+    image_checks.NOT_AN_IMAGE: 1,
+  }
   assert [entry["id"] for entry in report.reencoded] == ["png"]
   path = report.write(tmp_path)
   assert path.name == image_checks.REPORT_FILENAME and '"num_skipped": 4' in path.read_text()

@@ -28,27 +28,27 @@ def palette_image() -> Image.Image:
 
 
 GOOD_FILES = {
-    "rgb_jpeg": lambda: encode(Image.fromarray(RGB), "JPEG", quality=90),
-    "rgb_png": lambda: encode(Image.fromarray(RGB), "PNG"),
-    "grayscale_png": lambda: encode(Image.fromarray(RGB[..., 0]), "PNG"),
-    "grayscale_jpeg": lambda: encode(Image.fromarray(RGB[..., 0]), "JPEG"),
-    "gray_alpha_png": lambda: encode(Image.fromarray(RGB[..., :2].copy(), "LA"), "PNG"),
-    "rgba_png": lambda: encode(Image.fromarray(np.dstack([RGB, RGB[..., :1]]), "RGBA"), "PNG"),
-    "palette_png": lambda: encode(palette_image(), "PNG"),
-    "palette_png_transparent": lambda: encode(palette_image(), "PNG", transparency=2),
-    "cmyk_jpeg": lambda: encode(Image.fromarray(RGB).convert("CMYK"), "JPEG", quality=90),
-    "one_pixel_jpeg": lambda: encode(Image.fromarray(RGB[:1, :1]), "JPEG"),
-    "one_pixel_png": lambda: encode(Image.fromarray(RGB[:1, :1]), "PNG"),
-    "gif": lambda: encode(Image.fromarray(RGB), "GIF"),
-    "bmp": lambda: encode(Image.fromarray(RGB), "BMP"),
+  "rgb_jpeg": lambda: encode(Image.fromarray(RGB), "JPEG", quality=90),
+  "rgb_png": lambda: encode(Image.fromarray(RGB), "PNG"),
+  "grayscale_png": lambda: encode(Image.fromarray(RGB[..., 0]), "PNG"),
+  "grayscale_jpeg": lambda: encode(Image.fromarray(RGB[..., 0]), "JPEG"),
+  "gray_alpha_png": lambda: encode(Image.fromarray(RGB[..., :2].copy(), "LA"), "PNG"),
+  "rgba_png": lambda: encode(Image.fromarray(np.dstack([RGB, RGB[..., :1]]), "RGBA"), "PNG"),
+  "palette_png": lambda: encode(palette_image(), "PNG"),
+  "palette_png_transparent": lambda: encode(palette_image(), "PNG", transparency=2),
+  "cmyk_jpeg": lambda: encode(Image.fromarray(RGB).convert("CMYK"), "JPEG", quality=90),
+  "one_pixel_jpeg": lambda: encode(Image.fromarray(RGB[:1, :1]), "JPEG"),
+  "one_pixel_png": lambda: encode(Image.fromarray(RGB[:1, :1]), "PNG"),
+  "gif": lambda: encode(Image.fromarray(RGB), "GIF"),
+  "bmp": lambda: encode(Image.fromarray(RGB), "BMP"),
 }
 
 BAD_FILES = {
-    "truncated_jpeg": lambda: GOOD_FILES["rgb_jpeg"]()[:200],
-    "truncated_png": lambda: GOOD_FILES["rgb_png"]()[:100],
-    "garbage": lambda: RNG.integers(0, 256, 300, dtype=np.uint8).tobytes(),
-    "empty": lambda: b"",
-    "tiff": lambda: encode(Image.fromarray(RGB), "TIFF"),  # a real image in a format TF cannot read
+  "truncated_jpeg": lambda: GOOD_FILES["rgb_jpeg"]()[:200],
+  "truncated_png": lambda: GOOD_FILES["rgb_png"]()[:100],
+  "garbage": lambda: RNG.integers(0, 256, 300, dtype=np.uint8).tobytes(),
+  "empty": lambda: b"",
+  "tiff": lambda: encode(Image.fromarray(RGB), "TIFF"),  # a real image in a format TF cannot read
 }
 
 
@@ -67,8 +67,12 @@ def test_decode_rgb_raises_on_bad_files(name):
 
 
 def test_to_rgb_converts_decoded_arrays_of_1_to_4_channels():
-  for channels, expected in [(1, np.repeat(RGB[..., :1], 3, -1)), (2, np.repeat(RGB[..., :1], 3, -1)),
-                             (3, RGB), (4, RGB)]:
+  for channels, expected in [
+    (1, np.repeat(RGB[..., :1], 3, -1)),
+    (2, np.repeat(RGB[..., :1], 3, -1)),
+    (3, RGB),
+    (4, RGB),
+  ]:
     image = np.dstack([RGB, RGB[..., :1]])[..., :channels]
     np.testing.assert_array_equal(image_decoding.decode_rgb(tf.constant(image)).numpy(), expected)
     # Unknown channel count (as inside a tf.function with a dynamic input).
@@ -82,8 +86,17 @@ def test_decode_rgb_rejects_other_dtypes():
 
 
 def test_decode_with_fallback_keeps_every_position_and_flags_failures():
-  names = ["rgb_jpeg", "truncated_jpeg", "grayscale_png", "garbage", "cmyk_jpeg", "empty", "one_pixel_png",
-           "truncated_png", "rgba_png"]
+  names = [
+    "rgb_jpeg",
+    "truncated_jpeg",
+    "grayscale_png",
+    "garbage",
+    "cmyk_jpeg",
+    "empty",
+    "one_pixel_png",
+    "truncated_png",
+    "rgba_png",
+  ]
   files = [{**GOOD_FILES, **BAD_FILES}[n]() for n in names]
   ds = tf.data.Dataset.from_tensor_slices({"image": files, "position": tf.range(len(files))})
   decode = lambda ex: {**ex, "image": image_decoding.decode_rgb(ex["image"])}  # noqa: E731

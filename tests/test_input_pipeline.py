@@ -35,14 +35,14 @@ def image_file(i: int) -> bytes:
   """Example i's file: mostly small RGB JPEG/PNGs, plus every awkward case the pipeline must survive."""
   rgb = np.random.default_rng(i).integers(0, 256, (9 + i % 4, 11 + i % 3, 3), dtype=np.uint8)
   kinds = {
-      3: lambda: _encode(Image.fromarray(rgb), "JPEG")[:150],  # truncated
-      6: lambda: b"\x00not an image at all" * 5,
-      104: lambda: b"",
-      5: lambda: _encode(Image.fromarray(rgb[..., 0]), "PNG"),  # grayscale
-      7: lambda: _encode(Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA"), "PNG"),
-      9: lambda: _encode(Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=4), "PNG"),
-      10: lambda: _encode(Image.fromarray(rgb).convert("CMYK"), "JPEG"),
-      11: lambda: _encode(Image.fromarray(rgb[:1, :1]), "PNG"),  # 1 x 1
+    3: lambda: _encode(Image.fromarray(rgb), "JPEG")[:150],  # truncated
+    6: lambda: b"\x00not an image at all" * 5,
+    104: lambda: b"",
+    5: lambda: _encode(Image.fromarray(rgb[..., 0]), "PNG"),  # grayscale
+    7: lambda: _encode(Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA"), "PNG"),
+    9: lambda: _encode(Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=4), "PNG"),
+    10: lambda: _encode(Image.fromarray(rgb).convert("CMYK"), "JPEG"),
+    11: lambda: _encode(Image.fromarray(rgb[:1, :1]), "PNG"),  # 1 x 1
   }
   return kinds.get(i, lambda: _encode(Image.fromarray(rgb), "JPEG" if i % 2 else "PNG"))()
 
@@ -63,12 +63,17 @@ class JaxgraphsPipelineTestImages(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     label = tfds.features.ClassLabel(num_classes=NUM_BITS)
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-        "image": tfds.features.Image(),
-        "image/filename": tfds.features.Text(),
-        "labels": tfds.features.Sequence(label),
-        "objects": tfds.features.Sequence({"bbox": tfds.features.BBoxFeature(), "label": label}),
-    }))
+    return tfds.core.DatasetInfo(
+      builder=self,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(),
+          "image/filename": tfds.features.Text(),
+          "labels": tfds.features.Sequence(label),
+          "objects": tfds.features.Sequence({"bbox": tfds.features.BBoxFeature(), "label": label}),
+        }
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     return {"train": self._generate_examples(0, TRAIN_SIZE), "validation": self._generate_examples(VAL_START, VAL_SIZE)}
@@ -78,8 +83,15 @@ class JaxgraphsPipelineTestImages(tfds.core.GeneratorBasedBuilder):
       labels = label_bits(i)
       # Object k spans x in [0.1 k, 0.1 k + 0.05]: flips and padding are visible per row.
       boxes = np.float32([[0.2, 0.1 * k, 0.6, 0.1 * k + 0.05] for k in range(len(labels))]).reshape(-1, 4)
-      yield i, {"image": image_file(i), "image/filename": f"{i}.img", "labels": labels,
-                "objects": {"bbox": boxes, "label": labels}}
+      yield (
+        i,
+        {
+          "image": image_file(i),
+          "image/filename": f"{i}.img",
+          "labels": labels,
+          "objects": {"bbox": boxes, "label": labels},
+        },
+      )
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +103,19 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture
 def cfg(data_dir, monkeypatch):
-  monkeypatch.setitem(sources.SOURCES, "test_images", sources.Source(
-      "jaxgraphs_pipeline_test_images", sources.class_label_example, lambda: tuple("abcdefgh"), "train",
-      "validation", PP, PP_EVAL))
+  monkeypatch.setitem(
+    sources.SOURCES,
+    "test_images",
+    sources.Source(
+      "jaxgraphs_pipeline_test_images",
+      sources.class_label_example,
+      lambda: tuple("abcdefgh"),
+      "train",
+      "validation",
+      PP,
+      PP_EVAL,
+    ),
+  )
   config = pipeline.default_data_config()
   config.source = "test_images"
   config.data_dir = data_dir
@@ -138,8 +160,9 @@ def test_bad_images_are_masked_counted_and_good_awkward_ones_kept(cfg):
 
 
 def test_each_epoch_is_a_new_permutation(cfg):
-  ids = example_ids({"labels": stacked(take(pipeline.build_train_dataset(cfg, local_batch_size=5, seed=3), 12),
-                                       "labels")})
+  ids = example_ids(
+    {"labels": stacked(take(pipeline.build_train_dataset(cfg, local_batch_size=5, seed=3), 12), "labels")}
+  )
   epochs = ids.reshape(3, TRAIN_SIZE)
   for order in epochs:
     assert sorted(order) == list(range(TRAIN_SIZE))
@@ -163,7 +186,7 @@ def test_resuming_at_start_example_gives_exactly_the_rest_of_the_stream(cfg):
     resumed = take(resumed_iterator, (48 - start) // 4)
     count = len(resumed) * 4
     for key in ("image", "labels", "label_weights", "mask"):
-      np.testing.assert_array_equal(stacked(resumed, key), stacked(full, key)[start:start + count])
+      np.testing.assert_array_equal(stacked(resumed, key), stacked(full, key)[start : start + count])
     assert resumed_iterator.position == start + count
 
 
@@ -182,8 +205,9 @@ def test_boxes_are_padded_masked_truncated_and_flipped(cfg):
   stream = pipeline.build_train_dataset(cfg, local_batch_size=TRAIN_SIZE, seed=0)
   batch = next(stream)
   assert batch["boxes"].shape == (TRAIN_SIZE, 2, 4) and batch["box_mask"].shape == batch["box_labels"].shape
-  for i, boxes, box_mask, box_labels, mask in zip(example_ids(batch), batch["boxes"], batch["box_mask"],
-                                                   batch["box_labels"], batch["mask"]):
+  for i, boxes, box_mask, box_labels, mask in zip(
+    example_ids(batch), batch["boxes"], batch["box_mask"], batch["box_labels"], batch["mask"]
+  ):
     labels = label_bits(i)[:2]
     n = len(labels)
     np.testing.assert_array_equal(box_mask, [float(k < n) * mask for k in range(2)])
@@ -199,8 +223,9 @@ def test_boxes_are_padded_masked_truncated_and_flipped(cfg):
 def test_eval_counts_every_example_exactly_once_across_processes(cfg, batch_size, processes):
   counted, steps, skipped = [], set(), 0
   for index in range(processes):
-    batches, num_steps = pipeline.build_eval_dataset(cfg, "validation", local_batch_size=batch_size,
-                                                     process_index=index, process_count=processes)
+    batches, num_steps = pipeline.build_eval_dataset(
+      cfg, "validation", local_batch_size=batch_size, process_index=index, process_count=processes
+    )
     steps.add(num_steps)
     got = list(batches)
     assert len(got) == num_steps == len(batches)
@@ -262,18 +287,23 @@ def _mock(raw_examples):
     features = builder.info.features
     serialized = [features.serialize_example(ex) for ex in raw_examples]
     return tf.data.Dataset.from_tensor_slices(serialized).map(
-        lambda s: features.deserialize_example(s, decoders=decoders))
+      lambda s: features.deserialize_example(s, decoders=decoders)
+    )
 
   # The default random examples cannot go through SkipDecoding: TFDS draws a different length for each
   # field of a Sequence (objects/bbox vs objects/label) and fails to encode them.
-  return tfds.testing.mock_data(num_examples=len(raw_examples), as_dataset_fn=as_dataset,
-                                policy=tfds.testing.MockPolicy.USE_CODE)
+  return tfds.testing.mock_data(
+    num_examples=len(raw_examples), as_dataset_fn=as_dataset, policy=tfds.testing.MockPolicy.USE_CODE
+  )
 
 
 def _objects(labels, **extra):
   n = len(labels)
-  return {"bbox": np.tile(np.float32([[0.1, 0.2, 0.5, 0.6]]), (n, 1)).reshape(-1, 4), "label": labels,
-          **{k: v(n) for k, v in extra.items()}}
+  return {
+    "bbox": np.tile(np.float32([[0.1, 0.2, 0.5, 0.6]]), (n, 1)).reshape(-1, 4),
+    "label": labels,
+    **{k: v(n) for k, v in extra.items()},
+  }
 
 
 def _eval_rows(source, **overrides):
@@ -289,9 +319,17 @@ def _eval_rows(source, **overrides):
 
 def test_coco_labels_are_multi_hot_and_unannotated_images_are_zero_rows():
   coco = [([0, 0, 79], 1), ([], 2), ([5, 17, 5], 3)]
-  raw = [{"image": _jpeg(), "image/filename": f"{i}.jpg", "image/id": i,
-          "objects": _objects(labels, area=lambda n: np.ones(n, np.int64), id=lambda n: np.arange(n),
-                              is_crowd=lambda n: np.zeros(n, bool))} for labels, i in coco]
+  raw = [
+    {
+      "image": _jpeg(),
+      "image/filename": f"{i}.jpg",
+      "image/id": i,
+      "objects": _objects(
+        labels, area=lambda n: np.ones(n, np.int64), id=lambda n: np.arange(n), is_crowd=lambda n: np.zeros(n, bool)
+      ),
+    }
+    for labels, i in coco
+  ]
   with _mock(raw):
     labels, weights = _eval_rows("coco/2014")
   expected = np.zeros((3, 80), np.float32)
@@ -302,17 +340,28 @@ def test_coco_labels_are_multi_hot_and_unannotated_images_are_zero_rows():
 
 
 VOC = [  # (all object labels, labels of non-difficult objects)
-    ([0, 5, 5], [0, 5]),
-    ([3, 3, 14], [3]),  # class 14 only difficult
-    ([7], []),  # every object difficult
+  ([0, 5, 5], [0, 5]),
+  ([3, 3, 14], [3]),  # class 14 only difficult
+  ([7], []),  # every object difficult
 ]
 
 
 def _voc_raw():
-  return [{"image": _jpeg(), "image/filename": f"{i:06d}.jpg", "labels": sorted(set(all_)),
-           "labels_no_difficult": sorted(set(easy)),
-           "objects": _objects(all_, is_difficult=lambda n: np.zeros(n, bool), is_truncated=lambda n: np.zeros(n, bool),
-                               pose=lambda n: np.zeros(n, np.int64))} for i, (all_, easy) in enumerate(VOC)]
+  return [
+    {
+      "image": _jpeg(),
+      "image/filename": f"{i:06d}.jpg",
+      "labels": sorted(set(all_)),
+      "labels_no_difficult": sorted(set(easy)),
+      "objects": _objects(
+        all_,
+        is_difficult=lambda n: np.zeros(n, bool),
+        is_truncated=lambda n: np.zeros(n, bool),
+        pose=lambda n: np.zeros(n, np.int64),
+      ),
+    }
+    for i, (all_, easy) in enumerate(VOC)
+  ]
 
 
 @pytest.mark.parametrize("mode", ["ignore", "negative"])
@@ -339,7 +388,11 @@ def test_dataset_info_resolves_source_defaults():
   config.source = "voc/2007"
   info = pipeline.dataset_info(config)
   assert (info.num_classes, info.class_names[:2], info.train_split, info.eval_split) == (
-      20, ("aeroplane", "bicycle"), "train+validation", "test")
+    20,
+    ("aeroplane", "bicycle"),
+    "train+validation",
+    "test",
+  )
   config.source, config.eval_split = "coco/2014", "validation[:100]"
   info = pipeline.dataset_info(config)
   assert info.num_classes == 80 and info.class_names[9] == "traffic light" and info.eval_split == "validation[:100]"
@@ -348,9 +401,15 @@ def test_dataset_info_resolves_source_defaults():
 
 def test_builtin_shapes_reads_as_multi_label(tmp_path, monkeypatch):
   from jaxgraphs.data.builders import shapes
+
   tiny = shapes.BuiltinShapesConfig(name="pipeline_test", image_size=32, num_train=2, num_validation=5, num_test=1)
-  monkeypatch.setitem(sources.SOURCES, "builtin_shapes/pipeline_test", dataclasses.replace(
-      sources.SOURCES["builtin_shapes/small"], prepare=lambda data_dir: shapes.ensure_prepared(tiny, data_dir)))
+  monkeypatch.setitem(
+    sources.SOURCES,
+    "builtin_shapes/pipeline_test",
+    dataclasses.replace(
+      sources.SOURCES["builtin_shapes/small"], prepare=lambda data_dir: shapes.ensure_prepared(tiny, data_dir)
+    ),
+  )
   config = pipeline.default_data_config()
   config.source, config.data_dir = "builtin_shapes/pipeline_test", str(tmp_path)
   assert pipeline.dataset_info(config).class_names == shapes.CATEGORY_NAMES

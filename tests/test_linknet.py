@@ -54,8 +54,14 @@ def _stack_inputs(seed=0, batch=2, objects=5, features=12):
 @pytest.mark.parametrize("normalization,similarity", [("softmax", "dot"), ("sigmoid", "dot"), ("softmax", "euclidean")])
 def test_object_relational_embedding_matches_equations_1_to_6(normalization, similarity):
   x, mask = _stack_inputs()
-  stack = linknet_head.RelationalStack(hidden_features=8, out_features=6, num_modules=2, prefix="object_re",
-                                       normalization=normalization, similarity=similarity)
+  stack = linknet_head.RelationalStack(
+    hidden_features=8,
+    out_features=6,
+    num_modules=2,
+    prefix="object_re",
+    normalization=normalization,
+    similarity=similarity,
+  )
   params = stack.init(jax.random.key(0), x, mask)["params"]
   o3, o4, matrices = stack.apply({"params": params}, x, mask)
   for b in range(2):
@@ -126,11 +132,18 @@ def test_dense_pairs_and_union_boxes():
 
 def test_bad_variant_argument_names_the_token():
   from jaxgraphs.errors import ConfigError
+
   with pytest.raises(ConfigError, match="bad token 'rem=2'"):
     linknet_configs.parse_arg("predcls,rem=2")
   assert linknet_configs.parse_arg("sgcls,num_re=3,r=4,e0=labels,glem=0,norm=sigmoid,sim=euclidean") == {
-      "mode": "sgcls", "num_relational_modules": 3, "reduction": 4, "edge_input": "labels", "use_geometry": False,
-      "normalization": "sigmoid", "similarity": "euclidean"}
+    "mode": "sgcls",
+    "num_relational_modules": 3,
+    "reduction": 4,
+    "edge_input": "labels",
+    "use_geometry": False,
+    "normalization": "sigmoid",
+    "similarity": "euclidean",
+  }
 
 
 def _numpy_variables(model, *args):
@@ -152,8 +165,10 @@ def test_predcls_feeds_ground_truth_labels_and_sgcls_argmax_at_test():
   boxes = np.array([[[2, 2, 30, 30], [20, 10, 30, 25], [5, 4, 25, 30]]], np.float32)
   mask = np.ones((1, 3), np.float32)
   labels = np.array([[1, 2, 3]], np.int32)
-  models = {mode: linknet.LinkNet(5, 4, mode=mode, backbone_kwargs=TINY_BACKBONE, head_kwargs=TINY_WIDTHS)
-            for mode in ("predcls", "sgcls")}
+  models = {
+    mode: linknet.LinkNet(5, 4, mode=mode, backbone_kwargs=TINY_BACKBONE, head_kwargs=TINY_WIDTHS)
+    for mode in ("predcls", "sgcls")
+  }
   # SGCls has every PredCls parameter plus the object classifier feeding K0.
   variables = _numpy_variables(models["sgcls"], images, boxes, mask, labels)
   outputs = {mode: jax.jit(model.apply)(variables, images, boxes, mask, labels) for mode, model in models.items()}
@@ -171,18 +186,22 @@ def test_prediction_from_an_image_file_and_boxes():
   from PIL import Image
   from jaxgraphs.data import sources, transforms
   from jaxgraphs.tasks.scene_graph import SceneGraphTask, boxes_entry
+
   source = sources.get_source("builtin_shapes/tiny:scene_graph")
   task = SceneGraphTask("predcls", source.class_names, source.predicate_names)
   png = io.BytesIO()
   Image.fromarray(np.full((96, 48, 3), 120, np.uint8)).save(png, format="PNG")
-  entry = boxes_entry({"shapes.png": {"boxes": [[4, 8, 40, 44], [10, 50, 30, 90]], "labels": ["red circle", 3]}},
-                      "/some/dir/shapes.png")
+  entry = boxes_entry(
+    {"shapes.png": {"boxes": [[4, 8, 40, 44], [10, 50, 30, 90]], "labels": ["red circle", 3]}}, "/some/dir/shapes.png"
+  )
   fields = task.prediction_fields(entry, (96, 48))
-  example = transforms.build(source.pp_eval)({"image": tf.constant(png.getvalue()), **fields,
-                                              transforms.SEED_KEY: tf.constant([0, 0], tf.int64)})
+  example = transforms.build(source.pp_eval)(
+    {"image": tf.constant(png.getvalue()), **fields, transforms.SEED_KEY: tf.constant([0, 0], tf.int64)}
+  )
   batch = {key: np.asarray(example[key])[None] for key in ("image", "object_boxes", "object_labels", "object_mask")}
-  model = linknet.LinkNet(source.num_classes, len(source.predicate_names) - 1, backbone_kwargs=TINY_BACKBONE,
-                          head_kwargs=TINY_WIDTHS)
+  model = linknet.LinkNet(
+    source.num_classes, len(source.predicate_names) - 1, backbone_kwargs=TINY_BACKBONE, head_kwargs=TINY_WIDTHS
+  )
   inputs = task.model_inputs(batch)
   outputs = jax.tree.map(np.asarray, jax.jit(model.apply)(_numpy_variables(model, *inputs.values()), **inputs))
   prediction = task.predict_json(outputs, 0, top_k=3)
@@ -190,7 +209,9 @@ def test_prediction_from_an_image_file_and_boxes():
   np.testing.assert_allclose(prediction["objects"][0]["box"], np.array([4, 8, 40, 44]) * 2 / 3, rtol=1e-5)
   assert [o["label"] for o in prediction["objects"]] == ["red circle", source.class_names[3]]
   assert len(prediction["relations"]) == 2 and {(r["subject"], r["object"]) for r in prediction["relations"]} == {
-      (0, 1), (1, 0)}
+    (0, 1),
+    (1, 0),
+  }
   picture = task.predict_pictures(outputs, example["image"].numpy(), 0)["scene_graph"]
   assert picture.dtype == np.uint8 and picture.shape == (256, 256, 3)
   with pytest.raises(ValueError, match="PredCls needs 'labels'"):
@@ -217,6 +238,7 @@ def test_one_train_step_and_eval_batch(shapes_data_dir, mode):
   from jaxgraphs.data import pipeline
   from jaxgraphs.training import sharding
   from jaxgraphs.training.trainer import Experiment
+
   config = _shapes_config(mode)
   config.data.source = "builtin_shapes/tiny:scene_graph"
   config.data.data_dir = shapes_data_dir
@@ -246,14 +268,26 @@ def test_short_run_on_builtin_shapes(tmp_path):
   import subprocess
   import sys
   from training_helpers import cpu_env, tensorboard_scalars, tensorboard_tags
+
   workdir = tmp_path / "run"
-  command = [sys.executable, "-m", "jaxgraphs.main", "--config=configs/linknet_shapes.py:sgcls",
-             f"--workdir={workdir}", f"--config.data.data_dir={tmp_path / 'tfds'}",
-             "--config.data.source=builtin_shapes/tiny:scene_graph", "--config.batch_size=8",
-             "--config.total_steps=30", "--config.log_every_steps=10", "--config.eval_every_steps=0",
-             "--config.model.backbone_kwargs.width=4", "--config.model.backbone_kwargs.fc_width=32"]
-  proc = subprocess.run(command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                        timeout=900)
+  command = [
+    sys.executable,
+    "-m",
+    "jaxgraphs.main",
+    "--config=configs/linknet_shapes.py:sgcls",
+    f"--workdir={workdir}",
+    f"--config.data.data_dir={tmp_path / 'tfds'}",
+    "--config.data.source=builtin_shapes/tiny:scene_graph",
+    "--config.batch_size=8",
+    "--config.total_steps=30",
+    "--config.log_every_steps=10",
+    "--config.eval_every_steps=0",
+    "--config.model.backbone_kwargs.width=4",
+    "--config.model.backbone_kwargs.fc_width=32",
+  ]
+  proc = subprocess.run(
+    command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+  )
   assert proc.returncode == 0, proc.stdout[-4000:]
   with open(workdir / "eval_30.json") as f:
     metrics = json.load(f)
@@ -265,14 +299,29 @@ def test_short_run_on_builtin_shapes(tmp_path):
   # jaxgraphs.predict on the run: an image with boxes -> its scene graph as JSON and a drawing; an image
   # without an entry in --boxes gets one line and the exit status 1.
   from PIL import Image
+
   image, other = tmp_path / "scene.png", tmp_path / "unlisted.png"
   Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(image)
   Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(other)
   (tmp_path / "boxes.json").write_text(json.dumps({"scene.png": {"boxes": [[2, 2, 20, 30], [30, 10, 60, 40]]}}))
-  proc = subprocess.run([sys.executable, "-m", "jaxgraphs.predict", f"--checkpoint={workdir}",
-                         f"--boxes={tmp_path / 'boxes.json'}", f"--out_dir={tmp_path / 'pictures'}", str(image),
-                         str(other)], cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        text=True, timeout=900)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "jaxgraphs.predict",
+      f"--checkpoint={workdir}",
+      f"--boxes={tmp_path / 'boxes.json'}",
+      f"--out_dir={tmp_path / 'pictures'}",
+      str(image),
+      str(other),
+    ],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    timeout=900,
+  )
   assert proc.returncode == 1, proc.stderr[-4000:]
   lines = proc.stdout.strip().splitlines()
   assert len(lines) == 1, proc.stdout

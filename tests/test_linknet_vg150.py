@@ -25,18 +25,21 @@ def fake_vg150(tmp_path_factory):
   manual_dir = root / "manual"
   manual_dir.mkdir()
   _write_fake_vg150(manual_dir)
-  builder = vg150.Vg150(config=vg150.Vg150Config(name="test_val2", num_val_images=NUM_VAL),
-                        data_dir=str(root / "data"))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(manual_dir), compute_stats=tfds.download.ComputeStatsMode.SKIP))
+  builder = vg150.Vg150(config=vg150.Vg150Config(name="test_val2", num_val_images=NUM_VAL), data_dir=str(root / "data"))
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=str(manual_dir), compute_stats=tfds.download.ComputeStatsMode.SKIP
+    )
+  )
   return builder
 
 
 @pytest.mark.slow  # ~3.5 min each on a shared 2-core CPU (compiling 592 px steps and the 64 x 64-pair evaluation)
 @pytest.mark.parametrize("mode", ["predcls", "sgcls"])
 def test_train_step_and_evaluation_on_fake_vg150(fake_vg150, monkeypatch, tmp_path, mode):
-  monkeypatch.setitem(sources.SOURCES, "vg150",
-                      dataclasses.replace(sources.SOURCES["vg150"], prepare=lambda data_dir: fake_vg150))
+  monkeypatch.setitem(
+    sources.SOURCES, "vg150", dataclasses.replace(sources.SOURCES["vg150"], prepare=lambda data_dir: fake_vg150)
+  )
   config = config_file(f"linknet_vg_{mode}")
   config.model.backbone_kwargs = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1)}
   config.model.update(embed_dim=8, hidden_dim=16, geometry_dim=8, union_chunk_size=2048)

@@ -10,9 +10,10 @@ from jaxgraphs.errors import ConfigError
 
 
 def _params():
-  return {"backbone": {"conv1": {"kernel": jnp.ones((3, 3)), "bias": jnp.ones((3,))},
-                       "layer4": {"kernel": jnp.ones((3, 3))}},
-          "classifier": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))}}
+  return {
+    "backbone": {"conv1": {"kernel": jnp.ones((3, 3)), "bias": jnp.ones((3,))}, "layer4": {"kernel": jnp.ones((3, 3))}},
+    "classifier": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))},
+  }
 
 
 def _cfg(**overrides):
@@ -26,12 +27,15 @@ def _cfg(**overrides):
   return cfg
 
 
-@pytest.mark.parametrize("name,expected", [
+@pytest.mark.parametrize(
+  "name,expected",
+  [
     ("constant", lambda t: 0.1),
     ("poly", lambda t: 0.1 * (1 - t / 100) ** 0.9),
     ("cosine", lambda t: 0.1 * 0.5 * (1 + np.cos(np.pi * t / 100))),
     ("step", lambda t: 0.1 * (0.1 if t >= 30 else 1.0) * (0.1 if t >= 60 else 1.0)),
-])
+  ],
+)
 def test_schedules_match_their_formulas(name, expected):
   cfg = _cfg(learning_rate=0.1, **{"schedule.name": name, "schedule.boundaries": (30, 60)})
   schedule = optimizers.build_schedule(cfg, total_steps=100)
@@ -48,8 +52,9 @@ def test_warmup_is_linear_then_hands_over():
 
 def test_freeze_by_regex_leaves_frozen_params_unchanged():
   params = _params()
-  tx, _ = optimizers.build_optimizer(_cfg(name="sgd", learning_rate=1.0, momentum=0.0,
-                                          freeze=(r"^backbone/conv1/",)), 10, params)
+  tx, _ = optimizers.build_optimizer(
+    _cfg(name="sgd", learning_rate=1.0, momentum=0.0, freeze=(r"^backbone/conv1/",)), 10, params
+  )
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = tx.update(grads, tx.init(params), params, value=jnp.zeros(()))
   assert float(jnp.abs(updates["backbone"]["conv1"]["kernel"]).max()) == 0.0
@@ -84,9 +89,12 @@ def test_adam_first_step_and_clipping():
 
 def test_reduce_on_plateau_lowers_the_reported_rate():
   params = {"w": jnp.ones(())}
-  cfg = _cfg(name="sgd", learning_rate=1.0, momentum=0.0,
-             **{"plateau.enabled": True, "plateau.patience": 1, "plateau.accumulation_size": 1,
-                "plateau.factor": 0.5})
+  cfg = _cfg(
+    name="sgd",
+    learning_rate=1.0,
+    momentum=0.0,
+    **{"plateau.enabled": True, "plateau.patience": 1, "plateau.accumulation_size": 1, "plateau.factor": 0.5},
+  )
   tx, lr = optimizers.build_optimizer(cfg, 10, params)
   state = tx.init(params)
   for _ in range(4):  # a constant loss never improves

@@ -62,22 +62,37 @@ def trained(tmp_path_factory):
   root = tmp_path_factory.mktemp("predict")
   data_dir, workdir = str(root / "tfds"), str(root / "run")
   from jaxgraphs.data.builders import shapes
+
   builder = shapes.ensure_prepared("tiny", data_dir)
   images = []
   for index, example in enumerate(builder.as_dataset(split="test").take(2).as_numpy_iterator()):
     images.append(str(root / f"shape{index}.png"))
     Image.fromarray(example["image"]).save(images[-1])
-  command = main_command(workdir, data_dir, "--config.total_steps=2", "--config.model.joint_dim=16",
-                         "--config.model.attention_hidden_dim=16", config="configs/ssgrl_shapes.py")
-  proc = subprocess.run(command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        text=True, timeout=900)
+  command = main_command(
+    workdir,
+    data_dir,
+    "--config.total_steps=2",
+    "--config.model.joint_dim=16",
+    "--config.model.attention_hidden_dim=16",
+    config="configs/ssgrl_shapes.py",
+  )
+  proc = subprocess.run(
+    command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+  )
   assert proc.returncode == 0, proc.stdout[-4000:]
   return root, workdir, images
 
 
 def run_predict(*args):
-  return subprocess.run([sys.executable, "-m", "jaxgraphs.predict", *args], cwd=REPO, env=cpu_env(),
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
+  return subprocess.run(
+    [sys.executable, "-m", "jaxgraphs.predict", *args],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    timeout=900,
+  )
 
 
 @pytest.mark.slow
@@ -89,11 +104,14 @@ def test_predict_prints_json_writes_attention_and_reports_bad_images(trained):
   proc = run_predict(f"--checkpoint={workdir}", f"--out_dir={out_dir}", images[0], str(bad), missing, images[1])
   assert proc.returncode == 1
   errors = [line for line in proc.stderr.splitlines() if line.startswith(str(root))]
-  assert errors == [f"{bad}: not a decodable image (JPEG, PNG, GIF, BMP or WebP)",
-                    f"{missing}: cannot open (No such file or directory)"]
+  assert errors == [
+    f"{bad}: not a decodable image (JPEG, PNG, GIF, BMP or WebP)",
+    f"{missing}: cannot open (No such file or directory)",
+  ]
   results = [json.loads(line) for line in proc.stdout.splitlines()]
   assert [r["image"] for r in results] == images
   from jaxgraphs.data.builders import shapes
+
   for result in results:
     probabilities = [entry["probability"] for entry in result["top5"]]
     assert probabilities == sorted(probabilities, reverse=True) and all(0 < p < 1 for p in probabilities)
@@ -105,9 +123,16 @@ def test_predict_prints_json_writes_attention_and_reports_bad_images(trained):
     assert picture.shape == (176, 640, 3)
 
   # The same checkpoint named as a step folder with the config file gives the same predictions.
-  again = run_predict("--config=configs/ssgrl_shapes.py", f"--checkpoint={workdir}/checkpoints/2",
-                      f"--config.data.data_dir={root / 'tfds'}", "--config.data.source=builtin_shapes/tiny",
-                      "--config.model.backbone_kwargs.width=4", "--config.model.joint_dim=16",
-                      "--config.model.attention_hidden_dim=16", "--config.batch_size=8", *images)
+  again = run_predict(
+    "--config=configs/ssgrl_shapes.py",
+    f"--checkpoint={workdir}/checkpoints/2",
+    f"--config.data.data_dir={root / 'tfds'}",
+    "--config.data.source=builtin_shapes/tiny",
+    "--config.model.backbone_kwargs.width=4",
+    "--config.model.joint_dim=16",
+    "--config.model.attention_hidden_dim=16",
+    "--config.batch_size=8",
+    *images,
+  )
   assert again.returncode == 0, again.stderr[-3000:]
   assert [json.loads(line) for line in again.stdout.splitlines()] == results

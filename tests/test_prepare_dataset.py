@@ -23,16 +23,17 @@ def test_prepare_fake_ava_with_a_config_override(tmp_path, capsys):
   assert printed[0].startswith("Preparing ava/tiny/1.0.0 in ") and printed[-1] == summary
   # Prepared once, the custom config loads by name from its files.
   loaded = tfds.builder("ava/tiny", data_dir=str(data_dir))
-  assert loaded.info.splits["train"].num_examples + loaded.info.splits["validation"].num_examples == len(
-      READABLE_TRAIN)
+  assert loaded.info.splits["train"].num_examples + loaded.info.splits["validation"].num_examples == len(READABLE_TRAIN)
   assert loaded.info.splits["test"].num_examples == len(READABLE_TEST)
 
 
 def test_config_override_types_and_errors():
   from jaxgraphs.data.builders import aadb
+
   default = aadb.Aadb.builder_configs["default"]
   config = prepare_dataset.config_with_overrides(
-      default, ["images_dirs=datasetImages_warp256", "high_score_threshold=0.6"], "warp256")
+    default, ["images_dirs=datasetImages_warp256", "high_score_threshold=0.6"], "warp256"
+  )
   assert config.name == "warp256" and config.images_dirs == ("datasetImages_warp256",)
   assert config.high_score_threshold == 0.6 and config.test_images_dirs == default.test_images_dirs
   assert default.images_dirs == ("datasetImages_originalSize",)  # the class's config is untouched

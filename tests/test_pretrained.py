@@ -25,14 +25,15 @@ class Classifier(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     features = ResNet(**BACKBONE, name="backbone")(x, train)
-    return nn.Dense(3, name="head")(features["pre_logits"] if "pre_logits" in features
-                                    else features["feature_map"].mean((1, 2)))
+    return nn.Dense(3, name="head")(
+      features["pre_logits"] if "pre_logits" in features else features["feature_map"].mean((1, 2))
+    )
 
 
 def fixture_tree():
   """The converted {'params', 'batch_stats'} of the small torchvision ResNet-18 fixture (with its 5-way fc)."""
   arrays = np.load(FIXTURE)
-  state = {key[len("state/"):]: arrays[key] for key in arrays.files if key.startswith("state/")}
+  state = {key[len("state/") :]: arrays[key] for key in arrays.files if key.startswith("state/")}
   return convert_torchvision.convert_state_dict(state, "resnet18"), arrays
 
 
@@ -48,14 +49,17 @@ def test_merge_places_the_checkpoint_at_the_subtree_and_keeps_the_new_head():
   checkpoint, arrays = fixture_tree()
   variables = concrete(fresh_variables())
   merged = pretrained.merge_pretrained(variables, checkpoint, dont_load=[r"params/backbone/fc/.*"])
-  np.testing.assert_array_equal(merged["params"]["backbone"]["conv1"]["kernel"],
-                                checkpoint["params"]["conv1"]["kernel"])
-  np.testing.assert_array_equal(merged["batch_stats"]["backbone"]["layer4_0"]["bn2"]["var"],
-                                checkpoint["batch_stats"]["layer4_0"]["bn2"]["var"])
+  np.testing.assert_array_equal(
+    merged["params"]["backbone"]["conv1"]["kernel"], checkpoint["params"]["conv1"]["kernel"]
+  )
+  np.testing.assert_array_equal(
+    merged["batch_stats"]["backbone"]["layer4_0"]["bn2"]["var"], checkpoint["batch_stats"]["layer4_0"]["bn2"]["var"]
+  )
   assert (merged["params"]["head"]["kernel"] == 7.0).all()
   # The merged backbone computes what torchvision computed.
   features = ResNet(**BACKBONE).apply(
-      {collection: merged[collection]["backbone"] for collection in merged}, arrays["input"].astype(np.float32))
+    {collection: merged[collection]["backbone"] for collection in merged}, arrays["input"].astype(np.float32)
+  )
   np.testing.assert_allclose(features["layer4"], arrays["eval/layer4"], rtol=1e-4, atol=1e-4)
 
 
@@ -69,8 +73,11 @@ def test_missing_entry_fails_naming_its_path():
   checkpoint, _ = fixture_tree()
   del checkpoint["params"]["fc"]
   del checkpoint["batch_stats"]["layer2_0"]["downsample_1"]["var"]
-  with pytest.raises(ValueError, match=r"missing in checkpoint: batch_stats/backbone/layer2_0/downsample_1/var "
-                                       r"\(model shape \(4,\)\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"missing in checkpoint: batch_stats/backbone/layer2_0/downsample_1/var "
+    r"\(model shape \(4,\)\)",
+  ):
     pretrained.merge_pretrained(concrete(fresh_variables()), checkpoint)
 
 
@@ -78,8 +85,11 @@ def test_misshaped_entry_fails_naming_its_path_and_both_shapes():
   checkpoint, _ = fixture_tree()
   del checkpoint["params"]["fc"]
   checkpoint["params"]["layer3_0"]["conv1"]["kernel"] = np.zeros((3, 3, 4, 9), np.float32)
-  with pytest.raises(ValueError, match=r"shape mismatch at params/backbone/layer3_0/conv1/kernel: "
-                                       r"model \(3, 3, 4, 8\), checkpoint \(3, 3, 4, 9\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"shape mismatch at params/backbone/layer3_0/conv1/kernel: "
+    r"model \(3, 3, 4, 8\), checkpoint \(3, 3, 4, 9\)",
+  ):
     pretrained.merge_pretrained(concrete(fresh_variables()), checkpoint)
 
 
@@ -89,8 +99,10 @@ def test_dont_load_covers_missing_extra_and_misshaped_entries():
   checkpoint["params"]["layer3_0"]["conv1"]["kernel"] = np.zeros((3, 3, 4, 9), np.float32)
   variables = concrete(fresh_variables())
   merged = pretrained.merge_pretrained(
-      variables, checkpoint,
-      dont_load=[r"params/backbone/fc/.*", r"batch_stats/backbone/bn1/mean", r".*/layer3_0/conv1/kernel"])
+    variables,
+    checkpoint,
+    dont_load=[r"params/backbone/fc/.*", r"batch_stats/backbone/bn1/mean", r".*/layer3_0/conv1/kernel"],
+  )
   assert (merged["batch_stats"]["backbone"]["bn1"]["mean"] == 7.0).all()
   assert (merged["params"]["backbone"]["layer3_0"]["conv1"]["kernel"] == 7.0).all()
   assert "fc" not in merged["params"]["backbone"]
@@ -120,8 +132,9 @@ def test_load_pretrained_reads_an_orbax_checkpoint(tmp_path):
   checkpointer.wait_until_finished()
   variables = jax.tree.map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), fresh_variables())
   merged = pretrained.load_pretrained(variables, str(tmp_path / "resnet"), dont_load=["params/backbone/fc/.*"])
-  np.testing.assert_array_equal(merged["params"]["backbone"]["layer1_0"]["conv2"]["kernel"],
-                                checkpoint["params"]["layer1_0"]["conv2"]["kernel"])
+  np.testing.assert_array_equal(
+    merged["params"]["backbone"]["layer1_0"]["conv2"]["kernel"], checkpoint["params"]["layer1_0"]["conv2"]["kernel"]
+  )
   assert isinstance(merged["params"]["head"]["kernel"], jax.Array)
   with pytest.raises(FileNotFoundError, match="convert_torchvision"):
     pretrained.load_pretrained(variables, str(tmp_path / "absent"))
@@ -134,10 +147,18 @@ def test_reading_a_pth_without_torch_says_what_to_install(monkeypatch):
 
 
 def test_flax_paths_of_torchvision_keys():
-  assert convert_torchvision.flax_path("layer1.0.downsample.1.running_var") == ("layer1_0", "downsample_1",
-                                                                               "running_var")
+  assert convert_torchvision.flax_path("layer1.0.downsample.1.running_var") == (
+    "layer1_0",
+    "downsample_1",
+    "running_var",
+  )
   assert convert_torchvision.flax_path("features.denseblock2.denselayer3.norm.1.weight") == (
-      "features", "denseblock2", "denselayer3", "norm1", "weight")
+    "features",
+    "denseblock2",
+    "denselayer3",
+    "norm1",
+    "weight",
+  )
   assert convert_torchvision.flax_path("classifier.6.bias") == ("classifier_6", "bias")
   fc6 = np.arange(4 * 3 * 49, dtype=np.float32).reshape(4, 3 * 49)
   kernel = convert_torchvision.vgg_fc6_as_hwio(fc6)
@@ -152,15 +173,25 @@ def test_command_line_converts_a_torchvision_checkpoint(tmp_path):
   model = torchvision.models.resnet18().eval()
   torch.save(model.state_dict(), tmp_path / "resnet18.pth")
   result = subprocess.run(
-      [sys.executable, "-m", "jaxgraphs.tools.convert_torchvision", "--arch=resnet18",
-       f"--src={tmp_path / 'resnet18.pth'}", f"--dst={tmp_path / 'converted'}"],
-      capture_output=True, text=True, check=False, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    [
+      sys.executable,
+      "-m",
+      "jaxgraphs.tools.convert_torchvision",
+      "--arch=resnet18",
+      f"--src={tmp_path / 'resnet18.pth'}",
+      f"--dst={tmp_path / 'converted'}",
+    ],
+    capture_output=True,
+    text=True,
+    check=False,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "11,689,512 parameters" in result.stdout
   net = ResNet(18, num_classes=1000)
   variables = pretrained.load_pretrained(
-      jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3))), str(tmp_path / "converted"),
-      subtree=())
+    jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3))), str(tmp_path / "converted"), subtree=()
+  )
   x = torch.randn(1, 3, 64, 64)
   with torch.no_grad():
     expected = model(x).numpy()

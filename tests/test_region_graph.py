@@ -59,7 +59,12 @@ def test_parameters_are_bias_free_d_by_d_maps_and_embed_is_configurable():
   x = jnp.zeros((1, HEIGHT, WIDTH, CHANNELS))
   params = jax.eval_shape(RegionGraph().init, jax.random.PRNGKey(0), x)["params"]
   assert {name: p["kernel"].shape for name, p in params.items()} == {
-      "phi": (16, 16), "theta": (16, 16), "weight_0": (16, 16), "weight_1": (16, 16), "weight_2": (16, 16)}
+    "phi": (16, 16),
+    "theta": (16, 16),
+    "weight_0": (16, 16),
+    "weight_1": (16, 16),
+    "weight_2": (16, 16),
+  }
   assert all(set(p) == {"kernel"} for p in params.values())
   params = jax.eval_shape(RegionGraph(embed_features=4, num_layers=2).init, jax.random.PRNGKey(0), x)["params"]
   assert params["phi"]["kernel"].shape == (16, 4) and "weight_2" not in params

@@ -23,19 +23,25 @@ def fake_ava_builder(tmp_path_factory):
   """The fake AVA tree of tests/test_ava_builder.py prepared with a 2-image validation holdout."""
   from test_ava_builder import make_ava_tree
   from jaxgraphs.data.builders import ava
+
   manual_dir = tmp_path_factory.mktemp("ava_manual")
   make_ava_tree(manual_dir)
-  builder = ava.Ava(config=ava.AvaConfig(name="holdout2", validation_size=2),
-                    data_dir=str(tmp_path_factory.mktemp("ava_data")))
+  builder = ava.Ava(
+    config=ava.AvaConfig(name="holdout2", validation_size=2), data_dir=str(tmp_path_factory.mktemp("ava_data"))
+  )
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
   return builder
 
 
 def test_train_step_and_evaluation_on_a_fake_ava_tree(fake_ava_builder, tmp_path, monkeypatch):
   from jaxgraphs.training import trainer
+
   # The 'ava' source reading this small build (the real one reads the default 2,000-image-holdout config).
-  monkeypatch.setitem(sources.SOURCES, "ava_fake", dataclasses.replace(
-      sources.SOURCES["ava"], tfds_name="ava/holdout2", prepare=lambda data_dir: fake_ava_builder))
+  monkeypatch.setitem(
+    sources.SOURCES,
+    "ava_fake",
+    dataclasses.replace(sources.SOURCES["ava"], tfds_name="ava/holdout2", prepare=lambda data_dir: fake_ava_builder),
+  )
   monkeypatch.setitem(sources.AESTHETICS_TARGETS, "ava_fake", sources.AESTHETICS_TARGETS["ava"])
   config = toy_config("fcn_a_g")
   config.data = load_config("rgnet_ava").data
@@ -53,8 +59,9 @@ def test_train_step_and_evaluation_on_a_fake_ava_tree(fake_ava_builder, tmp_path
   assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["AP"] <= 1
   with open(tmp_path / "eval_1.json") as f:
     assert json.load(f)["split"] == "test"
-  assert {"train/loss", "train/accuracy", "eval/accuracy", "eval/AP", "eval/region_dependency"} <= \
-      tensorboard_tags(str(tmp_path))
+  assert {"train/loss", "train/accuracy", "eval/accuracy", "eval/AP", "eval/region_dependency"} <= tensorboard_tags(
+    str(tmp_path)
+  )
 
 
 def test_unprepared_ava_names_the_prepare_command(tmp_path):
@@ -64,13 +71,23 @@ def test_unprepared_ava_names_the_prepare_command(tmp_path):
 
 @pytest.mark.slow
 def test_short_command_line_run_on_builtin_composition(tmp_path):
-  command = [sys.executable, "-m", "jaxgraphs.main", "--config=configs/rgnet_shapes.py:fcn_a_g",
-             f"--workdir={tmp_path}", f"--config.data.data_dir={tmp_path / 'data'}",
-             "--config.data.source=builtin_shapes/tiny:composition", "--config.batch_size=16",
-             "--config.total_steps=30", "--config.log_every_steps=10", "--config.eval_every_steps=0",
-             "--config.checkpoint.every_steps=30"]
-  proc = subprocess.run(command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        text=True, timeout=900)
+  command = [
+    sys.executable,
+    "-m",
+    "jaxgraphs.main",
+    "--config=configs/rgnet_shapes.py:fcn_a_g",
+    f"--workdir={tmp_path}",
+    f"--config.data.data_dir={tmp_path / 'data'}",
+    "--config.data.source=builtin_shapes/tiny:composition",
+    "--config.batch_size=16",
+    "--config.total_steps=30",
+    "--config.log_every_steps=10",
+    "--config.eval_every_steps=0",
+    "--config.checkpoint.every_steps=30",
+  ]
+  proc = subprocess.run(
+    command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+  )
   assert proc.returncode == 0, proc.stdout[-4000:]
   with open(tmp_path / "eval_30.json") as f:
     result = json.load(f)
@@ -80,9 +97,22 @@ def test_short_command_line_run_on_builtin_composition(tmp_path):
   # jaxgraphs.predict on that run (config from its config.json): p(high) per image and the region pictures.
   image = tmp_path / "scene.png"
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(image)
-  predicted = subprocess.run([sys.executable, "-m", "jaxgraphs.predict", f"--checkpoint={tmp_path}",
-                              f"--out_dir={tmp_path / 'pictures'}", str(image)], cwd=REPO, env=cpu_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
+  predicted = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "jaxgraphs.predict",
+      f"--checkpoint={tmp_path}",
+      f"--out_dir={tmp_path / 'pictures'}",
+      str(image),
+    ],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    timeout=900,
+  )
   assert predicted.returncode == 0, predicted.stderr[-4000:]
   line = json.loads(predicted.stdout.strip().splitlines()[-1])
   assert line["image"] == str(image) and 0 < line["p_high"] < 1 and line["label"] in ("low", "high")

@@ -36,24 +36,24 @@ def run(head, x, **kwargs):
 
 
 STAGES = {
-    "fcn": ({"features_fcn"}, 16),
-    "fcn_a": ({"features_fcn", "features_aspp"}, 32),
-    "fcn_g": ({"features_fcn", "features_graph"}, 16),
-    "fcn_a_g": ({"features_fcn", "features_aspp", "features_graph"}, 32),
-    "fcn_c_c": ({"features_fcn", "features_aspp", "features_graph"}, 32),
+  "fcn": ({"features_fcn"}, 16),
+  "fcn_a": ({"features_fcn", "features_aspp"}, 32),
+  "fcn_g": ({"features_fcn", "features_graph"}, 16),
+  "fcn_a_g": ({"features_fcn", "features_aspp", "features_graph"}, 32),
+  "fcn_c_c": ({"features_fcn", "features_aspp", "features_graph"}, 32),
 }
 
 
 @pytest.mark.parametrize("variant", sorted(STAGES))
 def test_variant_stages_and_shapes(variant):
   stages, last_width = STAGES[variant]
-  out, _ = jax.eval_shape(RGNetHead(variant=variant, **SMALL).init_with_output, jax.random.PRNGKey(0),
-                          backbone_map())
+  out, _ = jax.eval_shape(RGNetHead(variant=variant, **SMALL).init_with_output, jax.random.PRNGKey(0), backbone_map())
   assert set(out) == stages | {"logits", "region_logits", "region_scores"}
   assert out["logits"].shape == (BATCH, 2)
   assert out["region_scores"].shape == (BATCH, HEIGHT, WIDTH, 2)
-  last_stage = "features_graph" if "features_graph" in stages else "features_aspp" if "features_aspp" in stages \
-      else "features_fcn"
+  last_stage = (
+    "features_graph" if "features_graph" in stages else "features_aspp" if "features_aspp" in stages else "features_fcn"
+  )
   assert out[last_stage].shape == (BATCH, HEIGHT, WIDTH, last_width)
 
 
@@ -74,8 +74,7 @@ def test_logits_are_equation_4_of_the_region_scores():
   expected = np.log(np.mean(np.exp(4.0 * y), axis=(1, 2))) / 4.0
   np.testing.assert_allclose(out["logits"], expected, rtol=1e-5)
   _, mean_out = run(RGNetHead(pooling="mean", **SMALL), backbone_map(2))
-  np.testing.assert_allclose(mean_out["logits"], np.mean(np.asarray(mean_out["region_scores"]), axis=(1, 2)),
-                             rtol=1e-5)
+  np.testing.assert_allclose(mean_out["logits"], np.mean(np.asarray(mean_out["region_scores"]), axis=(1, 2)), rtol=1e-5)
 
 
 def test_fcn_c_c_replaces_aspp_and_graph_with_as_many_convs():
@@ -98,8 +97,7 @@ def test_train_mode_needs_dropout_rng_and_updates_batch_stats():
   x = backbone_map(4)
   head = RGNetHead(**SMALL)
   variables = random_variables(head, x)
-  out, updates = head.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)},
-                            mutable=["batch_stats"])
+  out, updates = head.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)}, mutable=["batch_stats"])
   assert out["logits"].shape == (BATCH, 2)
   assert set(updates["batch_stats"]["aspp"]) == set(variables["batch_stats"]["aspp"])
 

@@ -31,17 +31,27 @@ def load_config(name, arg=None):
   return config_file(name, arg)
 
 
-STAGES = {"fcn": ("fcn",), "fcn_a": ("fcn", "aspp"), "fcn_g": ("fcn", "graph"), "fcn_a_g": ("fcn", "aspp", "graph"),
-          "fcn_c_c": ("fcn", "aspp", "graph")}
+STAGES = {
+  "fcn": ("fcn",),
+  "fcn_a": ("fcn", "aspp"),
+  "fcn_g": ("fcn", "graph"),
+  "fcn_a_g": ("fcn", "aspp", "graph"),
+  "fcn_c_c": ("fcn", "aspp", "graph"),
+}
 
 
 @pytest.mark.parametrize("variant", sorted(STAGES))
 def test_region_outputs_of_each_variant(variant):
   shapes = output_shapes(rgnet.RGNet(variant=variant, backbone_kwargs=TINY_DENSENET, head_kwargs=TINY_HEAD))
   # 40 px at output stride 8 -> 5 x 5 regions.
-  expected = {"logits": (2, 2), "region_logits": (2, 5, 5, 2), "region_scores": (2, 5, 5, 2),
-              "region_quality": (2, 5, 5), "query_region": (2,),
-              **{f"similarity_{stage}": (2, 5, 5) for stage in STAGES[variant]}}
+  expected = {
+    "logits": (2, 2),
+    "region_logits": (2, 5, 5, 2),
+    "region_scores": (2, 5, 5, 2),
+    "region_quality": (2, 5, 5),
+    "query_region": (2,),
+    **{f"similarity_{stage}": (2, 5, 5) for stage in STAGES[variant]},
+  }
   assert shapes == expected
 
 
@@ -54,10 +64,13 @@ def test_fc_cnn_is_global_pool_and_fc(kind, outputs):
   assert ("distribution" in shapes) == (kind == "distribution")
 
 
-@pytest.mark.parametrize("backbone,kwargs", [
+@pytest.mark.parametrize(
+  "backbone,kwargs",
+  [
     ("vgg16", {"width": 8, "fc_width": 16, "stage_sizes": (1, 1, 1, 1, 1)}),
     ("resnet101", {"width": 4, "stage_sizes": (1, 1, 1, 1)}),
-])
+  ],
+)
 def test_other_backbones_at_output_stride_8(backbone, kwargs):
   module = rgnet.RGNet(backbone=backbone, backbone_kwargs=kwargs, head_kwargs=TINY_HEAD)
   assert output_shapes(module, size=64)["region_scores"] == (2, 8, 8, 2)
@@ -156,12 +169,15 @@ def test_default_configs_follow_the_paper():
   assert "resize(224)" in fc_cnn.data.pp_train and "random_scale_crop(1.05, 1.25, 224)" in fc_cnn.data.pp_train
 
 
-@pytest.mark.parametrize("arg,message", [
+@pytest.mark.parametrize(
+  "arg,message",
+  [
     ("fcn_x", "unknown variant 'fcn_x'"),
     ("backbone=alexnet", "bad token 'backbone=alexnet'"),
     ("rates=3-six", "bad token 'rates=3-six'"),
     ("depth=3", "bad token 'depth=3' (unknown key 'depth')"),
-])
+  ],
+)
 def test_bad_variant_argument_names_the_token(arg, message):
   with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
     rgnet_configs.parse_arg(arg)

@@ -17,9 +17,9 @@ from training_helpers import config_file
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SIZE = 4, 32  # 32 px at output stride 8: a 4 x 4 region graph
 TOY_BACKBONES = {
-    "densenet121": {"growth_rate": 4, "block_config": (1, 1, 1, 1), "num_init_features": 8},
-    "vgg16": {"width": 4, "fc_width": 8, "stage_sizes": (1, 1, 1, 1, 1)},
-    "resnet101": {"width": 4, "stage_sizes": (1, 1, 1, 1)},
+  "densenet121": {"growth_rate": 4, "block_config": (1, 1, 1, 1), "num_init_features": 8},
+  "vgg16": {"width": 4, "fc_width": 8, "stage_sizes": (1, 1, 1, 1, 1)},
+  "resnet101": {"width": 4, "stage_sizes": (1, 1, 1, 1)},
 }
 
 
@@ -39,10 +39,13 @@ def toy_config(arg):
 
 def synthetic_batch(seed=0):
   rng = np.random.default_rng(seed)
-  return {"image": rng.normal(size=(BATCH, SIZE, SIZE, 3)).astype(np.float32),
-          "label": np.array([0, 1, 1, 0], np.int32), "score": rng.uniform(size=BATCH).astype(np.float32),
-          "distribution": rng.dirichlet(np.ones(10), size=BATCH).astype(np.float32),
-          "mask": np.array([1, 1, 1, 0], np.float32)}
+  return {
+    "image": rng.normal(size=(BATCH, SIZE, SIZE, 3)).astype(np.float32),
+    "label": np.array([0, 1, 1, 0], np.int32),
+    "score": rng.uniform(size=BATCH).astype(np.float32),
+    "distribution": rng.dirichlet(np.ones(10), size=BATCH).astype(np.float32),
+    "mask": np.array([1, 1, 1, 0], np.float32),
+  }
 
 
 def numpy_variables(module, images, seed=0):
@@ -73,9 +76,15 @@ def one_step(arg):
   @jax.jit
   def step(params, opt_state):
     def loss_fn(params):
-      outputs, _ = module.apply({"params": params, **model_state}, **task.model_inputs(batch), train=True,
-                                rngs={"dropout": jax.random.key(2)}, mutable=list(model_state))
+      outputs, _ = module.apply(
+        {"params": params, **model_state},
+        **task.model_inputs(batch),
+        train=True,
+        rngs={"dropout": jax.random.key(2)},
+        mutable=list(model_state),
+      )
       return task.loss(outputs, batch)[0]
+
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, _ = tx.update(grads, opt_state, params)
     return loss, grads, optax.apply_updates(params, updates)
@@ -98,8 +107,9 @@ def assert_trains(loss, grads, new_params, params):
 
 
 # Every Table 1 variant; the kinds are spread over them so each loss trains through the full head once.
-@pytest.mark.parametrize("arg", ["fc_cnn", "fcn", "fcn_a,kind=regression", "fcn_g,kind=distribution,layers=1,r=2",
-                                 "fcn_c_c", "fcn_a_g"])
+@pytest.mark.parametrize(
+  "arg", ["fc_cnn", "fcn", "fcn_a,kind=regression", "fcn_g,kind=distribution,layers=1,r=2", "fcn_c_c", "fcn_a_g"]
+)
 def test_one_train_step_of_each_table_1_variant(arg):
   config, *result = one_step(arg)
   assert config.model.variant == arg.split(",")[0]

@@ -20,8 +20,14 @@ def case_function(case, max_sampling_ratio=ADAPTIVE_BOUND, implementation="gathe
   """roi_align with the options of fixture case `case`, as a function of (features, boxes, box_mask)."""
   aligned, sampling_ratio, spatial_scale, output_size = CASES[case]
   return lambda features, boxes, box_mask: roi_align(
-    features, boxes, box_mask, output_size=tuple(output_size), spatial_scale=spatial_scale,
-    sampling_ratio=sampling_ratio, aligned=aligned, max_sampling_ratio=max_sampling_ratio,
+    features,
+    boxes,
+    box_mask,
+    output_size=tuple(output_size),
+    spatial_scale=spatial_scale,
+    sampling_ratio=sampling_ratio,
+    aligned=aligned,
+    max_sampling_ratio=max_sampling_ratio,
     implementation=implementation,
   )
 
@@ -126,9 +132,12 @@ def test_random_boxes_match_live_torchvision():
   boxes = np.concatenate([corners.min(axis=2), corners.max(axis=2)], axis=-1)
   rois = torch.from_numpy(np.column_stack([np.repeat([0.0, 1.0], 10), boxes.reshape(-1, 4)]).astype(np.float32))
   for aligned in (False, True):
-    expected = torchvision.ops.roi_align(
-      torch.from_numpy(features).permute(0, 3, 1, 2), rois, (7, 7), 1 / 16, 2, aligned
-    ).permute(0, 2, 3, 1).numpy().reshape(2, 10, 7, 7, 3)
+    expected = (
+      torchvision.ops.roi_align(torch.from_numpy(features).permute(0, 3, 1, 2), rois, (7, 7), 1 / 16, 2, aligned)
+      .permute(0, 2, 3, 1)
+      .numpy()
+      .reshape(2, 10, 7, 7, 3)
+    )
     function = jax.jit(functools.partial(roi_align, spatial_scale=1 / 16, aligned=aligned))
     out = function(jnp.asarray(features), jnp.asarray(boxes))
     np.testing.assert_allclose(np.asarray(out), expected, atol=1e-5, rtol=0)

@@ -11,14 +11,20 @@ from jaxgraphs.data import pipeline, scene_graphs, sources, transforms
 
 def _example(height=30, width=60):
   """5 objects (normalised ymin, xmin, ymax, xmax), 4 relations, one to the last object."""
-  boxes = np.array([[0.1, 0.1, 0.5, 0.4], [0.2, 0.5, 0.9, 0.9], [0.0, 0.0, 1.0, 1.0], [0.6, 0.1, 0.8, 0.3],
-                    [0.3, 0.3, 0.4, 0.4]], np.float32)
+  boxes = np.array(
+    [[0.1, 0.1, 0.5, 0.4], [0.2, 0.5, 0.9, 0.9], [0.0, 0.0, 1.0, 1.0], [0.6, 0.1, 0.8, 0.3], [0.3, 0.3, 0.4, 0.4]],
+    np.float32,
+  )
   return {
-      "image": tf.zeros([height, width, 3], tf.uint8),
-      "boxes": tf.constant(boxes), "box_labels": tf.constant([3, 1, 2, 5, 4], tf.int32),
-      "relations": {"subject": tf.constant([0, 1, 3, 2], tf.int32), "object": tf.constant([1, 2, 4, 0], tf.int32),
-                    "predicate": tf.constant([1, 2, 3, 2], tf.int32)},
-      transforms.SEED_KEY: tf.constant([1, 2], tf.int64),
+    "image": tf.zeros([height, width, 3], tf.uint8),
+    "boxes": tf.constant(boxes),
+    "box_labels": tf.constant([3, 1, 2, 5, 4], tf.int32),
+    "relations": {
+      "subject": tf.constant([0, 1, 3, 2], tf.int32),
+      "object": tf.constant([1, 2, 4, 0], tf.int32),
+      "predicate": tf.constant([1, 2, 3, 2], tf.int32),
+    },
+    transforms.SEED_KEY: tf.constant([1, 2], tf.int64),
   }, boxes
 
 
@@ -49,16 +55,18 @@ def test_flip_mirrors_boxes_and_remaps_predicates():
 
 def test_flip_predicate_map_without_relations_fails_clearly():
   with pytest.raises(KeyError, match="scene-graph source"):
-    transforms.build("flip_lr(predicate_map=(0, 1))")({"image": tf.zeros([4, 4, 3], tf.uint8),
-                                                      transforms.SEED_KEY: tf.constant([0, 1], tf.int64)})
+    transforms.build("flip_lr(predicate_map=(0, 1))")(
+      {"image": tf.zeros([4, 4, 3], tf.uint8), transforms.SEED_KEY: tf.constant([0, 1], tf.int64)}
+    )
 
 
 def test_sample_relation_pairs_keeps_a_share_of_foreground_and_fills_with_background():
   relations = tf.constant([[0, 1, 4], [1, 2, 5], [3, 0, 6], [0, 0, 0]], tf.int32)
   relation_mask = tf.constant([1, 1, 1, 0], tf.float32)
   object_mask = tf.constant([1, 1, 1, 1, 0, 0], tf.float32)  # 4 real objects of 6
-  pairs, labels, mask = scene_graphs.sample_relation_pairs(relations, relation_mask, object_mask, 10, 0.2,
-                                                           tf.constant([3, 4], tf.int64))
+  pairs, labels, mask = scene_graphs.sample_relation_pairs(
+    relations, relation_mask, object_mask, 10, 0.2, tf.constant([3, 4], tf.int64)
+  )
   pairs, labels, mask = pairs.numpy(), labels.numpy(), mask.numpy()
   assert mask.all()
   annotated = {(0, 1): 4, (1, 2): 5, (3, 0): 6}
@@ -68,9 +76,9 @@ def test_sample_relation_pairs_keeps_a_share_of_foreground_and_fills_with_backgr
   assert len(background) == 8 and len(set(background)) == 8
   assert all(s != o and s < 4 and o < 4 and (s, o) not in annotated for s, o in background)
   # Too few candidates: 2 real objects have 2 ordered pairs, one of them annotated.
-  pairs, labels, mask = scene_graphs.sample_relation_pairs(relations, tf.constant([1, 0, 0, 0]),
-                                                           tf.constant([1, 1, 0, 0, 0, 0]), 6, 0.5,
-                                                           tf.constant([0, 0], tf.int64))
+  pairs, labels, mask = scene_graphs.sample_relation_pairs(
+    relations, tf.constant([1, 0, 0, 0]), tf.constant([1, 1, 0, 0, 0, 0]), 6, 0.5, tf.constant([0, 0], tf.int64)
+  )
   assert mask.numpy().sum() == 2
   assert sorted(map(tuple, pairs.numpy()[:2].tolist())) == [(0, 1), (1, 0)]
   assert sorted(labels.numpy()[:2].tolist()) == [0, 4]

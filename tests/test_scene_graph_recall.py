@@ -280,9 +280,7 @@ def loop_metrics(images, ks, train):
         hits = loop_hits(image, image, k)[which]
         recalls.append(sum(hits) / len(hits))
         labels = image["gt_labels"]
-        unseen = [
-          h for h, (s, o, p) in zip(hits, image["gt_relations"]) if (labels[s], labels[o], p) not in train
-        ]
+        unseen = [h for h, (s, o, p) in zip(hits, image["gt_relations"]) if (labels[s], labels[o], p) not in train]
         if unseen:
           zero_shot.append(sum(unseen) / len(unseen))
         for p in set(int(p) for p in image["gt_relations"][:, 2]):
@@ -344,21 +342,36 @@ def pad(array, length, value=0):
 def test_padded_dense_batch_equals_per_image_updates():
   rng = np.random.default_rng(7)
   max_objects, max_relations = 5, 4
-  images, batch = [], {key: [] for key in ("gt_boxes", "gt_labels", "gt_box_mask", "gt_relations",
-                        "gt_relation_mask", "pair_scores", "pair_mask")}
+  images, batch = (
+    [],
+    {
+      key: []
+      for key in (
+        "gt_boxes",
+        "gt_labels",
+        "gt_box_mask",
+        "gt_relations",
+        "gt_relation_mask",
+        "pair_scores",
+        "pair_mask",
+      )
+    },
+  )
   for num_objects, num_relations in ((3, 2), (5, 4), (2, 1)):
     labels = rng.integers(1, 3, num_objects)
     relations = np.stack([rng.permutation(num_objects)[:2] for _ in range(num_relations)])
     relations = np.column_stack([relations, rng.integers(1, 4, num_relations)])
     dense_scores = rng.random((max_objects, max_objects, NUM_PREDICATES + 1))
     subjects, objects = np.nonzero(~np.eye(num_objects, dtype=bool))
-    images.append({
-      "gt_boxes": far_apart_boxes(num_objects),
-      "gt_labels": labels,
-      "gt_relations": relations,
-      "pairs": np.stack([subjects, objects], axis=1),
-      "pair_scores": dense_scores[subjects, objects],
-    })
+    images.append(
+      {
+        "gt_boxes": far_apart_boxes(num_objects),
+        "gt_labels": labels,
+        "gt_relations": relations,
+        "pairs": np.stack([subjects, objects], axis=1),
+        "pair_scores": dense_scores[subjects, objects],
+      }
+    )
     batch["gt_boxes"].append(pad(far_apart_boxes(num_objects), max_objects))
     batch["gt_labels"].append(pad(labels, max_objects))
     batch["gt_box_mask"].append(np.arange(max_objects) < num_objects)

@@ -23,25 +23,25 @@ def _ce(logits, labels):
 def _batch_and_outputs(seed=0):
   rng = np.random.default_rng(seed)
   batch = {
-      "image": rng.normal(size=(2, 16, 16, 3)).astype(np.float32),
-      "mask": np.array([1.0, 0.0], np.float32),  # the second image is padding
-      "object_boxes": np.array([[[0, 0, 5, 5], [6, 6, 12, 12], [2, 8, 6, 14]]] * 2, np.float32),
-      "object_labels": np.array([[1, 2, 3], [2, 2, 0]], np.int32),
-      "object_mask": np.array([[1, 1, 1], [1, 1, 0]], np.float32),
-      "relations": np.array([[[0, 1, 1], [2, 0, 2]], [[1, 0, 1], [0, 0, 0]]], np.int32),
-      "relation_mask": np.array([[1, 1], [1, 0]], np.float32),
-      "labels": np.array([[0, 1, 1, 1], [0, 0, 1, 0]], np.float32),
-      "pairs": np.array([[[0, 1], [2, 0], [1, 2], [0, 0]]] * 2, np.int32),
-      "pair_labels": np.array([[1, 2, 0, 0], [1, 0, 0, 0]], np.int32),
-      "pair_mask": np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.float32),
-      "num_cut_objects": np.array([2, 5], np.int32),
-      "num_cut_relations": np.array([1, 7], np.int32),
+    "image": rng.normal(size=(2, 16, 16, 3)).astype(np.float32),
+    "mask": np.array([1.0, 0.0], np.float32),  # the second image is padding
+    "object_boxes": np.array([[[0, 0, 5, 5], [6, 6, 12, 12], [2, 8, 6, 14]]] * 2, np.float32),
+    "object_labels": np.array([[1, 2, 3], [2, 2, 0]], np.int32),
+    "object_mask": np.array([[1, 1, 1], [1, 1, 0]], np.float32),
+    "relations": np.array([[[0, 1, 1], [2, 0, 2]], [[1, 0, 1], [0, 0, 0]]], np.int32),
+    "relation_mask": np.array([[1, 1], [1, 0]], np.float32),
+    "labels": np.array([[0, 1, 1, 1], [0, 0, 1, 0]], np.float32),
+    "pairs": np.array([[[0, 1], [2, 0], [1, 2], [0, 0]]] * 2, np.int32),
+    "pair_labels": np.array([[1, 2, 0, 0], [1, 0, 0, 0]], np.int32),
+    "pair_mask": np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.float32),
+    "num_cut_objects": np.array([2, 5], np.int32),
+    "num_cut_relations": np.array([1, 7], np.int32),
   }
   outputs = {
-      "object_logits": rng.normal(size=(2, 3, 4)).astype(np.float32),
-      "relation_logits": rng.normal(size=(2, 4, 3)).astype(np.float32),
-      "global_logits": rng.normal(size=(2, 4)).astype(np.float32),
-      "detector_logits": rng.normal(size=(2, 3, 4)).astype(np.float32),
+    "object_logits": rng.normal(size=(2, 3, 4)).astype(np.float32),
+    "relation_logits": rng.normal(size=(2, 4, 3)).astype(np.float32),
+    "global_logits": rng.normal(size=(2, 4)).astype(np.float32),
+    "detector_logits": rng.normal(size=(2, 3, 4)).astype(np.float32),
   }
   return batch, outputs
 
@@ -59,7 +59,9 @@ def test_loss_is_equation_18_over_real_entries(activation):
   relations = _ce(outputs["relation_logits"][0, :3], batch["pair_labels"][0, :3]).mean()  # pair 3 is padding
   detector = _ce(outputs["detector_logits"][0], batch["object_labels"][0]).mean()
   y = batch["labels"][0]
-  p = 1 / (1 + np.exp(-outputs["global_logits"][0])) if activation == "sigmoid" else _softmax(outputs["global_logits"][0])
+  p = (
+    1 / (1 + np.exp(-outputs["global_logits"][0])) if activation == "sigmoid" else _softmax(outputs["global_logits"][0])
+  )
   global_ = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
   np.testing.assert_allclose(metrics["object_loss"], objects, rtol=1e-5)
   np.testing.assert_allclose(metrics["relation_loss"], relations, rtol=1e-5)
@@ -83,14 +85,23 @@ def _dense_outputs(batch, correct: bool):
     for s, o, p in batch["relations"][b][batch["relation_mask"][b] > 0]:
       logits[b, s * 3 + o, p if correct else 3 - p] = 10.0
   pairs = np.stack(np.divmod(np.arange(9), 3), axis=1)
-  pair_mask = (pairs[:, 0] != pairs[:, 1])[None] & (batch["object_mask"][:, pairs[:, 0]] > 0) & (
-      batch["object_mask"][:, pairs[:, 1]] > 0)
+  pair_mask = (
+    (pairs[:, 0] != pairs[:, 1])[None]
+    & (batch["object_mask"][:, pairs[:, 0]] > 0)
+    & (batch["object_mask"][:, pairs[:, 1]] > 0)
+  )
   object_logits = np.full((2, 3, 4), -5.0, np.float32)
   for b in range(2):
     object_logits[b, np.arange(3), batch["object_labels"][b]] = 5.0
-  return {"relation_logits": logits, "object_logits": object_logits, "pairs": np.broadcast_to(pairs, (2, 9, 2)),
-          "pair_mask": pair_mask, "boxes": batch["object_boxes"], "box_mask": batch["object_mask"] > 0,
-          "k1_labels": batch["object_labels"]}
+  return {
+    "relation_logits": logits,
+    "object_logits": object_logits,
+    "pairs": np.broadcast_to(pairs, (2, 9, 2)),
+    "pair_mask": pair_mask,
+    "boxes": batch["object_boxes"],
+    "box_mask": batch["object_mask"] > 0,
+    "k1_labels": batch["object_labels"],
+  }
 
 
 @pytest.mark.parametrize("mode", ["predcls", "sgcls"])
@@ -136,6 +147,7 @@ def test_pictures_and_predict_hooks():
 
 def test_relation_matrix_picture_folds_to_the_upper_triangle():
   from jaxgraphs.tasks.scene_graph_pictures import relation_matrix_picture, triangular_fold
+
   np.testing.assert_array_equal(triangular_fold(np.array([[0, 1], [3, 0]])), [[0, 4], [0, 0]])
   adjacency = np.zeros((3, 3))
   adjacency[1, 0] = 1

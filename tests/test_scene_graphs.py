@@ -17,8 +17,11 @@ RELATIONS = np.array([[0, 1, 5], [2, 0, 7], [0, 1, 9], [1, 0, 5], [0, 1, 11], [2
 def _relations(rows=RELATIONS):
   """A relations dict of int32 / int64 tensors as the TFDS builder stores them."""
   rows = np.asarray(rows).reshape(-1, 3)
-  return {"subject": tf.constant(rows[:, 0], tf.int32), "object": tf.constant(rows[:, 1], tf.int32),
-          "predicate": tf.constant(rows[:, 2], tf.int64)}
+  return {
+    "subject": tf.constant(rows[:, 0], tf.int32),
+    "object": tf.constant(rows[:, 1], tf.int32),
+    "predicate": tf.constant(rows[:, 2], tf.int64),
+  }
 
 
 def _rows(relations):
@@ -41,8 +44,8 @@ def test_sample_one_predicate_per_pair_is_deterministic_per_seed_and_uniform():
   again = _rows(scene_graphs.sample_one_predicate_per_pair(relations, seed=tf.constant([1, 2])))
   assert first == again
   picks = collections.Counter(
-      _rows(scene_graphs.sample_one_predicate_per_pair(relations, seed=tf.constant([0, i])))[0][2]
-      for i in range(600))
+    _rows(scene_graphs.sample_one_predicate_per_pair(relations, seed=tf.constant([0, i])))[0][2] for i in range(600)
+  )
   # Pair (0, 1) has predicates 5, 9, 11: each ~200 times out of 600 (binomial sd ~11.5).
   assert set(picks) == {5, 9, 11}
   assert all(140 < count < 260 for count in picks.values())
@@ -52,7 +55,8 @@ def test_sample_one_predicate_per_pair_empty_and_inside_tf_data():
   empty = scene_graphs.sample_one_predicate_per_pair(_relations(np.zeros((0, 3), np.int64)), seed=tf.constant([0, 0]))
   assert empty["predicate"].shape == (0,)
   dataset = tf.data.Dataset.from_tensors(_relations()).map(
-      lambda r: scene_graphs.sample_one_predicate_per_pair(r, seed=tf.constant([5, 6])))
+    lambda r: scene_graphs.sample_one_predicate_per_pair(r, seed=tf.constant([5, 6]))
+  )
   from_graph = _rows(next(iter(dataset)))
   assert from_graph == _rows(scene_graphs.sample_one_predicate_per_pair(_relations(), seed=tf.constant([5, 6])))
 
@@ -80,10 +84,9 @@ def _example(num_objects, relation_rows):
   """An example with `num_objects` objects (label i + 1, box rows of 4 x i) and the given relations."""
   i = np.arange(num_objects, dtype=np.float32)
   return {
-      "image/id": tf.constant(7, tf.int64),
-      "objects": {"bbox": tf.constant(np.stack([i, i, i, i], 1) / 10),
-                  "label": tf.constant(np.arange(num_objects) + 1)},
-      "relations": _relations(relation_rows),
+    "image/id": tf.constant(7, tf.int64),
+    "objects": {"bbox": tf.constant(np.stack([i, i, i, i], 1) / 10), "label": tf.constant(np.arange(num_objects) + 1)},
+    "relations": _relations(relation_rows),
   }
 
 
@@ -115,11 +118,19 @@ def test_pad_scene_graph_in_tf_data_gives_static_shapes():
     yield {"objects": {"label": np.arange(1, 4)}, "relations": {k: v.numpy() for k, v in _relations().items()}}
     yield {"objects": {"label": np.arange(1, 9)}, "relations": {k: v.numpy()[:0] for k, v in _relations().items()}}
 
-  signature = {"objects": {"label": tf.TensorSpec([None], tf.int64)},
-               "relations": {"subject": tf.TensorSpec([None], tf.int32), "object": tf.TensorSpec([None], tf.int32),
-                             "predicate": tf.TensorSpec([None], tf.int64)}}
-  dataset = tf.data.Dataset.from_generator(generator, output_signature=signature).map(
-      lambda ex: scene_graphs.pad_scene_graph(ex, max_objects=6, max_relations=4)).batch(2)
+  signature = {
+    "objects": {"label": tf.TensorSpec([None], tf.int64)},
+    "relations": {
+      "subject": tf.TensorSpec([None], tf.int32),
+      "object": tf.TensorSpec([None], tf.int32),
+      "predicate": tf.TensorSpec([None], tf.int64),
+    },
+  }
+  dataset = (
+    tf.data.Dataset.from_generator(generator, output_signature=signature)
+    .map(lambda ex: scene_graphs.pad_scene_graph(ex, max_objects=6, max_relations=4))
+    .batch(2)
+  )
   assert dataset.element_spec["objects"]["label"].shape.as_list() == [None, 6]
   assert dataset.element_spec["relations"]["mask"].shape.as_list() == [None, 4]
   batch = next(iter(dataset))

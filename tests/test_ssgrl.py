@@ -36,6 +36,7 @@ def data_dir(tmp_path_factory):
   """builtin_shapes/tiny prepared once for this module."""
   path = str(tmp_path_factory.mktemp("tfds"))
   from jaxgraphs.data.builders import shapes
+
   shapes.ensure_prepared("tiny", path)
   return path
 
@@ -43,9 +44,16 @@ def data_dir(tmp_path_factory):
 def small_module(frozen_stages=(), num_classes=5, **flags):
   rng = np.random.default_rng(0)
   adjacency = rng.uniform(size=(num_classes, num_classes)).astype(np.float32)
-  return ssgrl.SSGRL(ssgrl.Constant(rng.normal(size=(num_classes, 7)).astype(np.float32)), ssgrl.Constant(adjacency),
-                     depth=18, backbone_kwargs={"width": 4, "output_stride": 8}, frozen_stages=frozen_stages,
-                     joint_dim=8, attention_hidden_dim=8, **flags)
+  return ssgrl.SSGRL(
+    ssgrl.Constant(rng.normal(size=(num_classes, 7)).astype(np.float32)),
+    ssgrl.Constant(adjacency),
+    depth=18,
+    backbone_kwargs={"width": 4, "output_stride": 8},
+    frozen_stages=frozen_stages,
+    joint_dim=8,
+    attention_hidden_dim=8,
+    **flags,
+  )
 
 
 # ---- the module ----------------------------------------------------------------------------------------
@@ -62,8 +70,9 @@ def test_frozen_stages_get_no_gradient_and_keep_their_batch_norm_statistics():
   frozen = regex_mask(grads, ssgrl.freeze_regexes(FROZEN))
   # stem (conv, bn scale and bias), layer1 (2 blocks x 6), layer2 and layer3 (2 x 6 + a 3-leaf downsample each)
   assert sum(jax.tree.leaves(frozen)) == 3 + 12 + 15 + 15
-  for path, grad, is_frozen in zip(jax.tree.leaves(path_strings(grads)), jax.tree.leaves(grads),
-                                   jax.tree.leaves(frozen)):
+  for path, grad, is_frozen in zip(
+    jax.tree.leaves(path_strings(grads)), jax.tree.leaves(grads), jax.tree.leaves(frozen)
+  ):
     assert (float(jnp.max(jnp.abs(grad))) == 0.0) == is_frozen, path
   old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
   for name in new:
@@ -82,8 +91,12 @@ def test_feature_pool_halves_the_attention_grid_and_class_features_stay_inside()
 
 
 def test_frozen_bn_in_backbone_kwargs_is_refused():
-  module = ssgrl.SSGRL(ssgrl.Constant(np.zeros((2, 3), np.float32)), ssgrl.Constant(np.eye(2, dtype=np.float32)),
-                       depth=18, backbone_kwargs={"width": 4, "frozen_bn": True})
+  module = ssgrl.SSGRL(
+    ssgrl.Constant(np.zeros((2, 3), np.float32)),
+    ssgrl.Constant(np.eye(2, dtype=np.float32)),
+    depth=18,
+    backbone_kwargs={"width": 4, "frozen_bn": True},
+  )
   with pytest.raises(ValueError, match="frozen_bn: SSGRL sets it from config.model.frozen_stages"):
     module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
@@ -161,8 +174,9 @@ def one_train_step(config):
   return jax.device_get(metrics), jax.device_get(experiment.jit_forward(state, batch)), experiment
 
 
-@pytest.mark.parametrize("variant", [v if v == "full" else pytest.param(v, marks=pytest.mark.slow)
-                                     for v in ssgrl_configs.VARIANTS])
+@pytest.mark.parametrize(
+  "variant", [v if v == "full" else pytest.param(v, marks=pytest.mark.slow) for v in ssgrl_configs.VARIANTS]
+)
 def test_every_shapes_variant_trains_one_step(data_dir, variant):
   metrics, outputs, experiment = one_train_step(shapes_config(data_dir, variant))
   assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
@@ -174,6 +188,7 @@ def test_every_shapes_variant_trains_one_step(data_dir, variant):
 
 def write_word_vectors(path, class_names):
   from jaxgraphs.tools.word_vectors import save_word_vectors
+
   vectors = np.random.default_rng(0).normal(0, 0.4, (len(class_names), 300)).astype(np.float32)
   save_word_vectors(str(path), vectors, {"class_names": list(class_names)})
 
@@ -197,13 +212,16 @@ def shrink_for_mock(config, tmp_path):
   return config
 
 
-@pytest.mark.parametrize("config_file,variant,num_classes", [
+@pytest.mark.parametrize(
+  "config_file,variant,num_classes",
+  [
     ("ssgrl_coco", "full", 80),
     pytest.param("ssgrl_voc2007", "full", 20, marks=pytest.mark.slow),
     pytest.param("ssgrl_voc2012", "full", 20, marks=pytest.mark.slow),
     # The other Table 5 rows differ only in the head; each trains a step in test_every_shapes_variant_trains_one_step.
     pytest.param("ssgrl_coco", "without_si", 80, marks=pytest.mark.slow),
-])
+  ],
+)
 def test_paper_configs_train_one_step_and_evaluate_on_mock_data(tmp_path, config_file, variant, num_classes):
   config = shrink_for_mock(load_config(config_file, variant), tmp_path)
   info = pipeline.dataset_info(config.data)
@@ -229,23 +247,40 @@ def test_paper_configs_train_one_step_and_evaluate_on_mock_data(tmp_path, config
 def test_missing_word_vectors_fail_with_the_command_that_makes_them(tmp_path):
   missing = str(tmp_path / "nowhere" / "coco.npy")
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxgraphs.main", "--config=configs/ssgrl_coco.py", f"--workdir={tmp_path / 'run'}",
-       f"--config.model.word_vectors={missing}"],
-      cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    [
+      sys.executable,
+      "-m",
+      "jaxgraphs.main",
+      "--config=configs/ssgrl_coco.py",
+      f"--workdir={tmp_path / 'run'}",
+      f"--config.model.word_vectors={missing}",
+    ],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
   last = proc.stderr.strip().splitlines()[-1]
-  assert last == (f"error: config.model.word_vectors: word vectors {missing} do not exist; make them with: "
-                  "python -m jaxgraphs.tools.word_vectors --glove=glove.840B.300d.txt --dataset=coco/2014 "
-                  f"--out={missing}")
+  assert last == (
+    f"error: config.model.word_vectors: word vectors {missing} do not exist; make them with: "
+    "python -m jaxgraphs.tools.word_vectors --glove=glove.840B.300d.txt --dataset=coco/2014 "
+    f"--out={missing}"
+  )
 
 
 def test_unprepared_dataset_fails_naming_the_prepare_command(tmp_path):
   config = shrink_for_mock(load_config("ssgrl_voc2007"), tmp_path)
   write_word_vectors(tmp_path / "words.npy", sources.VOC_CLASS_NAMES)
-  with pytest.raises(ValueError, match=r"^config.data.source: the label graph is counted on voc/2007:train\+"
-                     r"validation, which is not prepared .* `python -m jaxgraphs.tools.prepare_dataset "
-                     r"--dataset=voc/2007` first"):
+  with pytest.raises(
+    ValueError,
+    match=r"^config.data.source: the label graph is counted on voc/2007:train\+"
+    r"validation, which is not prepared .* `python -m jaxgraphs.tools.prepare_dataset "
+    r"--dataset=voc/2007` first",
+  ):
     model_of(config)
 
 
@@ -260,11 +295,18 @@ def test_word_vectors_for_other_classes_are_refused(tmp_path, data_dir):
 @pytest.mark.slow
 def test_short_run_on_the_builtin_dataset_evaluates_and_draws_attention(tmp_path, data_dir):
   workdir = str(tmp_path / "run")
-  command = main_command(workdir, data_dir, "--config.total_steps=6", "--config.model.joint_dim=16",
-                         "--config.model.attention_hidden_dim=16", "--config.checkpoint.every_steps=6",
-                         config="configs/ssgrl_shapes.py")
-  proc = subprocess.run(command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        text=True, timeout=900)
+  command = main_command(
+    workdir,
+    data_dir,
+    "--config.total_steps=6",
+    "--config.model.joint_dim=16",
+    "--config.model.attention_hidden_dim=16",
+    "--config.checkpoint.every_steps=6",
+    config="configs/ssgrl_shapes.py",
+  )
+  proc = subprocess.run(
+    command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+  )
   assert proc.returncode == 0, proc.stdout[-4000:]
   with open(os.path.join(workdir, "eval_6.json")) as f:
     result = json.load(f)

@@ -13,8 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from training_helpers import (REPO, checkpoint_arrays, cpu_env, main_command, run_main, tensorboard_scalars,
-                              tensorboard_tags)
+from training_helpers import (
+  REPO,
+  checkpoint_arrays,
+  cpu_env,
+  main_command,
+  run_main,
+  tensorboard_scalars,
+  tensorboard_tags,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,20 +29,33 @@ def data_dir(tmp_path_factory):
   """builtin_shapes/tiny prepared once for this module."""
   path = str(tmp_path_factory.mktemp("tfds"))
   from jaxgraphs.data.builders import shapes
+
   shapes.ensure_prepared("tiny", path)
   return path
 
 
 def test_short_run_logs_checkpoints_and_evaluates(tmp_path, data_dir):
   workdir = str(tmp_path / "run")
-  run_main(workdir, data_dir, "--config.total_steps=4", "--config.checkpoint.every_steps=2",
-           "--config.checkpoint.best_metric=mAP", "--config.profile_steps=(2, 3)")
+  run_main(
+    workdir,
+    data_dir,
+    "--config.total_steps=4",
+    "--config.checkpoint.every_steps=2",
+    "--config.checkpoint.best_metric=mAP",
+    "--config.profile_steps=(2, 3)",
+  )
   assert glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
   scalars = tensorboard_scalars(workdir)
   assert sorted(scalars["train/loss"]) == [1, 2, 3, 4]
   assert all(np.isfinite(v) for v in scalars["train/loss"].values())
-  for tag in ("train/learning_rate", "train/steps_per_sec", "train/images_per_sec", "data/skipped_images",
-              "eval/mAP", "eval/OF1"):
+  for tag in (
+    "train/learning_rate",
+    "train/steps_per_sec",
+    "train/images_per_sec",
+    "data/skipped_images",
+    "eval/mAP",
+    "eval/OF1",
+  ):
     assert tag in scalars, tag
   assert "train/images" in tensorboard_tags(workdir)
   assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == [2, 4]
@@ -46,8 +66,14 @@ def test_short_run_logs_checkpoints_and_evaluates(tmp_path, data_dir):
   assert result["mAP"] == pytest.approx(scalars["eval/mAP"][4], rel=1e-6)
 
   # Evaluation-only mode reproduces the same numbers from the saved checkpoint.
-  proc = subprocess.run(main_command(workdir, data_dir, "--config.total_steps=4") + ["--mode=eval", "--checkpoint=4"],
-                        cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  proc = subprocess.run(
+    main_command(workdir, data_dir, "--config.total_steps=4") + ["--mode=eval", "--checkpoint=4"],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
   assert proc.returncode == 0, proc.stdout[-3000:]
   with open(os.path.join(workdir, "eval_validation_step4.json")) as f:
     again = json.load(f)
@@ -61,8 +87,13 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, data_dir):
   run_main(straight, data_dir, *steps)
 
   killed = str(tmp_path / "killed")
-  proc = subprocess.Popen(main_command(killed, data_dir, *steps), cwd=REPO, env=cpu_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    main_command(killed, data_dir, *steps),
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   checkpoints = os.path.join(killed, "checkpoints")
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
@@ -91,8 +122,14 @@ def test_eight_devices_give_the_loss_of_one_and_restore_on_one(tmp_path, data_di
   np.testing.assert_allclose([loss_eight[s] for s in (1, 2, 3)], [loss_one[s] for s in (1, 2, 3)], rtol=2e-4)
 
   # A checkpoint written on 8 devices restores and evaluates on 1.
-  proc = subprocess.run(main_command(eight, data_dir, "--config.total_steps=3") + ["--mode=eval"],
-                        cwd=REPO, env=cpu_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  proc = subprocess.run(
+    main_command(eight, data_dir, "--config.total_steps=3") + ["--mode=eval"],
+    cwd=REPO,
+    env=cpu_env(1),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
   assert proc.returncode == 0, proc.stdout[-3000:]
   with open(os.path.join(eight, "eval_validation_step3.json")) as f, open(os.path.join(eight, "eval_3.json")) as g:
     assert json.load(f)["mAP"] == pytest.approx(json.load(g)["mAP"], abs=1e-4)
@@ -102,10 +139,23 @@ def test_eight_devices_give_the_loss_of_one_and_restore_on_one(tmp_path, data_di
 def test_two_processes_train_together_and_agree(tmp_path, data_dir):
   workdir = str(tmp_path / "pod")
   import sys
+
   proc = subprocess.run(
-      [sys.executable, "launch/local_multiprocess.py", "--num_processes=2", "--devices_per_process=1", "--",
-       *main_command(workdir, data_dir, "--config.total_steps=3")[3:]],
-      cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    [
+      sys.executable,
+      "launch/local_multiprocess.py",
+      "--num_processes=2",
+      "--devices_per_process=1",
+      "--",
+      *main_command(workdir, data_dir, "--config.total_steps=3")[3:],
+    ],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    timeout=600,
+  )
   logs = [open(os.path.join(workdir, f"process_{i}.log")).read() for i in range(2)]
   assert proc.returncode == 0, proc.stdout + "\n".join(log[-3000:] for log in logs)
 
@@ -121,9 +171,16 @@ def test_two_processes_train_together_and_agree(tmp_path, data_dir):
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):
   workdir = str(tmp_path / "nan")
   # An absurd learning rate overflows the weights after the first update.
-  proc = run_main(workdir, data_dir, "--config.total_steps=6", "--config.checkpoint.every_steps=1",
-                  "--config.optimizer.learning_rate=1e38", "--config.optimizer.name=sgd",
-                  "--config.optimizer.momentum=0.0", check=False)
+  proc = run_main(
+    workdir,
+    data_dir,
+    "--config.total_steps=6",
+    "--config.checkpoint.every_steps=1",
+    "--config.optimizer.learning_rate=1e38",
+    "--config.optimizer.name=sgd",
+    "--config.optimizer.momentum=0.0",
+    check=False,
+  )
   assert proc.returncode != 0
   assert "training loss became" in proc.stdout
   bad_step = int(proc.stdout.split("training loss became")[1].split("at step ")[1].split(";")[0])
@@ -132,11 +189,14 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
   assert all(np.isfinite(v).all() for v in checkpoint_arrays(workdir, kept[-1]).values())
 
 
-@pytest.mark.parametrize("overrides,expected", [
+@pytest.mark.parametrize(
+  "overrides,expected",
+  [
     (("--config.batch_size=6",), "config.batch_size=6 is not divisible by the 4 devices"),
     (("--config.data.source=imagenet_sketch",), "config.data.source: unknown source 'imagenet_sketch'"),
     (("--config.model.backbnoe=resnet50",), "--config.model.backbnoe=resnet50: config.model has no key 'backbnoe'"),
-])
+  ],
+)
 def test_config_mistakes_give_one_clear_line(tmp_path, data_dir, overrides, expected):
   proc = run_main(str(tmp_path / "bad"), data_dir, *overrides, devices=4, check=False)
   assert proc.returncode != 0
@@ -146,8 +206,15 @@ def test_config_mistakes_give_one_clear_line(tmp_path, data_dir, overrides, expe
 
 def test_missing_workdir_is_one_line(data_dir):
   import sys
-  proc = subprocess.run([sys.executable, "-m", "jaxgraphs.main", "--config=configs/baseline_shapes.py"], cwd=REPO,
-                        env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxgraphs.main", "--config=configs/baseline_shapes.py"],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
   assert proc.returncode != 0 and "--workdir is required" in proc.stdout and "Traceback" not in proc.stdout
 
 
@@ -155,9 +222,15 @@ def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_di
   source, target = str(tmp_path / "source"), str(tmp_path / "target")
   run_main(source, data_dir, "--config.total_steps=2")
   # A zero learning rate keeps the loaded weights through the one step the target takes.
-  run_main(target, data_dir, "--config.total_steps=1", f"--config.init_from.workdir={source}",
-           "--config.init_from.dont_load=('params/classifier/.*',)", "--config.optimizer.learning_rate=0.0",
-           "--config.seed=7")
+  run_main(
+    target,
+    data_dir,
+    "--config.total_steps=1",
+    f"--config.init_from.workdir={source}",
+    "--config.init_from.dont_load=('params/classifier/.*',)",
+    "--config.optimizer.learning_rate=0.0",
+    "--config.seed=7",
+  )
   a, b = checkpoint_arrays(source, 2), checkpoint_arrays(target, 1)
   backbone = [p for p in a if p.startswith("params/backbone/")]
   assert backbone
@@ -170,6 +243,7 @@ def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_di
 def test_bfloat16_compute_keeps_float32_parameters(data_dir):
   from jaxgraphs.data import pipeline
   from jaxgraphs.training import defaults, trainer
+
   config = defaults.base_config()
   config.data.source, config.data.data_dir = "builtin_shapes/tiny", data_dir
   config.model.backbone, config.model.backbone_kwargs = "resnet18", {"width": 4}
@@ -180,13 +254,23 @@ def test_bfloat16_compute_keeps_float32_parameters(data_dir):
   state = experiment.build_state(local)
   experiment.compile()
   from jaxgraphs.training import sharding
+
   batch = sharding.global_batch(local, experiment.mesh)
   outputs = experiment.jit_forward(state, batch)
   assert outputs["pre_logits"].dtype == jnp.float32  # pooled in float32 on purpose
   import jax
-  activations = jax.eval_shape(lambda s, b: experiment.model.apply(
-      {"params": s.params, **s.model_state}, b["image"], train=False, capture_intermediates=True,
-      mutable=["intermediates"])[1], state, batch)
+
+  activations = jax.eval_shape(
+    lambda s, b: experiment.model.apply(
+      {"params": s.params, **s.model_state},
+      b["image"],
+      train=False,
+      capture_intermediates=True,
+      mutable=["intermediates"],
+    )[1],
+    state,
+    batch,
+  )
   conv_out = activations["intermediates"]["backbone"]["conv1"]["__call__"][0]
   assert conv_out.dtype == jnp.bfloat16
   state, metrics = experiment.jit_train_step(state, batch)
@@ -199,11 +283,26 @@ def test_quickstart_sized_run_learns_far_above_chance(tmp_path, tmp_path_factory
   # The quickstart itself (configs/baseline_shapes.py on builtin_shapes/small), at a quarter of its budget.
   workdir, data_dir = str(tmp_path / "quick"), str(tmp_path_factory.mktemp("tfds_small"))
   import sys
+
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxgraphs.main", "--config=configs/baseline_shapes.py", f"--workdir={workdir}",
-       f"--config.data.data_dir={data_dir}", "--config.total_steps=150", "--config.eval_every_steps=0",
-       "--config.optimizer.schedule.warmup_steps=20"],
-      cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    [
+      sys.executable,
+      "-m",
+      "jaxgraphs.main",
+      "--config=configs/baseline_shapes.py",
+      f"--workdir={workdir}",
+      f"--config.data.data_dir={data_dir}",
+      "--config.total_steps=150",
+      "--config.eval_every_steps=0",
+      "--config.optimizer.schedule.warmup_steps=20",
+    ],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    timeout=900,
+  )
   assert proc.returncode == 0, proc.stdout[-3000:]
   with open(os.path.join(workdir, "eval_150.json")) as f:
     result = json.load(f)

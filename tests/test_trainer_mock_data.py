@@ -1,6 +1,5 @@
 """One real train step (and an evaluation) on COCO 2014 and VOC 2007 served by `tfds.testing.mock_data`."""
 
-
 import numpy as np
 import pytest
 
@@ -9,12 +8,16 @@ from mock_tfds import mock_data
 from training_helpers import one_step_and_evaluation
 
 
-@pytest.mark.parametrize("config_file,source,num_classes", [
+@pytest.mark.parametrize(
+  "config_file,source,num_classes",
+  [
     ("baseline_coco", "coco/2014", 80),
     ("baseline_voc2007", "voc/2007", 20),
-])
+  ],
+)
 def test_one_train_step_on_mock_data(tmp_path, config_file, source, num_classes):
   from training_helpers import config_file as load_config_file
+
   config = load_config_file(config_file)
   assert config.data.source == source
   config.model.backbone = "resnet18"

@@ -41,12 +41,17 @@ def moved_boxes(boxes, h, w, top, left, ch, cw):
 
 # ---- parsing -----------------------------------------------------------------------------------------
 def test_unknown_op_names_the_op_and_lists_valid_ones():
-  with pytest.raises(ValueError, match=r"config.data.pp_train: unknown preprocessing op 'resise'.*valid ops: "
-                                       r"center_crop, decode, flip_lr"):
+  with pytest.raises(
+    ValueError,
+    match=r"config.data.pp_train: unknown preprocessing op 'resise'.*valid ops: "
+    r"center_crop, decode, flip_lr",
+  ):
     transforms.build("decode|resise(224)", where="config.data.pp_train")
 
 
-@pytest.mark.parametrize("spec, message", [
+@pytest.mark.parametrize(
+  "spec, message",
+  [
     ("decode|resize(224", "cannot parse op 'resize\\(224'"),
     ("decode|resize(size)", "must be Python literals"),
     ("decode||flip_lr", "cannot parse op ''"),
@@ -54,7 +59,8 @@ def test_unknown_op_names_the_op_and_lists_valid_ones():
     ("decode|flip_lr(2.0)", "bad arguments for op 'flip_lr'"),
     ("decode|center_crop(1, 2, 3)", "bad arguments for op 'center_crop'"),
     ("", "non-empty string"),
-])
+  ],
+)
 def test_bad_strings_fail_naming_the_part(spec, message):
   with pytest.raises(ValueError, match=message):
     transforms.build(spec)
@@ -62,7 +68,10 @@ def test_bad_strings_fail_naming_the_part(spec, message):
 
 def test_parse_reads_literal_arguments():
   assert transforms.parse("resize((3, 4))|value_range(-1, vmax=2.5)|flip_lr") == [
-      ("resize", ((3, 4),), {}), ("value_range", (-1,), {"vmax": 2.5}), ("flip_lr", (), {})]
+    ("resize", ((3, 4),), {}),
+    ("value_range", (-1,), {"vmax": 2.5}),
+    ("flip_lr", (), {}),
+  ]
 
 
 # ---- deterministic ops -------------------------------------------------------------------------------
@@ -104,7 +113,7 @@ def test_center_crop_takes_torchvisions_window_and_moves_boxes(h, w):
   image = coordinate_image(h, w)
   out = run("center_crop((20, 10))", example(image))
   top, left = torchvision_center_offset(h, 20), torchvision_center_offset(w, 10)
-  np.testing.assert_array_equal(out["image"], image[top:top + 20, left:left + 10])
+  np.testing.assert_array_equal(out["image"], image[top : top + 20, left : left + 10])
   np.testing.assert_allclose(out["boxes"], moved_boxes(BOXES, h, w, top, left, 20, 10), atol=1e-6)
 
 
@@ -114,7 +123,7 @@ def test_center_crop_of_a_smaller_image_pads_with_zeros_around_it():
   assert out.shape == (6, 6, 3)
   top, left = -torchvision_center_offset(2, 6), -torchvision_center_offset(3, 6)
   assert (top, left) == (2, 1)
-  assert out.sum() == 200 * 2 * 3 * 3 and np.all(out[top:top + 2, left:left + 3] == 200)
+  assert out.sum() == 200 * 2 * 3 * 3 and np.all(out[top : top + 2, left : left + 3] == 200)
 
 
 def test_normalize_imagenet_and_value_range_match_their_formulas():
@@ -136,7 +145,7 @@ def test_random_crop_is_a_window_of_the_image_and_boxes_follow():
     out = run("random_crop((12, 17))", example(image, seed=(seed, 0)))
     top, left = int(out["image"][0, 0, 0]), int(out["image"][0, 0, 1])
     tops.add(top)
-    np.testing.assert_array_equal(out["image"], image[top:top + 12, left:left + 17])
+    np.testing.assert_array_equal(out["image"], image[top : top + 12, left : left + 17])
     np.testing.assert_allclose(out["boxes"], moved_boxes(BOXES, 30, 40, top, left, 12, 17), atol=1e-6)
   assert len(tops) > 5  # the offset is actually random
 
@@ -149,7 +158,7 @@ def test_random_crop_choice_draws_square_sides_from_the_list():
     assert out.shape[0] == out.shape[1]
     sides.add(out.shape[0])
     top, left = int(out[0, 0, 0]), int(out[0, 0, 1])
-    np.testing.assert_array_equal(out, image[top:top + out.shape[0], left:left + out.shape[1]])
+    np.testing.assert_array_equal(out, image[top : top + out.shape[0], left : left + out.shape[1]])
   assert sides == {64, 48, 32}
 
 

@@ -20,19 +20,28 @@ PREDICATE_NAMES = [f"predicate{i:02d}" for i in range(1, 51)]
 # One h5 row per image, in h5 order: (image id, split flag, [(label, cx, cy, w, h) at 1024], [(s, o, predicate)]
 # with s, o local here; the writer turns them into global indices).
 IMAGES = [
-    (10, 0, [(5, 100, 200, 51, 40), (7, 5, 30, 11, 20), (9, 512, 300, 100, 60)], [(0, 1, 3), (2, 0, 8)]),
-    (11, 0, [], []),  # no boxes: dropped
-    (12, 0, [(1, 300, 300, 40, 40), (2, 350, 350, 40, 40)], []),  # no relations: dropped from train
-    (13, 0, [(4, 200, 200, 20, 30), (6, 220, 210, 31, 31)], [(0, 1, 20), (0, 1, 31), (1, 0, 50)]),
-    (14, 0, [(150, 700, 740, 200, 100), (3, 600, 600, 50, 50)], [(1, 0, 1)]),
-    (15, 0, [(8, 100, 100, 60, 60), (8, 150, 150, 60, 60)], [(0, 1, 22)]),
-    (16, 2, [(2, 400, 300, 100, 100), (5, 410, 310, 20, 20)], [(1, 0, 29)]),
-    (17, 2, [(1, 50, 50, 10, 10)], []),  # no relations: dropped from test
-    (18, 2, [(11, 200, 100, 81, 41), (12, 240, 120, 30, 30)], [(0, 1, 30), (1, 0, 48)]),
+  (10, 0, [(5, 100, 200, 51, 40), (7, 5, 30, 11, 20), (9, 512, 300, 100, 60)], [(0, 1, 3), (2, 0, 8)]),
+  (11, 0, [], []),  # no boxes: dropped
+  (12, 0, [(1, 300, 300, 40, 40), (2, 350, 350, 40, 40)], []),  # no relations: dropped from train
+  (13, 0, [(4, 200, 200, 20, 30), (6, 220, 210, 31, 31)], [(0, 1, 20), (0, 1, 31), (1, 0, 50)]),
+  (14, 0, [(150, 700, 740, 200, 100), (3, 600, 600, 50, 50)], [(1, 0, 1)]),
+  (15, 0, [(8, 100, 100, 60, 60), (8, 150, 150, 60, 60)], [(0, 1, 22)]),
+  (16, 2, [(2, 400, 300, 100, 100), (5, 410, 310, 20, 20)], [(1, 0, 29)]),
+  (17, 2, [(1, 50, 50, 10, 10)], []),  # no relations: dropped from test
+  (18, 2, [(11, 200, 100, 81, 41), (12, 240, 120, 30, 30)], [(0, 1, 30), (1, 0, 48)]),
 ]
 # (width, height) of each JPEG and what image_data.json claims; image 15's entry is wrong (half size).
-JPEG_SIZES = {10: (64, 48), 11: (64, 48), 12: (48, 64), 13: (64, 48), 14: (64, 48), 15: (80, 60),
-              16: (64, 64), 17: (32, 32), 18: (64, 32)}
+JPEG_SIZES = {
+  10: (64, 48),
+  11: (64, 48),
+  12: (48, 64),
+  13: (64, 48),
+  14: (64, 48),
+  15: (80, 60),
+  16: (64, 64),
+  17: (32, 32),
+  18: (64, 32),
+}
 JSON_SIZES = {**JPEG_SIZES, 15: (40, 30)}
 PNG_IMAGE_ID = 16  # stored as PNG bytes under a .jpg name: must be re-encoded
 GRAY_IMAGE_ID = 13  # a grayscale JPEG: kept as it is, decoded to 3 channels
@@ -72,12 +81,12 @@ def _write_fake_vg150(root):
   label_to_idx = {name: i + 1 for i, name in enumerate(OBJECT_NAMES)}
   predicate_to_idx = {name: i + 1 for i, name in enumerate(PREDICATE_NAMES)}
   dicts = {
-      "label_to_idx": dict(reversed(label_to_idx.items())),
-      "idx_to_label": {str(i): n for n, i in label_to_idx.items()},
-      "predicate_to_idx": dict(reversed(predicate_to_idx.items())),
-      "idx_to_predicate": {str(i): n for n, i in predicate_to_idx.items()},
-      "object_count": {n: 1 for n in OBJECT_NAMES},
-      "predicate_count": {n: 1 for n in PREDICATE_NAMES},
+    "label_to_idx": dict(reversed(label_to_idx.items())),
+    "idx_to_label": {str(i): n for n, i in label_to_idx.items()},
+    "predicate_to_idx": dict(reversed(predicate_to_idx.items())),
+    "idx_to_predicate": {str(i): n for n, i in predicate_to_idx.items()},
+    "object_count": {n: 1 for n in OBJECT_NAMES},
+    "predicate_count": {n: 1 for n in PREDICATE_NAMES},
   }
   (root / "VG-SGG-dicts.json").write_text(json.dumps(dicts))
 
@@ -104,8 +113,11 @@ def prepared(tmp_path_factory):
   _write_fake_vg150(manual_dir)
   config = vg150.Vg150Config(name="test_val2", num_val_images=NUM_VAL)
   builder = vg150.Vg150(config=config, data_dir=str(root / "data"))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(manual_dir), compute_stats=tfds.download.ComputeStatsMode.SKIP))
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=str(manual_dir), compute_stats=tfds.download.ComputeStatsMode.SKIP
+    )
+  )
   return builder, manual_dir
 
 
@@ -139,8 +151,15 @@ def test_boxes_in_pixels_and_normalised(prepared):
   np.testing.assert_allclose(example["objects"]["box_pixels"], corners_1024 / 16, rtol=1e-6)
   np.testing.assert_array_equal(np.rint(example["objects"]["box_pixels"] * 1024 / 64), corners_1024)
   # ymin, xmin, ymax, xmax normalised by (48, 64); y2 = 330 / 16 = 20.6 < 48, nothing clipped here.
-  expected_bbox = np.stack([corners_1024[:, 1] / 16 / 48, corners_1024[:, 0] / 16 / 64,
-                            corners_1024[:, 3] / 16 / 48, corners_1024[:, 2] / 16 / 64], axis=1)
+  expected_bbox = np.stack(
+    [
+      corners_1024[:, 1] / 16 / 48,
+      corners_1024[:, 0] / 16 / 64,
+      corners_1024[:, 3] / 16 / 48,
+      corners_1024[:, 2] / 16 / 64,
+    ],
+    axis=1,
+  )
   np.testing.assert_allclose(example["objects"]["bbox"], expected_bbox, rtol=1e-6)
 
 
@@ -226,10 +245,12 @@ def test_sgdet_training_ops_on_prepared_examples(prepared):
     seed = tf.stack([0, tf.cast(example["image/id"], tf.int32)])
     return {**example, "relations": scene_graphs.sample_one_predicate_per_pair(relations, seed)}
 
-  dataset = (builder.as_dataset(split="val", decoders={"image": tfds.decode.SkipDecoding()})
-             .map(sgdet_train_relations)
-             .filter(lambda ex: tf.size(ex["relations"]["predicate"]) > 0)
-             .map(lambda ex: scene_graphs.pad_scene_graph(ex, max_objects=4, max_relations=3)))
+  dataset = (
+    builder.as_dataset(split="val", decoders={"image": tfds.decode.SkipDecoding()})
+    .map(sgdet_train_relations)
+    .filter(lambda ex: tf.size(ex["relations"]["predicate"]) > 0)
+    .map(lambda ex: scene_graphs.pad_scene_graph(ex, max_objects=4, max_relations=3))
+  )
   examples = list(tfds.as_numpy(dataset))
   # Image 10's related boxes are disjoint ([74, 180, 125, 220] vs [0, 20, 11, 40] and [462, 270, 562, 330] at
   # 1024), so it leaves; image 13's boxes [190, 185, 210, 215] and [204, 194, 235, 225] overlap.

@@ -13,16 +13,16 @@ from jaxgraphs.data.builders import image_checks, vg500
 
 # image id -> object names as written in objects.json (messy on purpose); image 110 uses the old 'name' key.
 OBJECT_NAMES = {
-    101: [["Tree"], ["man", "Person"], ["tree."]],
-    102: [["tree"], ["sky"]],
-    103: [["  sky "], ["MAN"]],
-    104: [["dog"], ["tree"]],
-    105: [["dog"]],
-    106: [["sky"], ["?"]],
-    107: [],
-    108: [["Dog"], ["man"]],
-    109: [["sky"]],  # missing image
-    110: "tree",  # broken image
+  101: [["Tree"], ["man", "Person"], ["tree."]],
+  102: [["tree"], ["sky"]],
+  103: [["  sky "], ["MAN"]],
+  104: [["dog"], ["tree"]],
+  105: [["dog"]],
+  106: [["sky"], ["?"]],
+  107: [],
+  108: [["Dog"], ["man"]],
+  109: [["sky"]],  # missing image
+  110: "tree",  # broken image
 }
 IMAGE_IDS = sorted(OBJECT_NAMES)
 NUM_TEST, NUM_CLASSES, SEED = 3, 3, 0
@@ -30,8 +30,9 @@ NUM_TEST, NUM_CLASSES, SEED = 3, 3, 0
 
 def make_vg_tree(root):
   """Writes image_data.json, objects.json and the images; returns {image id: JPEG bytes} of the valid ones."""
-  (root / vg500.IMAGE_DATA_FILENAME).write_text(json.dumps(
-      [{"image_id": i, "width": 16, "height": 16, "url": f"https://example.org/{i}.jpg"} for i in IMAGE_IDS]))
+  (root / vg500.IMAGE_DATA_FILENAME).write_text(
+    json.dumps([{"image_id": i, "width": 16, "height": 16, "url": f"https://example.org/{i}.jpg"} for i in IMAGE_IDS])
+  )
   objects = []
   for image_id, names in OBJECT_NAMES.items():
     if isinstance(names, str):
@@ -62,14 +63,19 @@ def prepared(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("vg500_data"))
   builder = vg500.Vg500(config=config, data_dir=data_dir)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  splits = {split: list(tfds.as_numpy(builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})))
-            for split in builder.info.splits}
+  splits = {
+    split: list(tfds.as_numpy(builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})))
+    for split in builder.info.splits
+  }
   return builder, splits, jpegs, data_dir
 
 
 def expected_split():
   order = np.random.default_rng(SEED).permutation(len(IMAGE_IDS))
-  return {"test": sorted(IMAGE_IDS[i] for i in order[:NUM_TEST]), "train": sorted(IMAGE_IDS[i] for i in order[NUM_TEST:])}
+  return {
+    "test": sorted(IMAGE_IDS[i] for i in order[:NUM_TEST]),
+    "train": sorted(IMAGE_IDS[i] for i in order[NUM_TEST:]),
+  }
 
 
 def normalized(image_id):
@@ -125,7 +131,9 @@ def test_jpegs_stored_byte_for_byte_and_skips_reported(prepared):
   assert stored == jpegs
   report = image_checks.read_skip_report(builder)
   assert {entry["id"]: entry["reason"] for entry in report["skipped"]} == {
-      109: image_checks.MISSING, 110: image_checks.NOT_AN_IMAGE}
+    109: image_checks.MISSING,
+    110: image_checks.NOT_AN_IMAGE,
+  }
 
 
 def test_missing_manual_files_name_the_download(tmp_path):
@@ -144,10 +152,16 @@ def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tre
   builder, splits, _, data_dir = prepared
   names = tuple(builder.info.features["labels"].feature.names)
   # The real `vg500` source, pointed at the 3-class builder config of this fake tree.
-  monkeypatch.setitem(sources.SOURCES, "vg500/unit_test", dataclasses.replace(
-      sources.SOURCES["vg500"], tfds_name="vg500/unit_test",
+  monkeypatch.setitem(
+    sources.SOURCES,
+    "vg500/unit_test",
+    dataclasses.replace(
+      sources.SOURCES["vg500"],
+      tfds_name="vg500/unit_test",
       class_names_fn=sources._prepared_label_names("vg500/unit_test"),  # pylint: disable=protected-access
-      prepare=sources._manual_builder("vg500/unit_test")))  # pylint: disable=protected-access
+      prepare=sources._manual_builder("vg500/unit_test"),
+    ),
+  )  # pylint: disable=protected-access
   config = config_file("ssgrl_vg500")
   assert (config.data.source, config.data.train_split, config.data.eval_split) == ("vg500", "train", "test")
   config.data.source, config.data.data_dir = "vg500/unit_test", data_dir
@@ -164,16 +178,25 @@ def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tre
   assert info.class_names == names and info.num_classes == NUM_CLASSES
   assert class_names_from_tfds("vg500/unit_test", data_dir) == list(names)
   config.model.word_vectors = str(tmp_path / "words.npy")
-  save_word_vectors(config.model.word_vectors, np.random.default_rng(0).normal(size=(NUM_CLASSES, 300)).astype(
-      np.float32), {"class_names": list(names)})
+  save_word_vectors(
+    config.model.word_vectors,
+    np.random.default_rng(0).normal(size=(NUM_CLASSES, 300)).astype(np.float32),
+    {"class_names": list(names)},
+  )
 
   _, metrics, results, _ = one_step_and_evaluation(config)
   assert np.isfinite(float(metrics["loss"])) and len(results["per_class_AP"]) == NUM_CLASSES
   # The label graph is counted on the train split: A[i, j] = P(j | i), hand-counted from the fake tree.
   train_labels = [set(e["labels"].tolist()) for e in splits["train"]]
-  counts = np.array([[sum(i in s and j in s for s in train_labels) for j in range(NUM_CLASSES)]
-                     for i in range(NUM_CLASSES)], float)
+  counts = np.array(
+    [[sum(i in s and j in s for s in train_labels) for j in range(NUM_CLASSES)] for i in range(NUM_CLASSES)], float
+  )
   want = np.where(np.eye(NUM_CLASSES) > 0, 1.0, counts / np.maximum(np.diag(counts)[:, None], 1))
-  np.testing.assert_allclose(want, np.asarray(
-      label_graph.tfds_cooccurrence_adjacency("vg500/unit_test", "train", cache_dir=str(tmp_path / "adjacency"),
-                                              data_dir=data_dir)))
+  np.testing.assert_allclose(
+    want,
+    np.asarray(
+      label_graph.tfds_cooccurrence_adjacency(
+        "vg500/unit_test", "train", cache_dir=str(tmp_path / "adjacency"), data_dir=data_dir
+      )
+    ),
+  )

@@ -13,27 +13,36 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A network and data small enough for a CPU test: ResNet-18 layout at base width 4, 32 x 32 inputs.
 TINY_OVERRIDES = (
-    "--config.data.source=builtin_shapes/tiny",
-    "--config.model.backbone=resnet18",
-    "--config.model.backbone_kwargs.width=4",
-    "--config.batch_size=8",
-    "--config.log_every_steps=1",
-    "--config.eval_every_steps=0",
-    "--config.optimizer.schedule.warmup_steps=0",
-    "--config.checkpoint.async_save=True",
+  "--config.data.source=builtin_shapes/tiny",
+  "--config.model.backbone=resnet18",
+  "--config.model.backbone_kwargs.width=4",
+  "--config.batch_size=8",
+  "--config.log_every_steps=1",
+  "--config.eval_every_steps=0",
+  "--config.optimizer.schedule.warmup_steps=0",
+  "--config.checkpoint.async_save=True",
 )
 
 
 def config_file(name: str, arg: str | None = None):
   """get_config(arg) of configs/<name>.py, through the library's one config loader."""
   from jaxgraphs.configs.common import load_config
+
   return load_config(os.path.join(REPO, "configs", f"{name}.py"), arg)
 
 
 def main_command(workdir: str, data_dir: str, *overrides: str, config: str = "configs/baseline_shapes.py"):
   """The `python -m jaxgraphs.main` argv for a tiny run."""
-  return [sys.executable, "-m", "jaxgraphs.main", f"--config={config}", f"--workdir={workdir}",
-          f"--config.data.data_dir={data_dir}", *TINY_OVERRIDES, *overrides]
+  return [
+    sys.executable,
+    "-m",
+    "jaxgraphs.main",
+    f"--config={config}",
+    f"--workdir={workdir}",
+    f"--config.data.data_dir={data_dir}",
+    *TINY_OVERRIDES,
+    *overrides,
+  ]
 
 
 def cpu_env(devices: int = 1) -> dict[str, str]:
@@ -44,11 +53,19 @@ def cpu_env(devices: int = 1) -> dict[str, str]:
   return env
 
 
-def run_main(workdir: str, data_dir: str, *overrides: str, devices: int = 1, timeout: int = 600,
-             check: bool = True) -> subprocess.CompletedProcess:
+def run_main(
+  workdir: str, data_dir: str, *overrides: str, devices: int = 1, timeout: int = 600, check: bool = True
+) -> subprocess.CompletedProcess:
   """Runs the command line to completion and returns it (stdout and stderr merged)."""
-  proc = subprocess.run(main_command(workdir, data_dir, *overrides), cwd=REPO, env=cpu_env(devices),
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+  proc = subprocess.run(
+    main_command(workdir, data_dir, *overrides),
+    cwd=REPO,
+    env=cpu_env(devices),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    timeout=timeout,
+  )
   if check and proc.returncode != 0:
     raise AssertionError(f"jaxgraphs.main exited {proc.returncode}:\n{proc.stdout[-6000:]}")
   return proc
@@ -57,6 +74,7 @@ def run_main(workdir: str, data_dir: str, *overrides: str, devices: int = 1, tim
 def tensorboard_scalars(workdir: str) -> dict[str, dict[int, float]]:
   """Every scalar in `<workdir>/tensorboard` as {tag: {step: value}}."""
   import tensorflow as tf
+
   scalars: dict[str, dict[int, float]] = {}
   for path in sorted(glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))):
     for event in tf.compat.v1.train.summary_iterator(path):
@@ -69,6 +87,7 @@ def tensorboard_scalars(workdir: str) -> dict[str, dict[int, float]]:
 def tensorboard_tags(workdir: str) -> set[str]:
   """Tags of every summary (scalars, images, text) in `<workdir>/tensorboard`."""
   import tensorflow as tf
+
   tags = set()
   for path in glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(path):
@@ -81,6 +100,7 @@ def checkpoint_arrays(workdir: str, step: int, subdir: str = "checkpoints") -> d
   import orbax.checkpoint as ocp
   from jaxgraphs.training.tree_paths import path_strings
   import jax
+
   tree = ocp.StandardCheckpointer().restore(os.path.join(workdir, subdir, str(step), "state"))
   paths = jax.tree.leaves(path_strings(tree))
   return {p: np.asarray(v) for p, v in zip(paths, jax.tree.leaves(tree))}
@@ -91,6 +111,7 @@ def one_step_and_evaluation(config):
   eval results, eval pictures). No checkpoints, so it is safe under tfds mock_data."""
   from jaxgraphs.data import pipeline
   from jaxgraphs.training import sharding, trainer
+
   experiment = trainer.Experiment(config)
   batches = pipeline.build_train_dataset(config.data, local_batch_size=config.batch_size, seed=0)
   state = experiment.build_state(batches.batch_spec)

@@ -48,8 +48,9 @@ def dashed_ints(text: str) -> tuple[int, ...]:
   return tuple(int(part) for part in text.split("-"))
 
 
-def parse_arg(arg: str | None, *, words: Mapping[str, Sequence[str]], keys: Mapping[str, Converter],
-              usage: str) -> dict[str, Any]:
+def parse_arg(
+  arg: str | None, *, words: Mapping[str, Sequence[str]], keys: Mapping[str, Converter], usage: str
+) -> dict[str, Any]:
   """Parses a comma-separated config argument of bare words and key=value tokens.
 
   `words` maps a group name to its bare words (e.g. {'variant': ('fcn', 'fcn_a')}): a bare word sets its

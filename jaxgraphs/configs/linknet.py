@@ -22,20 +22,21 @@ e.g. --config=configs/linknet_shapes.py:predcls,rem=0,glem=0"""
 
 # Argument key -> (config.model key, converter).
 _ARG_KEYS = {
-    "rem": ("use_relational_embedding", common.switch),
-    "glem": ("use_geometry", common.switch),
-    "gcem": ("use_global_context", common.switch),
-    "e0": ("edge_input", common.choice("both", "labels", "context")),
-    "norm": ("normalization", common.choice("softmax", "sigmoid")),
-    "sim": ("similarity", common.choice("dot", "euclidean")),
-    "num_re": ("num_relational_modules", common.integer(1)),
-    "r": ("reduction", common.integer(1)),
+  "rem": ("use_relational_embedding", common.switch),
+  "glem": ("use_geometry", common.switch),
+  "gcem": ("use_global_context", common.switch),
+  "e0": ("edge_input", common.choice("both", "labels", "context")),
+  "norm": ("normalization", common.choice("softmax", "sigmoid")),
+  "sim": ("similarity", common.choice("dot", "euclidean")),
+  "num_re": ("num_relational_modules", common.integer(1)),
+  "r": ("reduction", common.integer(1)),
 }
 
 
 def model_config() -> ml_collections.ConfigDict:
   """`config.model` of LinkNet on VG-150 (paper sizes); configs override widths and ablation switches."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       "name": "linknet",
       "mode": "predcls",  # set to a reference to config.task.mode by `configure`
       "backbone": "vgg16",
@@ -67,13 +68,15 @@ def model_config() -> ml_collections.ConfigDict:
       "geometry_batch_norm": True,  # the reference's BatchNorm1d(4) before K2
       "geometry_bn_momentum": 0.999,  # flax convention; torch momentum 0.001 as the reference
       "geometry_dropout": 0.1,
-  })
+    }
+  )
 
 
 def parse_arg(arg: str | None) -> dict[str, Any]:
   """Parses a config argument (VARIANT_ARG_HELP) into {'mode': ..., config.model key: value}."""
-  parsed = common.parse_arg(arg, words={"mode": MODES}, keys={k: c for k, (_, c) in _ARG_KEYS.items()},
-                            usage=VARIANT_ARG_HELP)
+  parsed = common.parse_arg(
+    arg, words={"mode": MODES}, keys={k: c for k, (_, c) in _ARG_KEYS.items()}, usage=VARIANT_ARG_HELP
+  )
   return {(_ARG_KEYS[key][0] if key in _ARG_KEYS else key): value for key, value in parsed.items()}
 
 

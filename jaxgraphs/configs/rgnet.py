@@ -11,11 +11,17 @@ from jaxgraphs.models.backbones import BACKBONES
 from jaxgraphs.models.rgnet import HEAD_TASKS, MODEL_VARIANTS
 
 # The converted torchvision checkpoint's ImageNet classifier, which no RGNet variant has.
-PRETRAINED_CLASSIFIER = {"densenet": r"params/backbone/classifier/.*", "resnet": r"params/backbone/fc/.*",
-                         "vgg": r"params/backbone/classifier_6/.*"}
+PRETRAINED_CLASSIFIER = {
+  "densenet": r"params/backbone/classifier/.*",
+  "resnet": r"params/backbone/fc/.*",
+  "vgg": r"params/backbone/classifier_6/.*",
+}
 # Eval metric and direction for the best checkpoint, per aesthetics kind.
-BEST_CHECKPOINT_METRIC = {"binary": ("accuracy", "max"), "regression": ("spearman_rho", "max"),
-                          "distribution": ("emd", "min")}
+BEST_CHECKPOINT_METRIC = {
+  "binary": ("accuracy", "max"),
+  "regression": ("spearman_rho", "max"),
+  "distribution": ("emd", "min"),
+}
 
 VARIANT_ARG_HELP = """\
 get_config(arg): comma-separated; a bare word is the variant, key=value pairs change one thing:
@@ -28,13 +34,20 @@ get_config(arg): comma-separated; a bare word is the variant, key=value pairs ch
   kind=binary|regression|distribution              the loss: 2-class CE, MSE on the score, EMD on 10 bins
 e.g. --config=configs/rgnet_ava.py:fcn_a_g,backbone=vgg16,r=2,layers=1"""
 
-_ARG_KEYS = {"backbone": common.choice(*BACKBONES), "rates": common.dashed_ints, "r": float,
-             "layers": common.integer(1), "pool": common.choice("lse", "mean"), "kind": common.choice(*HEAD_TASKS)}
+_ARG_KEYS = {
+  "backbone": common.choice(*BACKBONES),
+  "rates": common.dashed_ints,
+  "r": float,
+  "layers": common.integer(1),
+  "pool": common.choice("lse", "mean"),
+  "kind": common.choice(*HEAD_TASKS),
+}
 
 
 def default_head_config() -> ml_collections.ConfigDict:
   """`config.model.head`: RGNetHead's attributes with the paper's values (graph_embed_features 0 = d')."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       "lse_r": 4.0,
       "pooling": "lse",  # or 'mean' (the paper's average-pooling comparison)
       "aspp_rates": (3, 6, 12, 18),
@@ -48,7 +61,8 @@ def default_head_config() -> ml_collections.ConfigDict:
       "graph_scale": 1.0,
       "graph_implementation": "explicit",  # 'blocked' uses less memory from about 75 x 75 regions on
       "graph_block_size": 512,
-  })
+    }
+  )
 
 
 def configure(config: ml_collections.ConfigDict, kind: str) -> None:
@@ -98,5 +112,7 @@ def backbone_family(backbone: str) -> str:
 
 def preprocessing(size: int) -> tuple[str, str]:
   """(train, eval) preprocessing strings of Sec. 3.3 at `size`: resize, flip, scale 1.05-1.25 + crop; resize."""
-  return (f"decode|resize({size})|flip_lr|random_scale_crop(1.05, 1.25, {size})|normalize_imagenet",
-          f"decode|resize({size})|normalize_imagenet")
+  return (
+    f"decode|resize({size})|flip_lr|random_scale_crop(1.05, 1.25, {size})|normalize_imagenet",
+    f"decode|resize({size})|normalize_imagenet",
+  )

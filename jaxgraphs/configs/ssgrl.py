@@ -11,11 +11,11 @@ from jaxgraphs.configs import common
 # The Table 5 rows (COCO mAP in the paper) as `config.model` overrides; 'baseline' is its ResNet-101 row (the
 # last layer replaced by a 2048-to-C linear layer on the average-pooled layer4 map).
 VARIANTS = {
-    "full": {},  # Ours: 83.8
-    "baseline": {"name": "multilabel_classifier"},  # ResNet-101: 80.3
-    "without_sd": {"use_semantic_decoupling": False},  # Ours w/o SD: 80.9
-    "without_sd_concat": {"use_semantic_decoupling": False, "concat_word_vectors": True},  # w/o SD-concat: 79.6
-    "without_si": {"use_interaction": False},  # Ours w/o SI: 82.2
+  "full": {},  # Ours: 83.8
+  "baseline": {"name": "multilabel_classifier"},  # ResNet-101: 80.3
+  "without_sd": {"use_semantic_decoupling": False},  # Ours w/o SD: 80.9
+  "without_sd_concat": {"use_semantic_decoupling": False, "concat_word_vectors": True},  # w/o SD-concat: 79.6
+  "without_si": {"use_interaction": False},  # Ours w/o SI: 82.2
 }
 VARIANT_ARG_HELP = f"get_config(arg): one SSGRL variant (Table 5): {' | '.join(VARIANTS)}"
 
@@ -23,21 +23,21 @@ VARIANT_ARG_HELP = f"get_config(arg): one SSGRL variant (Table 5): {' | '.join(V
 def model_config(**overrides) -> dict[str, Any]:
   """The `config.model` keys of SSGRL with the paper's values (ResNet-101, frozen up to layer3, T=3)."""
   keys = {
-      "name": "ssgrl",
-      "backbone": "resnet101",
-      "word_vectors": "",  # .npy from `python -m jaxgraphs.tools.word_vectors`, or 'builtin'
-      "word_dim": 300,
-      "adjacency_cache_dir": "",  # where the train-split co-occurrence counts are cached; '': beside the dataset
-      "frozen_stages": ("stem", "layer1", "layer2", "layer3"),
-      "feature_pool": 2,
-      "joint_dim": 1024,
-      "attention_hidden_dim": 1024,
-      "time_steps": 3,
-      "use_semantic_decoupling": True,
-      "use_interaction": True,
-      "concat_word_vectors": False,
-      "concat_initial_state": True,
-      "shared_reset_gate_bug": False,
+    "name": "ssgrl",
+    "backbone": "resnet101",
+    "word_vectors": "",  # .npy from `python -m jaxgraphs.tools.word_vectors`, or 'builtin'
+    "word_dim": 300,
+    "adjacency_cache_dir": "",  # where the train-split co-occurrence counts are cached; '': beside the dataset
+    "frozen_stages": ("stem", "layer1", "layer2", "layer3"),
+    "feature_pool": 2,
+    "joint_dim": 1024,
+    "attention_hidden_dim": 1024,
+    "time_steps": 3,
+    "use_semantic_decoupling": True,
+    "use_interaction": True,
+    "concat_word_vectors": False,
+    "concat_initial_state": True,
+    "shared_reset_gate_bug": False,
   }
   unknown = set(overrides) - set(keys)
   if unknown:

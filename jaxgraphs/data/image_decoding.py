@@ -46,9 +46,14 @@ def to_rgb(image: tf.Tensor) -> tf.Tensor:
   if channels is None:
     num = tf.shape(image)[-1]
     rgb = tf.switch_case(
-        tf.clip_by_value(num - 1, 0, 3),
-        [lambda: tf.repeat(image[..., :1], 3, axis=-1), lambda: tf.repeat(image[..., :1], 3, axis=-1),
-         lambda: image[..., :3], lambda: image[..., :3]])
+      tf.clip_by_value(num - 1, 0, 3),
+      [
+        lambda: tf.repeat(image[..., :1], 3, axis=-1),
+        lambda: tf.repeat(image[..., :1], 3, axis=-1),
+        lambda: image[..., :3],
+        lambda: image[..., :3],
+      ],
+    )
     return tf.ensure_shape(rgb, [None, None, 3])
   raise ValueError(f"image must have 1 to 4 channels, got shape {image.shape}")
 
@@ -62,14 +67,20 @@ def decode_rgb(image: tf.Tensor) -> tf.Tensor:
   if image.dtype != tf.string:
     raise TypeError(f"image must be encoded bytes (tf.string) or uint8 pixels, got {image.dtype.name}")
   rgb = tf.cond(
-      tf.io.is_jpeg(image),
-      lambda: tf.io.decode_jpeg(image, channels=3, dct_method="INTEGER_ACCURATE"),
-      lambda: tf.io.decode_image(image, channels=3, expand_animations=False))
+    tf.io.is_jpeg(image),
+    lambda: tf.io.decode_jpeg(image, channels=3, dct_method="INTEGER_ACCURATE"),
+    lambda: tf.io.decode_image(image, channels=3, expand_animations=False),
+  )
   return tf.ensure_shape(rgb, [None, None, 3])
 
 
-def decode_with_fallback(ds: tf.data.Dataset, decode_fn: Callable[[dict], dict], *,
-                         image_key: str = "image", num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+def decode_with_fallback(
+  ds: tf.data.Dataset,
+  decode_fn: Callable[[dict], dict],
+  *,
+  image_key: str = "image",
+  num_parallel_calls: int = tf.data.AUTOTUNE,
+) -> tf.data.Dataset:
   """Applies `decode_fn` to every example; a failing one stays, with a black 1x1 image and SKIPPED_KEY True."""
 
   @tf.autograph.experimental.do_not_convert
@@ -88,5 +99,10 @@ def decode_with_fallback(ds: tf.data.Dataset, decode_fn: Callable[[dict], dict],
     attempt = single.map(decoded).ignore_errors(log_warning=False)
     return attempt.concatenate(single.map(fallback)).take(1)
 
-  return ds.interleave(one_example, cycle_length=num_parallel_calls, block_length=1,
-                       num_parallel_calls=num_parallel_calls, deterministic=True)
+  return ds.interleave(
+    one_example,
+    cycle_length=num_parallel_calls,
+    block_length=1,
+    num_parallel_calls=num_parallel_calls,
+    deterministic=True,
+  )

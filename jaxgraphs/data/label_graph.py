@@ -61,8 +61,7 @@ def cooccurrence_counts(labels: np.ndarray) -> np.ndarray:
   if labels.ndim != 2:
     raise ValueError(f"labels must be a (num_images, num_classes) multi-hot matrix, got shape {labels.shape}")
   if not np.isin(labels, (0, 1)).all():
-    raise ValueError("labels must be multi-hot (0/1 or bool); got values "
-                     f"{np.unique(labels)[:10].tolist()}")
+    raise ValueError(f"labels must be multi-hot (0/1 or bool); got values {np.unique(labels)[:10].tolist()}")
   labels = labels.astype(np.int64)
   return labels.T @ labels
 
@@ -81,8 +80,14 @@ def cooccurrence_adjacency(labels: np.ndarray) -> np.ndarray:
   return adjacency_from_counts(cooccurrence_counts(labels))
 
 
-def tfds_cooccurrence_counts(dataset: str, split: str, label_key: str | None = None, data_dir: str | None = None,
-                             batch_size: int = 1024, log_every: int = 10_000) -> tuple[np.ndarray, int]:
+def tfds_cooccurrence_counts(
+  dataset: str,
+  split: str,
+  label_key: str | None = None,
+  data_dir: str | None = None,
+  batch_size: int = 1024,
+  log_every: int = 10_000,
+) -> tuple[np.ndarray, int]:
   """One pass over a TFDS split decoding only its labels -> ((C, C) int64 pair counts, number of images)."""
   import tensorflow as tf
   import tensorflow_datasets as tfds
@@ -110,8 +115,13 @@ def tfds_cooccurrence_counts(dataset: str, split: str, label_key: str | None = N
     counts += batch.T @ batch
     num_images += len(batch)
     if num_images >= next_log:
-      logging.info("label co-occurrence %s[%s]: %d images (%.0f images/s)", dataset, split, num_images,
-                   num_images / max(time.time() - start, 1e-9))
+      logging.info(
+        "label co-occurrence %s[%s]: %d images (%.0f images/s)",
+        dataset,
+        split,
+        num_images,
+        num_images / max(time.time() - start, 1e-9),
+      )
       next_log += log_every
   logging.info("label co-occurrence %s[%s]: done, %d images, %d classes", dataset, split, num_images, num_classes)
   return counts, num_images
@@ -124,8 +134,9 @@ def cache_stem(dataset: str, version: str, split: str, label_key: str) -> str:
   return f"{readable}_{digest}_cooccurrence"
 
 
-def tfds_cooccurrence_adjacency(dataset: str, split: str, cache_dir: str | None = None, label_key: str | None = None,
-                                data_dir: str | None = None) -> np.ndarray:
+def tfds_cooccurrence_adjacency(
+  dataset: str, split: str, cache_dir: str | None = None, label_key: str | None = None, data_dir: str | None = None
+) -> np.ndarray:
   """SSGRL adjacency of a TFDS split, counted once and cached in `cache_dir` (default: the dataset's directory)."""
   import tensorflow_datasets as tfds
 
@@ -145,8 +156,7 @@ def tfds_cooccurrence_adjacency(dataset: str, split: str, cache_dir: str | None 
 
   counts, num_images = tfds_cooccurrence_counts(dataset, split, label_key, data_dir)
   os.makedirs(cache_dir, exist_ok=True)
-  metadata = dict(description, num_images=num_images, num_classes=len(counts),
-                  class_counts=np.diag(counts).tolist())
+  metadata = dict(description, num_images=num_images, num_classes=len(counts), class_counts=np.diag(counts).tolist())
   # Write-then-rename so an interrupted pass never leaves a half-written cache behind.
   np.save(stem + ".tmp.npy", counts)
   with open(stem + ".tmp.json", "w") as f:

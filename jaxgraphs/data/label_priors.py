@@ -59,8 +59,9 @@ def builtin_word_vectors(class_names: Sequence[str], dim: int = 300) -> np.ndarr
   return np.stack(rows).astype(np.float32)
 
 
-def load_word_vectors(path: str, num_classes: int, dim: int = 300, class_names: Sequence[str] | None = None,
-                      dataset: str | None = None) -> np.ndarray:
+def load_word_vectors(
+  path: str, num_classes: int, dim: int = 300, class_names: Sequence[str] | None = None, dataset: str | None = None
+) -> np.ndarray:
   """Loads the (num_classes, dim) float32 vectors made by the word_vectors tool, with errors saying how to fix
   the file."""
   if not os.path.exists(path):
@@ -68,8 +69,10 @@ def load_word_vectors(path: str, num_classes: int, dim: int = 300, class_names: 
     raise FileNotFoundError(f"word vectors {path} do not exist; make them with: {command}")
   vectors = np.load(path)
   if vectors.shape != (num_classes, dim):
-    raise ValueError(f"word vectors {path} have shape {vectors.shape}, expected {(num_classes, dim)} "
-                     f"({num_classes} classes, {dim}-d vectors)")
+    raise ValueError(
+      f"word vectors {path} have shape {vectors.shape}, expected {(num_classes, dim)} "
+      f"({num_classes} classes, {dim}-d vectors)"
+    )
   if not np.isfinite(vectors).all():
     raise ValueError(f"word vectors {path} contain NaN or Inf")
   json_path = os.path.splitext(path)[0] + ".json"
@@ -78,8 +81,10 @@ def load_word_vectors(path: str, num_classes: int, dim: int = 300, class_names: 
       stored = json.load(f).get("class_names")
     if stored is not None and list(stored) != list(class_names):
       first = next(i for i, (a, b) in enumerate(zip(stored, class_names)) if a != b)
-      raise ValueError(f"word vectors {path} were made for other classes ({json_path}): class {first} is "
-                       f"{stored[first]!r} there, {class_names[first]!r} here")
+      raise ValueError(
+        f"word vectors {path} were made for other classes ({json_path}): class {first} is "
+        f"{stored[first]!r} there, {class_names[first]!r} here"
+      )
   return vectors.astype(np.float32)
 
 
@@ -87,8 +92,10 @@ def class_word_vectors(request: Mapping[str, Any], info) -> np.ndarray:
   """The word vectors of `request` = {'source': 'builtin' or a .npy path, 'dim': int, 'key': config key}."""
   source, dim, key = request["source"], int(request["dim"]), request["key"]
   if not source:
-    raise ConfigError(f"{key} is empty; give the .npy made by `python -m jaxgraphs.tools.word_vectors "
-                      f"--dataset={info.tfds_name} ...` or '{BUILTIN_WORD_VECTORS}'")
+    raise ConfigError(
+      f"{key} is empty; give the .npy made by `python -m jaxgraphs.tools.word_vectors "
+      f"--dataset={info.tfds_name} ...` or '{BUILTIN_WORD_VECTORS}'"
+    )
   if source == BUILTIN_WORD_VECTORS:
     return builtin_word_vectors(info.class_names, dim)
   try:
@@ -100,19 +107,28 @@ def class_word_vectors(request: Mapping[str, Any], info) -> np.ndarray:
 def train_adjacency(request: Mapping[str, Any], info, data_config) -> np.ndarray:
   """The co-occurrence adjacency of the train split (request = {'cache_dir': str or ''})."""
   from jaxgraphs.data import label_graph, sources
+
   sources.get_source(data_config.source).builder(data_config.data_dir, data_config.download)  # makes generated ones
   label_key = POSITIVE_LABEL_KEYS.get(info.tfds_name.split("/")[0], "labels")
   try:
     adjacency = label_graph.tfds_cooccurrence_adjacency(
-        info.tfds_name, info.train_split, cache_dir=request.get("cache_dir") or None, label_key=label_key,
-        data_dir=data_config.data_dir)
+      info.tfds_name,
+      info.train_split,
+      cache_dir=request.get("cache_dir") or None,
+      label_key=label_key,
+      data_dir=data_config.data_dir,
+    )
   except AssertionError as error:  # TFDS's "could not find data" of an unprepared dataset (and no cached counts)
-    raise ConfigError(f"config.data.source: the label graph is counted on {info.tfds_name}:{info.train_split}, "
-                      f"which is not prepared ({error}); run `python -m jaxgraphs.tools.prepare_dataset "
-                      f"--dataset={info.tfds_name}` first") from None
+    raise ConfigError(
+      f"config.data.source: the label graph is counted on {info.tfds_name}:{info.train_split}, "
+      f"which is not prepared ({error}); run `python -m jaxgraphs.tools.prepare_dataset "
+      f"--dataset={info.tfds_name}` first"
+    ) from None
   if adjacency.shape != (info.num_classes,) * 2:
-    raise ValueError(f"{info.tfds_name}:{info.train_split} label feature {label_key!r} has "
-                     f"{len(adjacency)} classes, the source names {info.num_classes}")
+    raise ValueError(
+      f"{info.tfds_name}:{info.train_split} label feature {label_key!r} has "
+      f"{len(adjacency)} classes, the source names {info.num_classes}"
+    )
   return adjacency
 
 

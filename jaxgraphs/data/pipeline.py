@@ -59,7 +59,6 @@ _HOST_ONLY_KEYS = ("image_id", SKIPPED_KEY, TRUNCATED_KEY)
 _ENDLESS = 2**62
 
 
-
 def default_data_config() -> ml_collections.ConfigDict:
   """`config.data` with every field the pipeline reads; None means "the source's default"."""
   optional_str = lambda: ml_collections.config_dict.placeholder(str)  # None, overridable from the command line
@@ -87,6 +86,7 @@ class DatasetInfo:
   `word_vectors` (C, d) and `label_adjacency` (C, C) are filled in by `label_priors.provide` only for a model
   that asks for them.
   """
+
   source: str
   tfds_name: str
   class_names: tuple[str, ...]
@@ -105,11 +105,16 @@ def dataset_info(data_cfg: ml_collections.ConfigDict) -> DatasetInfo:
   source = sources.get_source(data_cfg.source)
   class_names = source.class_names_in(data_cfg.get("data_dir") or None)
   return DatasetInfo(
-      source=data_cfg.source, tfds_name=source.tfds_name, class_names=class_names,
-      num_classes=len(class_names), train_split=data_cfg.train_split or source.train_split,
-      eval_split=data_cfg.eval_split or source.eval_split, pp_train=data_cfg.pp_train or source.pp_train,
-      pp_eval=data_cfg.pp_eval or source.pp_eval,
-      predicate_names=tuple(getattr(source, "predicate_names", ())))
+    source=data_cfg.source,
+    tfds_name=source.tfds_name,
+    class_names=class_names,
+    num_classes=len(class_names),
+    train_split=data_cfg.train_split or source.train_split,
+    eval_split=data_cfg.eval_split or source.eval_split,
+    pp_train=data_cfg.pp_train or source.pp_train,
+    pp_eval=data_cfg.pp_eval or source.pp_eval,
+    predicate_names=tuple(getattr(source, "predicate_names", ())),
+  )
 
 
 def pad_to(tensor: tf.Tensor, max_len: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -160,8 +165,7 @@ class BatchIterator:
 class TrainIterator(BatchIterator):
   """The endless per-process train stream; `position` is the next stream position (for resuming)."""
 
-  def __init__(self, ds: tf.data.Dataset, name: str, *, start_example: int, local_batch_size: int,
-               num_examples: int):
+  def __init__(self, ds: tf.data.Dataset, name: str, *, start_example: int, local_batch_size: int, num_examples: int):
     super().__init__(ds, name)
     self.start_example = start_example
     self.local_batch_size = local_batch_size
@@ -176,8 +180,16 @@ class TrainIterator(BatchIterator):
 class EvalBatches:
   """One pass over an evaluation split per `iter()`: exactly `num_steps` padded batches with a 'mask'."""
 
-  def __init__(self, ds: tf.data.Dataset, name: str, *, num_steps: int, local_batch_size: int,
-               num_examples: int, num_examples_total: int):
+  def __init__(
+    self,
+    ds: tf.data.Dataset,
+    name: str,
+    *,
+    num_steps: int,
+    local_batch_size: int,
+    num_examples: int,
+    num_examples_total: int,
+  ):
     self._ds = ds
     self.name = name
     self.num_steps = num_steps
@@ -203,8 +215,9 @@ class EvalBatches:
       raise RuntimeError(f"{self.name}: more batches than the {self.num_steps} computed from the split sizes")
     self.num_skipped = batches.num_skipped
     if self.num_skipped:
-      logging.warning("%s: %d of %d images could not be decoded and were left out", self.name, self.num_skipped,
-                      self.num_examples)
+      logging.warning(
+        "%s: %d of %d images could not be decoded and were left out", self.name, self.num_skipped, self.num_examples
+      )
 
   def _pad(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     missing = self.local_batch_size - len(batch["mask"])
@@ -212,14 +225,20 @@ class EvalBatches:
 
   def _padding_batch(self) -> dict[str, np.ndarray]:
     # _preprocess guarantees fixed per-example shapes, so a batch of zeros can be built from the spec.
-    return {key: np.zeros([self.local_batch_size] + spec.shape[1:].as_list(), spec.dtype.as_numpy_dtype)
-            for key, spec in self._ds.element_spec.items() if key not in _HOST_ONLY_KEYS}
+    return {
+      key: np.zeros([self.local_batch_size] + spec.shape[1:].as_list(), spec.dtype.as_numpy_dtype)
+      for key, spec in self._ds.element_spec.items()
+      if key not in _HOST_ONLY_KEYS
+    }
 
 
 def element_spec(ds: tf.data.Dataset) -> dict[str, jax.ShapeDtypeStruct]:
   """The batched dataset's arrays as host batches will hold them (bookkeeping keys left out)."""
-  return {key: jax.ShapeDtypeStruct(tuple(spec.shape.as_list()), spec.dtype.as_numpy_dtype)
-          for key, spec in ds.element_spec.items() if key not in _HOST_ONLY_KEYS}
+  return {
+    key: jax.ShapeDtypeStruct(tuple(spec.shape.as_list()), spec.dtype.as_numpy_dtype)
+    for key, spec in ds.element_spec.items()
+    if key not in _HOST_ONLY_KEYS
+  }
 
 
 # ---- tf.data -----------------------------------------------------------------------------------------
@@ -241,8 +260,12 @@ def _process_layout(process_index: int | None, process_count: int | None) -> tup
 
 def _read(builder: tfds.core.DatasetBuilder, split) -> tf.data.Dataset:
   """Raw examples of `split` in file order, images left encoded."""
-  return builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False,
-                            read_config=tfds.ReadConfig(try_autocache=False))
+  return builder.as_dataset(
+    split=split,
+    decoders={"image": tfds.decode.SkipDecoding()},
+    shuffle_files=False,
+    read_config=tfds.ReadConfig(try_autocache=False),
+  )
 
 
 def _count(ds: tf.data.Dataset) -> int:
@@ -292,13 +315,16 @@ def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data
   ds = ds.map(finish, num_parallel_calls=parallel, deterministic=True)
   for key, element in ds.element_spec.items():
     if not element.shape.is_fully_defined():
-      raise ValueError(f"{where}: {spec!r} must give fixed-size arrays to batch, but {key!r} has shape "
-                       f"{element.shape} (end the image ops with resize(...), center_crop(...) or random_crop(...))")
+      raise ValueError(
+        f"{where}: {spec!r} must give fixed-size arrays to batch, but {key!r} has shape "
+        f"{element.shape} (end the image ops with resize(...), center_crop(...) or random_crop(...))"
+      )
   return ds
 
 
-def _shuffled_epochs(examples: tf.data.Dataset, *, seed: int, start_epoch: int, buffer: int, process_index: int,
-                     process_count: int) -> tf.data.Dataset:
+def _shuffled_epochs(
+  examples: tf.data.Dataset, *, seed: int, start_epoch: int, buffer: int, process_index: int, process_count: int
+) -> tf.data.Dataset:
   """Endless epochs from `start_epoch` on, epoch e shuffled with a seed drawn from (seed, e, process)."""
   if buffer <= 1:
     return examples.repeat()  # every epoch in file order
@@ -313,9 +339,15 @@ def _shuffled_epochs(examples: tf.data.Dataset, *, seed: int, start_epoch: int, 
   return tf.data.Dataset.range(start_epoch, _ENDLESS).flat_map(epoch)
 
 
-def build_train_dataset(data_cfg: ml_collections.ConfigDict, *, local_batch_size: int, seed: int,
-                        start_example: int = 0, process_index: int | None = None,
-                        process_count: int | None = None) -> TrainIterator:
+def build_train_dataset(
+  data_cfg: ml_collections.ConfigDict,
+  *,
+  local_batch_size: int,
+  seed: int,
+  start_example: int = 0,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> TrainIterator:
   """The endless, deterministic train stream of this process, from stream position `start_example` on."""
   _hide_accelerators_from_tf()
   if local_batch_size <= 0:
@@ -332,11 +364,18 @@ def build_train_dataset(data_cfg: ml_collections.ConfigDict, *, local_batch_size
     examples = examples.cache()
   num_examples = _count(examples)
   if num_examples == 0:
-    raise ValueError(f"config.data.train_split {info.train_split!r} of {info.tfds_name} gives process {index} of "
-                     f"{count} no examples")
+    raise ValueError(
+      f"config.data.train_split {info.train_split!r} of {info.tfds_name} gives process {index} of {count} no examples"
+    )
   start_epoch, offset = divmod(start_example, num_examples)
-  stream = _shuffled_epochs(examples, seed=seed, start_epoch=start_epoch, buffer=data_cfg.shuffle_buffer,
-                            process_index=index, process_count=count)
+  stream = _shuffled_epochs(
+    examples,
+    seed=seed,
+    start_epoch=start_epoch,
+    buffer=data_cfg.shuffle_buffer,
+    process_index=index,
+    process_count=count,
+  )
   # Skip within the epoch before decoding: resuming costs reading these examples, not decoding them.
   stream = stream.skip(offset).enumerate(start=start_example)
   base_seed = tf.constant([seed, 0], tf.int64)
@@ -349,13 +388,23 @@ def build_train_dataset(data_cfg: ml_collections.ConfigDict, *, local_batch_size
   stream = stream.map(with_seed)
   ds = _preprocess(stream, info.pp_train, data_cfg, "config.data.pp_train")
   ds = ds.batch(local_batch_size, drop_remainder=True).prefetch(data_cfg.prefetch).with_options(_options())
-  return TrainIterator(ds, f"train {info.tfds_name}:{info.train_split}", start_example=start_example,
-                       local_batch_size=local_batch_size, num_examples=num_examples)
+  return TrainIterator(
+    ds,
+    f"train {info.tfds_name}:{info.train_split}",
+    start_example=start_example,
+    local_batch_size=local_batch_size,
+    num_examples=num_examples,
+  )
 
 
-def build_eval_dataset(data_cfg: ml_collections.ConfigDict, split: str | None = None, *, local_batch_size: int,
-                       process_index: int | None = None,
-                       process_count: int | None = None) -> tuple[EvalBatches, int]:
+def build_eval_dataset(
+  data_cfg: ml_collections.ConfigDict,
+  split: str | None = None,
+  *,
+  local_batch_size: int,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> tuple[EvalBatches, int]:
   """(re-iterable padded batches of this process's part of `split`, number of batches per pass)."""
   _hide_accelerators_from_tf()
   if local_batch_size <= 0:
@@ -372,7 +421,12 @@ def build_eval_dataset(data_cfg: ml_collections.ConfigDict, split: str | None = 
   examples = _read(builder, parts[index]).map(source.adapter(data_cfg), num_parallel_calls=data_cfg.num_parallel_calls)
   ds = _preprocess(examples, info.pp_eval, data_cfg, "config.data.pp_eval")
   ds = ds.batch(local_batch_size).prefetch(data_cfg.prefetch).with_options(_options())
-  batches = EvalBatches(ds, f"eval {info.tfds_name}:{split}", num_steps=num_steps,
-                        local_batch_size=local_batch_size, num_examples=sizes[index],
-                        num_examples_total=sum(sizes))
+  batches = EvalBatches(
+    ds,
+    f"eval {info.tfds_name}:{split}",
+    num_steps=num_steps,
+    local_batch_size=local_batch_size,
+    num_examples=sizes[index],
+    num_examples_total=sum(sizes),
+  )
   return batches, num_steps

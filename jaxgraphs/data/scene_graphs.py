@@ -111,8 +111,9 @@ def pad_scene_graph(example: Mapping, max_objects: int, max_relations: int) -> d
   return padded
 
 
-def sample_relation_pairs(relations: tf.Tensor, relation_mask: tf.Tensor, object_mask: tf.Tensor, num_pairs: int,
-                          fg_fraction: float, seed) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def sample_relation_pairs(
+  relations: tf.Tensor, relation_mask: tf.Tensor, object_mask: tf.Tensor, num_pairs: int, fg_fraction: float, seed
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """neural-motifs' PredCls/SGCls training pairs of one padded image: (pairs (P, 2), labels (P,), mask (P,)).
 
   As `proposal_assignments_gtbox` (RELS_PER_IMG = 256, REL_FG_FRACTION = 0.25), per image: at most
@@ -128,11 +129,17 @@ def sample_relation_pairs(relations: tf.Tensor, relation_mask: tf.Tensor, object
   foreground = tf.boolean_mask(relations, tf.cast(relation_mask, tf.bool))
   fg_seed, bg_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
   order = tf.argsort(tf.random.stateless_uniform([tf.shape(foreground)[0]], seed=fg_seed))
-  kept = tf.gather(foreground, order)[:int(num_pairs * fg_fraction)]
+  kept = tf.gather(foreground, order)[: int(num_pairs * fg_fraction)]
 
   # Background candidates: i != j, both real, no annotated relation (kept or not) between them.
-  is_foreground = tf.scatter_nd((foreground[:, 0] * num_objects + foreground[:, 1])[:, None],
-                                tf.ones([tf.shape(foreground)[0]], tf.int32), [num_objects * num_objects]) > 0
+  is_foreground = (
+    tf.scatter_nd(
+      (foreground[:, 0] * num_objects + foreground[:, 1])[:, None],
+      tf.ones([tf.shape(foreground)[0]], tf.int32),
+      [num_objects * num_objects],
+    )
+    > 0
+  )
   subject, object_ = tf.meshgrid(tf.range(num_objects), tf.range(num_objects), indexing="ij")
   subject, object_ = tf.reshape(subject, [-1]), tf.reshape(object_, [-1])
   real = tf.cast(object_mask, tf.bool)

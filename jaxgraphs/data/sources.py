@@ -38,8 +38,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-SSGRL_PP_TRAIN = ("decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr"
-                  "|normalize_imagenet")
+SSGRL_PP_TRAIN = (
+  "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
+)
 SSGRL_PP_EVAL = "decode|resize(640)|center_crop(576)|normalize_imagenet"
 SHAPES_PP_TRAIN = "decode|resize(72)|random_crop(64)|flip_lr|normalize_imagenet"
 SHAPES_PP_EVAL = "decode|resize(72)|center_crop(64)|normalize_imagenet"
@@ -61,18 +62,109 @@ AESTHETICS_CLASS_NAMES = ("low", "high")
 # COCO's 80 categories in category-id order, which is TFDS coco's label order (its names are only filled in
 # from the annotation files at preparation time, so they are not available from code).
 COCO_CLASS_NAMES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
-    "hair drier", "toothbrush")
+  "person",
+  "bicycle",
+  "car",
+  "motorcycle",
+  "airplane",
+  "bus",
+  "train",
+  "truck",
+  "boat",
+  "traffic light",
+  "fire hydrant",
+  "stop sign",
+  "parking meter",
+  "bench",
+  "bird",
+  "cat",
+  "dog",
+  "horse",
+  "sheep",
+  "cow",
+  "elephant",
+  "bear",
+  "zebra",
+  "giraffe",
+  "backpack",
+  "umbrella",
+  "handbag",
+  "tie",
+  "suitcase",
+  "frisbee",
+  "skis",
+  "snowboard",
+  "sports ball",
+  "kite",
+  "baseball bat",
+  "baseball glove",
+  "skateboard",
+  "surfboard",
+  "tennis racket",
+  "bottle",
+  "wine glass",
+  "cup",
+  "fork",
+  "knife",
+  "spoon",
+  "bowl",
+  "banana",
+  "apple",
+  "sandwich",
+  "orange",
+  "broccoli",
+  "carrot",
+  "hot dog",
+  "pizza",
+  "donut",
+  "cake",
+  "chair",
+  "couch",
+  "potted plant",
+  "bed",
+  "dining table",
+  "toilet",
+  "tv",
+  "laptop",
+  "mouse",
+  "remote",
+  "keyboard",
+  "cell phone",
+  "microwave",
+  "oven",
+  "toaster",
+  "sink",
+  "refrigerator",
+  "book",
+  "clock",
+  "vase",
+  "scissors",
+  "teddy bear",
+  "hair drier",
+  "toothbrush",
+)
 VOC_CLASS_NAMES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
-    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+  "aeroplane",
+  "bicycle",
+  "bird",
+  "boat",
+  "bottle",
+  "bus",
+  "car",
+  "cat",
+  "chair",
+  "cow",
+  "diningtable",
+  "dog",
+  "horse",
+  "motorbike",
+  "person",
+  "pottedplant",
+  "sheep",
+  "sofa",
+  "train",
+  "tvmonitor",
+)
 
 
 def multi_hot(indices: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -92,8 +184,12 @@ def _with_boxes(example: dict, raw: Mapping, options) -> dict:
 def coco_example(raw: Mapping, num_classes: int, options) -> dict:
   """COCO: every annotated category is positive; images without annotations are all-zero rows."""
   labels = multi_hot(raw["objects"]["label"], num_classes)
-  example = {"image": raw["image"], "labels": labels, "label_weights": tf.ones_like(labels),
-             "image_id": tf.strings.as_string(raw["image/id"])}
+  example = {
+    "image": raw["image"],
+    "labels": labels,
+    "label_weights": tf.ones_like(labels),
+    "image_id": tf.strings.as_string(raw["image/id"]),
+  }
   return _with_boxes(example, raw, options)
 
 
@@ -115,34 +211,49 @@ def voc_example(raw: Mapping, num_classes: int, options) -> dict:
 def class_label_example(raw: Mapping, num_classes: int, options) -> dict:
   """Datasets with a `labels` Sequence(ClassLabel) and no ignored entries (builtin_shapes)."""
   labels = multi_hot(raw["labels"], num_classes)
-  example = {"image": raw["image"], "labels": labels, "label_weights": tf.ones_like(labels),
-             "image_id": raw["image/filename"]}
+  example = {
+    "image": raw["image"],
+    "labels": labels,
+    "label_weights": tf.ones_like(labels),
+    "image_id": raw["image/filename"],
+  }
   return _with_boxes(example, raw, options)
 
 
 def ava_example(raw: Mapping, num_classes: int, options) -> dict:
   """AVA: high iff the mean rating >= 5, the mean rating (1..10) as score, the vote histogram."""
   del num_classes, options
-  return {"image": raw["image"], "label": tf.cast(raw["label"], tf.int32),
-          "score": tf.cast(raw["rating/mean"], tf.float32),
-          "distribution": tf.cast(raw["rating/distribution"], tf.float32),
-          "image_id": tf.strings.as_string(raw["image/id"])}
+  return {
+    "image": raw["image"],
+    "label": tf.cast(raw["label"], tf.int32),
+    "score": tf.cast(raw["rating/mean"], tf.float32),
+    "distribution": tf.cast(raw["rating/distribution"], tf.float32),
+    "image_id": tf.strings.as_string(raw["image/id"]),
+  }
 
 
 def aadb_example(raw: Mapping, num_classes: int, options) -> dict:
   """AADB: the score in [0, 1] and the builder's high iff score >= 0.5 label (no rating histogram)."""
   del num_classes, options
-  return {"image": raw["image"], "label": tf.cast(raw["label"], tf.int32), "score": tf.cast(raw["score"], tf.float32),
-          "image_id": raw["image/filename"]}
+  return {
+    "image": raw["image"],
+    "label": tf.cast(raw["label"], tf.int32),
+    "score": tf.cast(raw["score"], tf.float32),
+    "image_id": raw["image/filename"],
+  }
 
 
 def shapes_composition_example(raw: Mapping, num_classes: int, options) -> dict:
   """builtin_shapes' composition targets: label, score in [0, 1], 10-bin rating distribution."""
   del num_classes, options
   composition = raw["composition"]
-  return {"image": raw["image"], "label": tf.cast(composition["label"], tf.int32),
-          "score": tf.cast(composition["score"], tf.float32),
-          "distribution": tf.cast(composition["distribution"], tf.float32), "image_id": raw["image/filename"]}
+  return {
+    "image": raw["image"],
+    "label": tf.cast(composition["label"], tf.int32),
+    "score": tf.cast(composition["score"], tf.float32),
+    "distribution": tf.cast(composition["distribution"], tf.float32),
+    "image_id": raw["image/filename"],
+  }
 
 
 def _manual_builder(name: str) -> Callable[[str | None], tfds.core.DatasetBuilder]:
@@ -150,12 +261,14 @@ def _manual_builder(name: str) -> Callable[[str | None], tfds.core.DatasetBuilde
 
   def prepare(data_dir):
     from jaxgraphs.data.builders import registry  # registers the builder with TFDS
+
     builder = registry.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
       raise FileNotFoundError(
-          f"config.data.source: {name} is not prepared in {builder.data_dir}; run `python -m "
-          f"jaxgraphs.tools.prepare_dataset --dataset={name} --manual_dir=<the extracted download>"
-          f"{' --data_dir=' + data_dir if data_dir else ''}` first")
+        f"config.data.source: {name} is not prepared in {builder.data_dir}; run `python -m "
+        f"jaxgraphs.tools.prepare_dataset --dataset={name} --manual_dir=<the extracted download>"
+        f"{' --data_dir=' + data_dir if data_dir else ''}` first"
+      )
     return builder
 
   return prepare
@@ -175,6 +288,7 @@ def _shapes_builder(config_name: str) -> Callable[[str | None], tfds.core.Datase
 
   def prepare(data_dir):
     from jaxgraphs.data.builders import shapes  # registers the builder with TFDS
+
     return shapes.ensure_prepared(config_name, data_dir)
 
   return prepare
@@ -182,6 +296,7 @@ def _shapes_builder(config_name: str) -> Callable[[str | None], tfds.core.Datase
 
 def _shapes_class_names() -> tuple[str, ...]:
   from jaxgraphs.data.builders import shapes
+
   return tuple(shapes.CATEGORY_NAMES)
 
 
@@ -232,40 +347,99 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {
-    "coco/2014": Source("coco/2014", coco_example, lambda: COCO_CLASS_NAMES, "train", "validation",
-                        SSGRL_PP_TRAIN, SSGRL_PP_EVAL),
-    "voc/2007": Source("voc/2007", voc_example, lambda: VOC_CLASS_NAMES, "train+validation", "test",
-                       SSGRL_PP_TRAIN, SSGRL_PP_EVAL),
-    # VOC 2012's test split has no labels: evaluate on validation.
-    "voc/2012": Source("voc/2012", voc_example, lambda: VOC_CLASS_NAMES, "train", "validation",
-                       SSGRL_PP_TRAIN, SSGRL_PP_EVAL),
-    "builtin_shapes/small": Source("builtin_shapes/small", class_label_example, _shapes_class_names, "train",
-                                   "validation", SHAPES_PP_TRAIN, SHAPES_PP_EVAL, _shapes_builder("small")),
-    "builtin_shapes/tiny": Source("builtin_shapes/tiny", class_label_example, _shapes_class_names, "train",
-                                  "validation", SHAPES_TINY_PP_TRAIN, SHAPES_TINY_PP_EVAL, _shapes_builder("tiny")),
-    "builtin_shapes/medium": Source("builtin_shapes/medium", class_label_example, _shapes_class_names, "train",
-                                    "validation", SHAPES_MEDIUM_PP_TRAIN, SHAPES_MEDIUM_PP_EVAL,
-                                    _shapes_builder("medium")),
-    # Aesthetics (RGNet): evaluated on the validation holdout while training; the papers report `test`.
-    "ava": Source("ava", ava_example, lambda: AESTHETICS_CLASS_NAMES, "train", "validation", RGNET_PP_TRAIN,
-                  RGNET_PP_EVAL, _manual_builder("ava")),
-    "aadb": Source("aadb", aadb_example, lambda: AESTHETICS_CLASS_NAMES, "train", "validation", RGNET_PP_TRAIN,
-                   RGNET_PP_EVAL, _manual_builder("aadb")),
-    # Visual Genome's 500 most frequent object names (SSGRL Table 4): seeded 10,000-image test split, no
-    # validation split; the vocabulary is stored in the prepared dataset.
-    "vg500": Source("vg500", class_label_example, _prepared_label_names("vg500"), "train", "test",
-                    SSGRL_PP_TRAIN, SSGRL_PP_EVAL, _manual_builder("vg500"), classes_from_prepared=True),
-    **{f"builtin_shapes/{name}:composition": Source(
-        f"builtin_shapes/{name}", shapes_composition_example, lambda: AESTHETICS_CLASS_NAMES, "train",
-        "validation", SHAPES_COMPOSITION_PP_TRAIN.format(size=size), SHAPES_COMPOSITION_PP_EVAL.format(size=size),
-        _shapes_builder(name))
-       for name, size in SHAPES_SIZES.items()},
+  "coco/2014": Source(
+    "coco/2014", coco_example, lambda: COCO_CLASS_NAMES, "train", "validation", SSGRL_PP_TRAIN, SSGRL_PP_EVAL
+  ),
+  "voc/2007": Source(
+    "voc/2007", voc_example, lambda: VOC_CLASS_NAMES, "train+validation", "test", SSGRL_PP_TRAIN, SSGRL_PP_EVAL
+  ),
+  # VOC 2012's test split has no labels: evaluate on validation.
+  "voc/2012": Source(
+    "voc/2012", voc_example, lambda: VOC_CLASS_NAMES, "train", "validation", SSGRL_PP_TRAIN, SSGRL_PP_EVAL
+  ),
+  "builtin_shapes/small": Source(
+    "builtin_shapes/small",
+    class_label_example,
+    _shapes_class_names,
+    "train",
+    "validation",
+    SHAPES_PP_TRAIN,
+    SHAPES_PP_EVAL,
+    _shapes_builder("small"),
+  ),
+  "builtin_shapes/tiny": Source(
+    "builtin_shapes/tiny",
+    class_label_example,
+    _shapes_class_names,
+    "train",
+    "validation",
+    SHAPES_TINY_PP_TRAIN,
+    SHAPES_TINY_PP_EVAL,
+    _shapes_builder("tiny"),
+  ),
+  "builtin_shapes/medium": Source(
+    "builtin_shapes/medium",
+    class_label_example,
+    _shapes_class_names,
+    "train",
+    "validation",
+    SHAPES_MEDIUM_PP_TRAIN,
+    SHAPES_MEDIUM_PP_EVAL,
+    _shapes_builder("medium"),
+  ),
+  # Aesthetics (RGNet): evaluated on the validation holdout while training; the papers report `test`.
+  "ava": Source(
+    "ava",
+    ava_example,
+    lambda: AESTHETICS_CLASS_NAMES,
+    "train",
+    "validation",
+    RGNET_PP_TRAIN,
+    RGNET_PP_EVAL,
+    _manual_builder("ava"),
+  ),
+  "aadb": Source(
+    "aadb",
+    aadb_example,
+    lambda: AESTHETICS_CLASS_NAMES,
+    "train",
+    "validation",
+    RGNET_PP_TRAIN,
+    RGNET_PP_EVAL,
+    _manual_builder("aadb"),
+  ),
+  # Visual Genome's 500 most frequent object names (SSGRL Table 4): seeded 10,000-image test split, no
+  # validation split; the vocabulary is stored in the prepared dataset.
+  "vg500": Source(
+    "vg500",
+    class_label_example,
+    _prepared_label_names("vg500"),
+    "train",
+    "test",
+    SSGRL_PP_TRAIN,
+    SSGRL_PP_EVAL,
+    _manual_builder("vg500"),
+    classes_from_prepared=True,
+  ),
+  **{
+    f"builtin_shapes/{name}:composition": Source(
+      f"builtin_shapes/{name}",
+      shapes_composition_example,
+      lambda: AESTHETICS_CLASS_NAMES,
+      "train",
+      "validation",
+      SHAPES_COMPOSITION_PP_TRAIN.format(size=size),
+      SHAPES_COMPOSITION_PP_EVAL.format(size=size),
+      _shapes_builder(name),
+    )
+    for name, size in SHAPES_SIZES.items()
+  },
 }
 # Aesthetics sources -> the targets their examples carry (the aesthetics task checks its kind against them).
 AESTHETICS_TARGETS = {
-    "ava": ("label", "score", "distribution"),
-    "aadb": ("label", "score"),
-    **{f"builtin_shapes/{name}:composition": ("label", "score", "distribution") for name in SHAPES_SIZES},
+  "ava": ("label", "score", "distribution"),
+  "aadb": ("label", "score"),
+  **{f"builtin_shapes/{name}:composition": ("label", "score", "distribution") for name in SHAPES_SIZES},
 }
 
 
@@ -279,7 +453,8 @@ def get_source(name: str) -> Source:
 # ---- scene graphs (LinkNet) ---------------------------------------------------------------------------
 # The VG-150 vocabularies of Xu et al.'s VG-SGG-dicts.json, in index order, background at 0 (the builder
 # reads the names from that file; these serve before anything is prepared, e.g. for sizing the model).
-VG150_OBJECT_NAMES = ("__background__",) + tuple("""
+VG150_OBJECT_NAMES = ("__background__",) + tuple(
+  """
     airplane animal arm bag banana basket beach bear bed bench bike bird board boat book boot bottle bowl box boy
     branch building bus cabinet cap car cat chair child clock coat counter cow cup curtain desk dog door drawer ear
     elephant engine eye face fence finger flag flower food fork fruit giraffe girl glass glove guy hair hand handle
@@ -288,24 +463,77 @@ VG150_OBJECT_NAMES = ("__background__",) + tuple("""
     plate player pole post pot racket railing rock roof room screen seat sheep shelf shirt shoe short sidewalk sign
     sink skateboard ski skier sneaker snow sock stand street surfboard table tail tie tile tire toilet towel tower
     track train tree truck trunk umbrella vase vegetable vehicle wave wheel window windshield wing wire woman zebra
-""".split())
+""".split()
+)
 VG150_PREDICATE_NAMES = (
-    "__background__", "above", "across", "against", "along", "and", "at", "attached to", "behind", "belonging to",
-    "between", "carrying", "covered in", "covering", "eating", "flying in", "for", "from", "growing on",
-    "hanging from", "has", "holding", "in", "in front of", "laying on", "looking at", "lying on", "made of",
-    "mounted on", "near", "of", "on", "on back of", "over", "painted on", "parked on", "part of", "playing",
-    "riding", "says", "sitting on", "standing on", "to", "under", "using", "walking in", "walking on", "watching",
-    "wearing", "wears", "with")
+  "__background__",
+  "above",
+  "across",
+  "against",
+  "along",
+  "and",
+  "at",
+  "attached to",
+  "behind",
+  "belonging to",
+  "between",
+  "carrying",
+  "covered in",
+  "covering",
+  "eating",
+  "flying in",
+  "for",
+  "from",
+  "growing on",
+  "hanging from",
+  "has",
+  "holding",
+  "in",
+  "in front of",
+  "laying on",
+  "looking at",
+  "lying on",
+  "made of",
+  "mounted on",
+  "near",
+  "of",
+  "on",
+  "on back of",
+  "over",
+  "painted on",
+  "parked on",
+  "part of",
+  "playing",
+  "riding",
+  "says",
+  "sitting on",
+  "standing on",
+  "to",
+  "under",
+  "using",
+  "walking in",
+  "walking on",
+  "watching",
+  "wearing",
+  "wears",
+  "with",
+)
 # neural-motifs: long side 592 (IM_SCALE), padded to a 592 x 592 square with the mean colour, flipped in training.
-VG150_PP_TRAIN = ("decode|resize_long(592)|flip_lr|normalize_imagenet|pad_bottom_right(592)|one_predicate_per_pair"
-                  "|pack_scene_graph(64, 128)|sample_relation_pairs(256, 0.25)")
+VG150_PP_TRAIN = (
+  "decode|resize_long(592)|flip_lr|normalize_imagenet|pad_bottom_right(592)|one_predicate_per_pair"
+  "|pack_scene_graph(64, 128)|sample_relation_pairs(256, 0.25)"
+)
 VG150_PP_EVAL = "decode|resize_long(592)|normalize_imagenet|pad_bottom_right(592)|pack_scene_graph(64, 128)"
 # builtin_shapes: at most 6 objects and 14 relations per image; 64 training pairs cover all 30 ordered pairs.
 SHAPES_SCENE_GRAPH_SIZES = {"tiny": 64, "small": 128, "medium": 192}
-SHAPES_SCENE_GRAPH_PP_TRAIN = ("decode|resize_long({size})|flip_lr(predicate_map={flip})|normalize_imagenet"
-                               "|pad_bottom_right({size})|one_predicate_per_pair|pack_scene_graph(8, 16)"
-                               "|sample_relation_pairs(64, 0.25)")
-SHAPES_SCENE_GRAPH_PP_EVAL = "decode|resize_long({size})|normalize_imagenet|pad_bottom_right({size})|pack_scene_graph(8, 16)"
+SHAPES_SCENE_GRAPH_PP_TRAIN = (
+  "decode|resize_long({size})|flip_lr(predicate_map={flip})|normalize_imagenet"
+  "|pad_bottom_right({size})|one_predicate_per_pair|pack_scene_graph(8, 16)"
+  "|sample_relation_pairs(64, 0.25)"
+)
+SHAPES_SCENE_GRAPH_PP_EVAL = (
+  "decode|resize_long({size})|normalize_imagenet|pad_bottom_right({size})|pack_scene_graph(8, 16)"
+)
 
 
 def scene_graph_example(raw: Mapping, num_classes: int, options, label_offset: int = 0) -> dict:
@@ -316,10 +544,17 @@ def scene_graph_example(raw: Mapping, num_classes: int, options, label_offset: i
   box_labels = tf.cast(objects["label"], tf.int32) + label_offset
   labels = multi_hot(box_labels, num_classes)
   return {
-      "image": raw["image"], "labels": labels, "label_weights": tf.ones_like(labels), "image_id": raw["image/filename"],
-      "boxes": tf.cast(objects["bbox"], tf.float32), "box_labels": box_labels,
-      "relations": {"subject": tf.cast(relations["subject"], tf.int32), "object": tf.cast(relations["object"], tf.int32),
-                    "predicate": tf.cast(relations["predicate"], tf.int32) + label_offset},
+    "image": raw["image"],
+    "labels": labels,
+    "label_weights": tf.ones_like(labels),
+    "image_id": raw["image/filename"],
+    "boxes": tf.cast(objects["bbox"], tf.float32),
+    "box_labels": box_labels,
+    "relations": {
+      "subject": tf.cast(relations["subject"], tf.int32),
+      "object": tf.cast(relations["object"], tf.int32),
+      "predicate": tf.cast(relations["predicate"], tf.int32) + label_offset,
+    },
   }
 
 
@@ -350,31 +585,51 @@ class SceneGraphSource(Source):
     for example in tfds.as_numpy(ds.map(lambda ex: {"objects": ex["objects"], "relations": ex["relations"]})):
       labels = example["objects"]["label"].astype(np.int64) + self.label_offset
       rel = example["relations"]
-      rows.append(np.stack([labels[rel["subject"]], labels[rel["object"]],
-                            rel["predicate"].astype(np.int64) + self.label_offset], axis=1))
+      rows.append(
+        np.stack(
+          [labels[rel["subject"]], labels[rel["object"]], rel["predicate"].astype(np.int64) + self.label_offset], axis=1
+        )
+      )
     return np.unique(np.concatenate(rows), axis=0)
 
 
 def _shapes_scene_graph_names() -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
   """builtin_shapes' object names, predicate names and mirrored-predicate map with a background at 0."""
   from jaxgraphs.data.builders import shapes
+
   flip = (0,) + tuple(1 + p for p in shapes.FLIPPED_PREDICATES)
-  return (("__background__",) + tuple(shapes.CATEGORY_NAMES), ("__background__",) + tuple(shapes.PREDICATE_NAMES),
-          flip)
+  return (("__background__",) + tuple(shapes.CATEGORY_NAMES), ("__background__",) + tuple(shapes.PREDICATE_NAMES), flip)
 
 
 def _scene_graph_sources() -> dict[str, SceneGraphSource]:
   """vg150 and builtin_shapes/{tiny,small,medium}:scene_graph."""
   objects, predicates, flip = _shapes_scene_graph_names()
-  sources = {"vg150": SceneGraphSource(
-      "vg150", scene_graph_example, lambda: VG150_OBJECT_NAMES, "train", "val", VG150_PP_TRAIN, VG150_PP_EVAL,
-      _manual_builder("vg150"), predicate_names_fn=lambda: VG150_PREDICATE_NAMES)}
+  sources = {
+    "vg150": SceneGraphSource(
+      "vg150",
+      scene_graph_example,
+      lambda: VG150_OBJECT_NAMES,
+      "train",
+      "val",
+      VG150_PP_TRAIN,
+      VG150_PP_EVAL,
+      _manual_builder("vg150"),
+      predicate_names_fn=lambda: VG150_PREDICATE_NAMES,
+    )
+  }
   for name, size in SHAPES_SCENE_GRAPH_SIZES.items():
     sources[f"builtin_shapes/{name}:scene_graph"] = SceneGraphSource(
-        f"builtin_shapes/{name}", functools.partial(scene_graph_example, label_offset=1), lambda: objects, "train",
-        "validation", SHAPES_SCENE_GRAPH_PP_TRAIN.format(size=size, flip=flip),
-        SHAPES_SCENE_GRAPH_PP_EVAL.format(size=size), _shapes_builder(name), predicate_names_fn=lambda: predicates,
-        label_offset=1)
+      f"builtin_shapes/{name}",
+      functools.partial(scene_graph_example, label_offset=1),
+      lambda: objects,
+      "train",
+      "validation",
+      SHAPES_SCENE_GRAPH_PP_TRAIN.format(size=size, flip=flip),
+      SHAPES_SCENE_GRAPH_PP_EVAL.format(size=size),
+      _shapes_builder(name),
+      predicate_names_fn=lambda: predicates,
+      label_offset=1,
+    )
   return sources
 
 

@@ -34,6 +34,7 @@ OPS: dict[str, Callable[..., Callable[[Example], Example]]] = {}
 
 class Op(NamedTuple):
   """One parsed and built op: its name (as written in the string) and the function on examples."""
+
   name: str
   fn: Callable[[Example], Example]
 
@@ -142,9 +143,13 @@ def _resize_image(image: tf.Tensor, hw, method: str, antialias: bool) -> tf.Tens
   # rounding) yet costs 3-4x as much, and a resize to the same size is the identity: take the cheap paths.
   h, w = _hw(image)
   target_h, target_w = hw[0], hw[1]
-  out = tf.case([(tf.logical_and(tf.equal(h, target_h), tf.equal(w, target_w)), lambda: image),
-                 (tf.logical_or(target_h < h, target_w < w), lambda: resample(True))],
-                default=lambda: resample(False))
+  out = tf.case(
+    [
+      (tf.logical_and(tf.equal(h, target_h), tf.equal(w, target_w)), lambda: image),
+      (tf.logical_or(target_h < h, target_w < w), lambda: resample(True)),
+    ],
+    default=lambda: resample(False),
+  )
   out.set_shape([tf.get_static_value(target_h), tf.get_static_value(target_w), image.shape[-1]])
   return out
 
@@ -402,15 +407,23 @@ def get_pack_scene_graph(max_objects: int, max_relations: int):
     h, w = (tf.cast(x, tf.float32) for x in _hw(example["image"]))
     pixels = tf.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
     graph = scene_graphs.pad_scene_graph(
-        {"objects": {"box": pixels, "label": tf.cast(labels, tf.int32)},
-         "relations": {k: tf.cast(relations[k], tf.int32) for k in ("subject", "object", "predicate")}},
-        max_objects, max_relations)
+      {
+        "objects": {"box": pixels, "label": tf.cast(labels, tf.int32)},
+        "relations": {k: tf.cast(relations[k], tf.int32) for k in ("subject", "object", "predicate")},
+      },
+      max_objects,
+      max_relations,
+    )
     objects, kept = graph["objects"], graph["relations"]
     example.update(
-        object_boxes=objects["box"], object_labels=objects["label"], object_mask=tf.cast(objects["mask"], tf.float32),
-        relations=tf.stack([kept["subject"], kept["object"], kept["predicate"]], axis=1),
-        relation_mask=tf.cast(kept["mask"], tf.float32), num_cut_objects=graph["num_cut_objects"],
-        num_cut_relations=graph["num_cut_relations"])
+      object_boxes=objects["box"],
+      object_labels=objects["label"],
+      object_mask=tf.cast(objects["mask"], tf.float32),
+      relations=tf.stack([kept["subject"], kept["object"], kept["predicate"]], axis=1),
+      relation_mask=tf.cast(kept["mask"], tf.float32),
+      num_cut_objects=graph["num_cut_objects"],
+      num_cut_relations=graph["num_cut_relations"],
+    )
     return example
 
   return pack_scene_graph
@@ -428,7 +441,8 @@ def get_sample_relation_pairs(num_pairs: int = 256, fg_fraction: float = 0.25):
       raise KeyError("sample_relation_pairs must come after pack_scene_graph in the pp string")
     example, seed = _take_seed(example, "sample_relation_pairs")
     pairs, labels, mask = scene_graphs.sample_relation_pairs(
-        example["relations"], example["relation_mask"], example["object_mask"], num_pairs, fg_fraction, seed)
+      example["relations"], example["relation_mask"], example["object_mask"], num_pairs, fg_fraction, seed
+    )
     return {**example, "pairs": pairs, "pair_labels": labels, "pair_mask": tf.cast(mask, tf.float32)}
 
   return sample_relation_pairs

@@ -244,8 +244,9 @@ class SceneGraphEvaluator:
       position = np.minimum(np.searchsorted(self._train_keys, keys), len(self._train_keys) - 1)
       zero_shot = self._train_keys[position] != keys if len(self._train_keys) else np.ones(len(keys), bool)
     # Every mode is ranked (and its input checked) before anything is added: a bad image leaves no trace.
-    mode_ranks = {mode: self._ranks(self._predictions(image, mode), mode, gt_boxes, gt_labels, gt_relations)
-                  for mode in self.modes}
+    mode_ranks = {
+      mode: self._ranks(self._predictions(image, mode), mode, gt_boxes, gt_labels, gt_relations) for mode in self.modes
+    }
     self._num_images += 1
     self._num_zero_shot_images += int(zero_shot.any())
     self._predicate_images += present

@@ -28,27 +28,37 @@ def compute_dtype(name: str):
 
 def _multilabel_classifier(cfg, data_info, dtype) -> nn.Module:
   from jaxgraphs.models.multilabel_classifier import MultiLabelClassifier
-  return MultiLabelClassifier(num_classes=data_info.num_classes, backbone=cfg.backbone,
-                              backbone_kwargs=dict(cfg.backbone_kwargs), feature_key=cfg.feature_key, dtype=dtype)
+
+  return MultiLabelClassifier(
+    num_classes=data_info.num_classes,
+    backbone=cfg.backbone,
+    backbone_kwargs=dict(cfg.backbone_kwargs),
+    feature_key=cfg.feature_key,
+    dtype=dtype,
+  )
 
 
 def _rgnet(cfg, data_info, dtype) -> nn.Module:
   from jaxgraphs.models.rgnet import build_rgnet
+
   return build_rgnet(cfg, data_info, dtype)
 
 
 def _ssgrl(cfg, data_info, dtype) -> nn.Module:
   from jaxgraphs.models.ssgrl import build_ssgrl
+
   return build_ssgrl(cfg, data_info, dtype)
 
 
 def _ssgrl_requests(cfg) -> dict[str, dict[str, Any]]:
   from jaxgraphs.models.ssgrl import data_requests
+
   return data_requests(cfg)
 
 
 def _linknet(cfg, data_info, dtype) -> nn.Module:
   from jaxgraphs.models.linknet import build_linknet
+
   return build_linknet(cfg, data_info, dtype)
 
 
@@ -61,10 +71,10 @@ class ModelEntry:
 
 
 MODELS = {
-    "multilabel_classifier": ModelEntry(_multilabel_classifier),
-    "rgnet": ModelEntry(_rgnet),
-    "ssgrl": ModelEntry(_ssgrl, _ssgrl_requests),
-    "linknet": ModelEntry(_linknet),
+  "multilabel_classifier": ModelEntry(_multilabel_classifier),
+  "rgnet": ModelEntry(_rgnet),
+  "ssgrl": ModelEntry(_ssgrl, _ssgrl_requests),
+  "linknet": ModelEntry(_linknet),
 }
 
 

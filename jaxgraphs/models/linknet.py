@@ -53,8 +53,9 @@ def union_boxes(boxes: jax.Array, pairs: jax.Array) -> jax.Array:
   """(B, P, 4) smallest boxes holding the subject and object boxes of each pair (x1, y1, x2, y2)."""
   take = jax.vmap(lambda rows, index: rows[index])
   subject, object_ = take(boxes, pairs[..., 0]), take(boxes, pairs[..., 1])
-  return jnp.concatenate([jnp.minimum(subject[..., :2], object_[..., :2]),
-                          jnp.maximum(subject[..., 2:], object_[..., 2:])], axis=-1)
+  return jnp.concatenate(
+    [jnp.minimum(subject[..., :2], object_[..., :2]), jnp.maximum(subject[..., 2:], object_[..., 2:])], axis=-1
+  )
 
 
 def dense_pairs(box_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -103,8 +104,11 @@ class LinkNet(nn.Module):
   dtype: Any = jnp.float32
 
   def _check(self):
-    for name, value, valid in (("mode", self.mode, MODES), ("label_input", self.label_input, LABEL_INPUTS),
-                               ("union_head", self.union_head, UNION_HEADS)):
+    for name, value, valid in (
+      ("mode", self.mode, MODES),
+      ("label_input", self.label_input, LABEL_INPUTS),
+      ("union_head", self.union_head, UNION_HEADS),
+    ):
       if value not in valid:
         raise ValueError(f"LinkNet: {name}={value!r}; expected one of {valid}")
     if self.backbone not in BACKBONES:
@@ -115,9 +119,15 @@ class LinkNet(nn.Module):
     chunk = max(1, self.union_chunk_size)
     pieces = []
     for start in range(0, boxes.shape[1], chunk):
-      rois = roi_align(feature_map, boxes[:, start:start + chunk], mask[:, start:start + chunk],
-                       output_size=ROI_SIZE, spatial_scale=1.0 / self.feature_stride,
-                       sampling_ratio=self.sampling_ratio, implementation=self.roi_implementation)
+      rois = roi_align(
+        feature_map,
+        boxes[:, start : start + chunk],
+        mask[:, start : start + chunk],
+        output_size=ROI_SIZE,
+        spatial_scale=1.0 / self.feature_stride,
+        sampling_ratio=self.sampling_ratio,
+        implementation=self.roi_implementation,
+      )
       pieces.append(head(rois, train=train))
     return jnp.concatenate(pieces, axis=1)
 
@@ -137,8 +147,17 @@ class LinkNet(nn.Module):
     return jax.nn.softmax(jax.lax.stop_gradient(outputs["detector_logits"]), axis=-1)
 
   @nn.compact
-  def __call__(self, images, boxes, box_mask, object_labels=None, label_distribution=None, pairs=None,
-               pair_mask=None, train: bool = False):
+  def __call__(
+    self,
+    images,
+    boxes,
+    box_mask,
+    object_labels=None,
+    label_distribution=None,
+    pairs=None,
+    pair_mask=None,
+    train: bool = False,
+  ):
     """images (B, H, W, 3); boxes (B, N, 4) x1, y1, x2, y2 pixels of `images`; box_mask (B, N); object_labels
     (B, N) ground truth (PredCls, and K1 in training); label_distribution (B, N, C) a detector's; pairs (B, P, 2)
     with pair_mask (B, P), or None for all pairs."""
@@ -157,8 +176,9 @@ class LinkNet(nn.Module):
     context = None
     if self.use_global_context:
       context = jnp.mean(feature_map.astype(jnp.float32), axis=(1, 2))
-      outputs["global_logits"] = nn.Dense(self.num_object_classes, dtype=self.dtype,
-                                          name="global_classifier")(context).astype(jnp.float32)
+      outputs["global_logits"] = nn.Dense(self.num_object_classes, dtype=self.dtype, name="global_classifier")(
+        context
+      ).astype(jnp.float32)
 
     if pairs is None:
       pairs, pair_mask = dense_pairs(box_mask)
@@ -166,41 +186,83 @@ class LinkNet(nn.Module):
       raise ValueError("LinkNet: pairs given without pair_mask")
     pairs = pairs.astype(jnp.int32)
     pair_mask = pair_mask.astype(bool)
-    union_head = backbone.fc_head if self.union_head == "shared" else UnionHead(
-        object_features.shape[-1], dtype=self.dtype, name="union_head")
+    union_head = (
+      backbone.fc_head
+      if self.union_head == "shared"
+      else UnionHead(object_features.shape[-1], dtype=self.dtype, name="union_head")
+    )
     union_features = self._roi_features(feature_map, union_boxes(boxes, pairs), pair_mask, union_head, train)
 
     use_ground_truth = self.mode == "predcls" or (train and self.teacher_forcing)
     if use_ground_truth and object_labels is None:
       raise ValueError(f"LinkNet: mode={self.mode!r}{' in training' if train else ''} feeds K1 the object_labels")
-    head = LinkNetHead(self.num_object_classes, self.num_predicates, dtype=self.dtype, name="head",
-                       **(self.head_kwargs or {}))
-    outputs.update(head(object_features, distribution, context, box_mask, boxes, pairs, pair_mask, union_features,
-                        k1_labels=object_labels if use_ground_truth else None, train=train))
+    head = LinkNetHead(
+      self.num_object_classes, self.num_predicates, dtype=self.dtype, name="head", **(self.head_kwargs or {})
+    )
+    outputs.update(
+      head(
+        object_features,
+        distribution,
+        context,
+        box_mask,
+        boxes,
+        pairs,
+        pair_mask,
+        union_features,
+        k1_labels=object_labels if use_ground_truth else None,
+        train=train,
+      )
+    )
     outputs.update(pairs=pairs, pair_mask=pair_mask, boxes=boxes, box_mask=box_mask)  # echoed for pictures
     return outputs
 
 
-HEAD_KEYS = ("embed_dim", "hidden_dim", "geometry_dim", "num_relational_modules", "reduction",
-             "use_relational_embedding", "use_geometry", "edge_input", "normalization", "similarity",
-             "graph_implementation", "use_tanh", "geometry_batch_norm", "geometry_bn_momentum", "geometry_dropout")
+HEAD_KEYS = (
+  "embed_dim",
+  "hidden_dim",
+  "geometry_dim",
+  "num_relational_modules",
+  "reduction",
+  "use_relational_embedding",
+  "use_geometry",
+  "edge_input",
+  "normalization",
+  "similarity",
+  "graph_implementation",
+  "use_tanh",
+  "geometry_batch_norm",
+  "geometry_bn_momentum",
+  "geometry_dropout",
+)
 
 
 def build_linknet(cfg, data_info, dtype) -> LinkNet:
   """LinkNet sized for the object classes and predicates of `data_info` and the mode `config.model.mode`."""
   if not data_info.predicate_names:
-    raise ConfigError(f"config.data.source={data_info.source!r} has no relations; LinkNet needs a scene-graph "
-                      "source (vg150 or builtin_shapes/<size>:scene_graph)")
+    raise ConfigError(
+      f"config.data.source={data_info.source!r} has no relations; LinkNet needs a scene-graph "
+      "source (vg150 or builtin_shapes/<size>:scene_graph)"
+    )
   if cfg.mode not in MODES:
     raise ConfigError(f"config.model.mode={cfg.mode!r}; LinkNet supports {MODES}")
   missing = [key for key in HEAD_KEYS if key not in cfg]
   if missing:
-    raise ConfigError(f"config.model lacks LinkNet keys {missing}; start from "
-                      "jaxgraphs.configs.linknet.model_config()")
+    raise ConfigError(f"config.model lacks LinkNet keys {missing}; start from jaxgraphs.configs.linknet.model_config()")
   return LinkNet(
-      num_object_classes=data_info.num_classes, num_predicates=len(data_info.predicate_names) - 1, mode=cfg.mode,
-      backbone=cfg.backbone, backbone_kwargs=dict(cfg.backbone_kwargs), feature_key=cfg.feature_key,
-      feature_stride=cfg.feature_stride, sampling_ratio=cfg.sampling_ratio,
-      roi_implementation=cfg.roi_implementation, union_chunk_size=cfg.union_chunk_size, union_head=cfg.union_head,
-      label_input=cfg.label_input, teacher_forcing=cfg.teacher_forcing, use_global_context=cfg.use_global_context,
-      head_kwargs={key: cfg[key] for key in HEAD_KEYS}, dtype=dtype)
+    num_object_classes=data_info.num_classes,
+    num_predicates=len(data_info.predicate_names) - 1,
+    mode=cfg.mode,
+    backbone=cfg.backbone,
+    backbone_kwargs=dict(cfg.backbone_kwargs),
+    feature_key=cfg.feature_key,
+    feature_stride=cfg.feature_stride,
+    sampling_ratio=cfg.sampling_ratio,
+    roi_implementation=cfg.roi_implementation,
+    union_chunk_size=cfg.union_chunk_size,
+    union_head=cfg.union_head,
+    label_input=cfg.label_input,
+    teacher_forcing=cfg.teacher_forcing,
+    use_global_context=cfg.use_global_context,
+    head_kwargs={key: cfg[key] for key in HEAD_KEYS},
+    dtype=dtype,
+  )

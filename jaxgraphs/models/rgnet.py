@@ -93,8 +93,13 @@ class FCCNNHead(nn.Module):
   def __call__(self, features):
     """features (B, H, W, d) -> {'logits': (B, num_outputs)}."""
     pooled = jnp.mean(features.astype(jnp.float32), axis=(1, 2))
-    fc = nn.Dense(self.num_outputs, kernel_init=nn.initializers.he_normal(), dtype=self.dtype,
-                  param_dtype=self.param_dtype, name="classifier")
+    fc = nn.Dense(
+      self.num_outputs,
+      kernel_init=nn.initializers.he_normal(),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="classifier",
+    )
     return {"logits": fc(pooled.astype(self.dtype)).astype(jnp.float32), "pre_logits": pooled}
 
 
@@ -133,8 +138,10 @@ class RGNet(nn.Module):
     backbone = BACKBONES[self.backbone](name="backbone", dtype=self.dtype, param_dtype=self.param_dtype, **kwargs)
     backbone_outputs = backbone(images.astype(self.dtype), train=train)
     if self.feature_key not in backbone_outputs:
-      raise ValueError(f"RGNet.feature_key={self.feature_key!r} is not an output of {self.backbone}; "
-                       f"available: {sorted(backbone_outputs)}")
+      raise ValueError(
+        f"RGNet.feature_key={self.feature_key!r} is not an output of {self.backbone}; "
+        f"available: {sorted(backbone_outputs)}"
+      )
     features = backbone_outputs[self.feature_key]
 
     if self.variant == FC_CNN:
@@ -143,8 +150,15 @@ class RGNet(nn.Module):
         outputs["distribution"] = jax.nn.softmax(outputs["logits"], axis=-1)
       return outputs
 
-    head = RGNetHead(variant=self.variant, task=HEAD_TASKS[self.kind], num_bins=self.num_bins,
-                     dtype=self.dtype, param_dtype=self.param_dtype, name="head", **dict(self.head_kwargs or {}))
+    head = RGNetHead(
+      variant=self.variant,
+      task=HEAD_TASKS[self.kind],
+      num_bins=self.num_bins,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="head",
+      **dict(self.head_kwargs or {}),
+    )
     head_outputs = head(features, train=train)
     outputs = {key: head_outputs[key] for key in ("logits", "region_logits", "region_scores")}
     if self.kind == "distribution":
@@ -176,5 +190,13 @@ def build_rgnet(cfg, data_info, dtype) -> RGNet:
     raise ConfigError(f"config.model.variant={cfg.variant!r}; expected one of {MODEL_VARIANTS}")
   if cfg.backbone not in BACKBONES:
     raise ConfigError(f"config.model.backbone={cfg.backbone!r} is not a backbone; choose one of {sorted(BACKBONES)}")
-  return RGNet(kind=cfg.kind, variant=cfg.variant, backbone=cfg.backbone, backbone_kwargs=dict(cfg.backbone_kwargs),
-               feature_key=cfg.feature_key, head_kwargs=head, num_bins=cfg.num_bins, dtype=dtype)
+  return RGNet(
+    kind=cfg.kind,
+    variant=cfg.variant,
+    backbone=cfg.backbone,
+    backbone_kwargs=dict(cfg.backbone_kwargs),
+    feature_key=cfg.feature_key,
+    head_kwargs=head,
+    num_bins=cfg.num_bins,
+    dtype=dtype,
+  )

@@ -46,8 +46,9 @@ class Constant:
     return hash((self.value.shape, str(self.value.dtype), digest))
 
   def __eq__(self, other):
-    return (isinstance(other, Constant) and self.value.shape == other.value.shape
-            and np.array_equal(self.value, other.value))
+    return (
+      isinstance(other, Constant) and self.value.shape == other.value.shape and np.array_equal(self.value, other.value)
+    )
 
 
 def _check_stages(stages: Sequence[str]) -> tuple[str, ...]:
@@ -101,10 +102,17 @@ class SSGRL(nn.Module):
     elif self.feature_pool != 1:
       feature_map = nn.avg_pool(feature_map, (self.feature_pool,) * 2, strides=(self.feature_pool,) * 2)
     head = SSGRLHead(
-        joint_dim=self.joint_dim, attention_hidden_dim=self.attention_hidden_dim, time_steps=self.time_steps,
-        use_semantic_decoupling=self.use_semantic_decoupling, concat_word_vectors=self.concat_word_vectors,
-        use_interaction=self.use_interaction, concat_initial_state=self.concat_initial_state,
-        shared_reset_gate_bug=self.shared_reset_gate_bug, dtype=self.dtype, name="head")
+      joint_dim=self.joint_dim,
+      attention_hidden_dim=self.attention_hidden_dim,
+      time_steps=self.time_steps,
+      use_semantic_decoupling=self.use_semantic_decoupling,
+      concat_word_vectors=self.concat_word_vectors,
+      use_interaction=self.use_interaction,
+      concat_initial_state=self.concat_initial_state,
+      shared_reset_gate_bug=self.shared_reset_gate_bug,
+      dtype=self.dtype,
+      name="head",
+    )
     outputs = head(feature_map, jnp.asarray(self.word_vectors.value), jnp.asarray(self.adjacency.value), train=train)
     # h^0 (B, C, N) stays inside: nothing downstream reads it and it would be gathered to the host at evaluation.
     return {key: value for key, value in outputs.items() if key != "class_features"}
@@ -118,8 +126,9 @@ class SSGRL(nn.Module):
     cls = ResNet
     if stages:
       # Mapping the variables of an initialised module only: at init the parameters do not exist yet.
-      cls = nn.map_variables(ResNet, "params", trans_in_fn=functools.partial(_stop_gradient_at, stages),
-                             init=self.is_initializing())
+      cls = nn.map_variables(
+        ResNet, "params", trans_in_fn=functools.partial(_stop_gradient_at, stages), init=self.is_initializing()
+      )
     return cls(depth=self.depth, frozen_bn=stages or False, dtype=self.dtype, name="backbone", **kwargs)
 
 
@@ -129,13 +138,17 @@ def data_requests(cfg) -> dict[str, dict[str, Any]]:
   requests = {"label_adjacency": {"cache_dir": cfg.adjacency_cache_dir}}
   # Without SD and without concatenation ('w/o SD') the word vectors are never read: no file is needed.
   if cfg.use_semantic_decoupling or cfg.concat_word_vectors:
-    requests["word_vectors"] = {"source": cfg.word_vectors, "dim": int(cfg.word_dim), "key": "config.model.word_vectors"}
+    requests["word_vectors"] = {
+      "source": cfg.word_vectors,
+      "dim": int(cfg.word_dim),
+      "key": "config.model.word_vectors",
+    }
   return requests
 
 
 def build_ssgrl(cfg, data_info, dtype) -> SSGRL:
   """`config.model` -> SSGRL module with the dataset info's word vectors and adjacency as constants."""
-  if not cfg.backbone.startswith("resnet") or not cfg.backbone[len("resnet"):].isdigit():
+  if not cfg.backbone.startswith("resnet") or not cfg.backbone[len("resnet") :].isdigit():
     raise ValueError(f"config.model.backbone={cfg.backbone!r}: SSGRL needs a ResNet (resnet18 ... resnet152)")
   if data_info.label_adjacency is None:
     raise ValueError("SSGRL needs the dataset info's label_adjacency (ask for it with ssgrl.data_requests)")
@@ -143,11 +156,19 @@ def build_ssgrl(cfg, data_info, dtype) -> SSGRL:
   if words is None:
     words = np.zeros((data_info.num_classes, int(cfg.word_dim)), np.float32)
   return SSGRL(
-      word_vectors=Constant(np.asarray(words, np.float32)),
-      adjacency=Constant(np.asarray(data_info.label_adjacency, np.float32)),
-      depth=int(cfg.backbone[len("resnet"):]), backbone_kwargs=dict(cfg.backbone_kwargs),
-      frozen_stages=tuple(cfg.frozen_stages), feature_pool=int(cfg.feature_pool), joint_dim=int(cfg.joint_dim),
-      attention_hidden_dim=int(cfg.attention_hidden_dim), time_steps=int(cfg.time_steps),
-      use_semantic_decoupling=bool(cfg.use_semantic_decoupling), use_interaction=bool(cfg.use_interaction),
-      concat_word_vectors=bool(cfg.concat_word_vectors), concat_initial_state=bool(cfg.concat_initial_state),
-      shared_reset_gate_bug=bool(cfg.shared_reset_gate_bug), dtype=dtype)
+    word_vectors=Constant(np.asarray(words, np.float32)),
+    adjacency=Constant(np.asarray(data_info.label_adjacency, np.float32)),
+    depth=int(cfg.backbone[len("resnet") :]),
+    backbone_kwargs=dict(cfg.backbone_kwargs),
+    frozen_stages=tuple(cfg.frozen_stages),
+    feature_pool=int(cfg.feature_pool),
+    joint_dim=int(cfg.joint_dim),
+    attention_hidden_dim=int(cfg.attention_hidden_dim),
+    time_steps=int(cfg.time_steps),
+    use_semantic_decoupling=bool(cfg.use_semantic_decoupling),
+    use_interaction=bool(cfg.use_interaction),
+    concat_word_vectors=bool(cfg.concat_word_vectors),
+    concat_initial_state=bool(cfg.concat_initial_state),
+    shared_reset_gate_bug=bool(cfg.shared_reset_gate_bug),
+    dtype=dtype,
+  )

@@ -6,11 +6,13 @@ from jaxgraphs.errors import ConfigError
 
 def _multilabel(config, data_info):
   from jaxgraphs.tasks.multilabel import MultiLabelTask
+
   return MultiLabelTask(data_info.class_names)
 
 
 def _aesthetics(config, data_info):
   from jaxgraphs.tasks.aesthetics import aesthetics_task_from_config
+
   return aesthetics_task_from_config(config, data_info)
 
 
@@ -20,6 +22,7 @@ TASKS = {"multilabel": _multilabel, "aesthetics": _aesthetics}
 
 def _scene_graph(config, data_info):
   from jaxgraphs.tasks.scene_graph import scene_graph_task
+
   return scene_graph_task(config, data_info)
 
 

@@ -158,12 +158,11 @@ class AestheticsTask(base.Task):
     ratings = np.arange(1, prediction.shape[-1] + 1)
     return {"distribution": [float(p) for p in prediction], "mean_rating": float(prediction @ ratings)}
 
-  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int
-                       ) -> dict[str, np.ndarray]:
+  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int) -> dict[str, np.ndarray]:
     """uint8 pictures of one image: its region score map and the Fig. 6 strip (none for FC-CNN)."""
     if "region_quality" not in outputs:
       return {}
-    one = {key: np.asarray(value)[index:index + 1] for key, value in outputs.items()}
+    one = {key: np.asarray(value)[index : index + 1] for key, value in outputs.items()}
     image = np.asarray(image)
     if image.dtype != np.uint8:
       image = images_for_display(image[None])[0]
@@ -210,10 +209,10 @@ def draw_region_box(image: np.ndarray, region: int, grid: tuple[int, int], colou
   left, right = col * width // grid[1], max((col + 1) * width // grid[1], col * width // grid[1] + 1)
   thickness = max(1, min(height, width) // 100)
   out = image.copy()
-  out[top:bottom, left:left + thickness] = colour
-  out[top:bottom, right - thickness:right] = colour
-  out[top:top + thickness, left:right] = colour
-  out[bottom - thickness:bottom, left:right] = colour
+  out[top:bottom, left : left + thickness] = colour
+  out[top:bottom, right - thickness : right] = colour
+  out[top : top + thickness, left:right] = colour
+  out[bottom - thickness : bottom, left:right] = colour
   return out
 
 
@@ -241,13 +240,18 @@ def region_dependency_pictures(images: np.ndarray, outputs: Mapping[str, np.ndar
 def aesthetics_task_from_config(config, data_info) -> AestheticsTask:
   """The task of `config.task` ('kind', 'emd_r'), checked against what the data source provides."""
   from jaxgraphs.data import sources
+
   kind = config.task.get("kind", "binary")
   task = AestheticsTask(kind, config.task.get("emd_r", 2.0))
   provided = sources.AESTHETICS_TARGETS.get(data_info.source)
   if provided is None:
-    raise ConfigError(f"config.data.source={data_info.source!r} has no aesthetics targets; aesthetics sources: "
-                      f"{', '.join(sorted(sources.AESTHETICS_TARGETS))}")
+    raise ConfigError(
+      f"config.data.source={data_info.source!r} has no aesthetics targets; aesthetics sources: "
+      f"{', '.join(sorted(sources.AESTHETICS_TARGETS))}"
+    )
   if TARGET_KEY[kind] not in provided:
-    raise ConfigError(f"config.task.kind={kind!r} needs {TARGET_KEY[kind]!r}, which config.data.source="
-                      f"{data_info.source!r} does not provide (it has {', '.join(provided)})")
+    raise ConfigError(
+      f"config.task.kind={kind!r} needs {TARGET_KEY[kind]!r}, which config.data.source="
+      f"{data_info.source!r} does not provide (it has {', '.join(provided)})"
+    )
   return task

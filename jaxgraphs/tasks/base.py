@@ -58,8 +58,7 @@ class Task(abc.ABC):
     """Returns uint8 images (N, H, W, 3) worth showing in TensorBoard for a host train batch."""
     return {}
 
-  def eval_images(self, outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray]
-                  ) -> dict[str, np.ndarray]:
+  def eval_images(self, outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Returns uint8 pictures (N, H, W, 3) made from the module's raw outputs on the first eval batch.
 
     This is where attention maps, region similarities and drawn scene graphs go; the default is none.
@@ -69,10 +68,10 @@ class Task(abc.ABC):
   # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
   def predict_json(self, outputs: Mapping[str, np.ndarray], index: int) -> dict[str, Any]:
     """JSON-able prediction for example `index` of the module's host outputs (used by `python -m jaxgraphs.predict`)."""
-    raise NotImplementedError(f"{type(self).__name__} has no predict_json: `python -m jaxgraphs.predict` cannot "
-                              "describe its predictions")
+    raise NotImplementedError(
+      f"{type(self).__name__} has no predict_json: `python -m jaxgraphs.predict` cannot describe its predictions"
+    )
 
-  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int
-                       ) -> dict[str, np.ndarray]:
+  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int) -> dict[str, np.ndarray]:
     """uint8 (H, W, 3) pictures by name for example `index` and its preprocessed `image`; the default is none."""
     return {}

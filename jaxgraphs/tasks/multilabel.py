@@ -64,10 +64,10 @@ class MultiLabelTask(base.Task):
 
   def eval_outputs(self, outputs, batch):
     return {
-        "probs": jax.nn.sigmoid(outputs["logits"].astype(jnp.float32)),
-        "labels": batch["labels"],
-        "label_weights": batch.get("label_weights", jnp.ones_like(batch["labels"])),
-        "mask": batch["mask"],
+      "probs": jax.nn.sigmoid(outputs["logits"].astype(jnp.float32)),
+      "labels": batch["labels"],
+      "label_weights": batch.get("label_weights", jnp.ones_like(batch["labels"])),
+      "mask": batch["mask"],
     }
 
   def make_evaluator(self):
@@ -83,9 +83,15 @@ class MultiLabelTask(base.Task):
     if keep.size == 0:
       return {}
     probs = _sigmoid(outputs["logits"][keep])
-    return {"eval/attention_top3": attention_pictures(
-        batch["image"][keep], probs, np.asarray(outputs["attention"])[keep], self._names(probs.shape[-1]),
-        np.asarray(batch["labels"])[keep])}
+    return {
+      "eval/attention_top3": attention_pictures(
+        batch["image"][keep],
+        probs,
+        np.asarray(outputs["attention"])[keep],
+        self._names(probs.shape[-1]),
+        np.asarray(batch["labels"])[keep],
+      )
+    }
 
   # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
   def predict_json(self, outputs: Mapping[str, np.ndarray], index: int) -> dict[str, Any]:
@@ -96,15 +102,15 @@ class MultiLabelTask(base.Task):
     entry = lambda c: {"label": names[c], "probability": round(float(probs[c]), 4)}
     return {"labels": [entry(c) for c in order if probs[c] >= THRESHOLD], "top5": [entry(c) for c in order[:5]]}
 
-  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int
-                       ) -> dict[str, np.ndarray]:
+  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int) -> dict[str, np.ndarray]:
     """The attention maps of the three most probable classes over `image` (none without attention)."""
     if "attention" not in outputs:
       return {}
-    probs = _sigmoid(np.asarray(outputs["logits"])[index:index + 1])
-    attention = np.asarray(outputs["attention"])[index:index + 1]
-    return {"attention_top3": attention_pictures(np.asarray(image)[None], probs, attention,
-                                                 self._names(probs.shape[-1]))[0]}
+    probs = _sigmoid(np.asarray(outputs["logits"])[index : index + 1])
+    attention = np.asarray(outputs["attention"])[index : index + 1]
+    return {
+      "attention_top3": attention_pictures(np.asarray(image)[None], probs, attention, self._names(probs.shape[-1]))[0]
+    }
 
   def _names(self, num_classes: int) -> tuple[str, ...]:
     if len(self.class_names) == num_classes:
@@ -117,11 +123,18 @@ def _sigmoid(logits) -> np.ndarray:
 
 
 # ---- pictures (host side, NumPy) -----------------------------------------------------------------------------
-def attention_pictures(images: np.ndarray, probs: np.ndarray, attention: np.ndarray, class_names: Sequence[str],
-                       labels: np.ndarray | None = None, top: int = TOP_CLASSES) -> np.ndarray:
+def attention_pictures(
+  images: np.ndarray,
+  probs: np.ndarray,
+  attention: np.ndarray,
+  class_names: Sequence[str],
+  labels: np.ndarray | None = None,
+  top: int = TOP_CLASSES,
+) -> np.ndarray:
   """Fig. 4 strips, uint8 (N, H', (1 + top) W', 3): the image, then each top class's attention map over it with
   its name and probability underneath (green when the class is a true label, red when not, white unknown)."""
   from jaxgraphs.tasks.aesthetics import blend, heat_colours, min_max, upsample
+
   images = np.asarray(images)
   display = images if images.dtype == np.uint8 else images_for_display(images)
   scale = max(1, -(-MIN_PANEL_SIDE // min(display.shape[1:3])))
@@ -140,6 +153,7 @@ def attention_pictures(images: np.ndarray, probs: np.ndarray, attention: np.ndar
 def _captioned(panel: np.ndarray, text: str, colour) -> np.ndarray:
   """`panel` with a black band below carrying `text`, cut to the panel's width."""
   from PIL import Image, ImageDraw, ImageFont
+
   font = ImageFont.load_default()
   band = Image.new("RGB", (panel.shape[1], 16))
   ImageDraw.Draw(band).text((2, 1), text, fill=colour, font=font)

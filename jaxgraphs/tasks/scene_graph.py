@@ -35,7 +35,8 @@ FIG2_MATRIX = "object_re2"  # eq. (4): the second object-relational embedding
 
 def default_task_config() -> ml_collections.ConfigDict:
   """`config.task` of the scene-graph task with its defaults."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       "name": "scene_graph",
       "mode": "predcls",  # 'predcls' or 'sgcls'
       "object_weight": 1.0,
@@ -46,7 +47,8 @@ def default_task_config() -> ml_collections.ConfigDict:
       "recall_ks": DEFAULT_KS,
       "zero_shot": True,  # zR@K from the training split's triplets
       "num_pictures": 4,  # eval pictures per evaluation
-  })
+    }
+  )
 
 
 def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
@@ -80,8 +82,9 @@ def object_predictions(object_logits: np.ndarray) -> tuple[np.ndarray, np.ndarra
   return labels, np.take_along_axis(probs, labels[..., None], axis=-1)[..., 0]
 
 
-def top_relations(relation_logits: np.ndarray, pairs: np.ndarray, pair_mask: np.ndarray, object_scores: np.ndarray,
-                  k: int) -> list[tuple[int, int, int, float]]:
+def top_relations(
+  relation_logits: np.ndarray, pairs: np.ndarray, pair_mask: np.ndarray, object_scores: np.ndarray, k: int
+) -> list[tuple[int, int, int, float]]:
   """One image's k best (subject, object, predicate, score) with graph constraint, as the evaluator ranks them."""
   logits = np.asarray(relation_logits, np.float64)
   probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -97,8 +100,9 @@ class _Evaluator(base.Evaluator):
   """SceneGraphEvaluator on the padded batches, plus the numbers of objects and relations cut by padding."""
 
   def __init__(self, mode: str, ks, train_triplets, num_predicates: int):
-    self._recall = SceneGraphEvaluator(modes=(mode,), ks=ks, train_triplets=train_triplets,
-                                       num_predicates=num_predicates)
+    self._recall = SceneGraphEvaluator(
+      modes=(mode,), ks=ks, train_triplets=train_triplets, num_predicates=num_predicates
+    )
     self._cut = {"num_cut_objects": 0, "num_cut_relations": 0}
 
   def update(self, outputs: Mapping[str, np.ndarray]) -> None:
@@ -116,9 +120,21 @@ class SceneGraphTask(base.Task):
 
   required_outputs = ("object_logits", "relation_logits", "pairs", "pair_mask", "boxes", "box_mask")
 
-  def __init__(self, mode: str, class_names, predicate_names, train_triplets=None, *, object_weight=1.0,
-               relation_weight=1.0, global_weight=1.0, detector_weight=1.0, global_activation="sigmoid",
-               recall_ks=DEFAULT_KS, num_pictures=4):
+  def __init__(
+    self,
+    mode: str,
+    class_names,
+    predicate_names,
+    train_triplets=None,
+    *,
+    object_weight=1.0,
+    relation_weight=1.0,
+    global_weight=1.0,
+    detector_weight=1.0,
+    global_activation="sigmoid",
+    recall_ks=DEFAULT_KS,
+    num_pictures=4,
+  ):
     if mode not in MODES:
       raise ValueError(f"config.task.mode={mode!r}; expected one of {MODES}")
     if global_activation not in GLOBAL_ACTIVATIONS:
@@ -127,16 +143,24 @@ class SceneGraphTask(base.Task):
     self.class_names = tuple(class_names)
     self.predicate_names = tuple(predicate_names)
     self.train_triplets = train_triplets
-    self.weights = {"object": object_weight, "relation": relation_weight, "global": global_weight,
-                    "detector": detector_weight}
+    self.weights = {
+      "object": object_weight,
+      "relation": relation_weight,
+      "global": global_weight,
+      "detector": detector_weight,
+    }
     self.global_activation = global_activation
     self.recall_ks = tuple(recall_ks)
     self.num_pictures = int(num_pictures)
     self.default_metric = f"{mode}/R@50"
 
   def model_inputs(self, batch):
-    inputs = {"images": batch["image"], "boxes": batch["object_boxes"], "box_mask": batch["object_mask"],
-              "object_labels": batch["object_labels"]}
+    inputs = {
+      "images": batch["image"],
+      "boxes": batch["object_boxes"],
+      "box_mask": batch["object_mask"],
+      "object_labels": batch["object_labels"],
+    }
     if "pairs" in batch:  # training batches carry the sampled pairs; evaluation scores all pairs
       inputs.update(pairs=batch["pairs"], pair_mask=batch["pair_mask"])
     return inputs
@@ -148,17 +172,18 @@ class SceneGraphTask(base.Task):
     terms = {"object_loss": masked_mean(cross_entropy(outputs["object_logits"], labels), object_mask)}
     metrics = {"object_accuracy": masked_mean(jnp.argmax(outputs["object_logits"], -1) == labels, object_mask)}
     if "pair_labels" not in batch:
-      raise ValueError("scene-graph training batches need 'pair_labels': end config.data.pp_train with "
-                       "sample_relation_pairs(...)")
+      raise ValueError(
+        "scene-graph training batches need 'pair_labels': end config.data.pp_train with sample_relation_pairs(...)"
+      )
     pair_mask = batch["pair_mask"] * image_mask[:, None]
     pair_labels = batch["pair_labels"]
     terms["relation_loss"] = masked_mean(cross_entropy(outputs["relation_logits"], pair_labels), pair_mask)
     foreground = pair_mask * (pair_labels > 0)
-    metrics["relation_fg_accuracy"] = masked_mean(jnp.argmax(outputs["relation_logits"], -1) == pair_labels,
-                                                  foreground)
+    metrics["relation_fg_accuracy"] = masked_mean(jnp.argmax(outputs["relation_logits"], -1) == pair_labels, foreground)
     if "global_logits" in outputs:
       terms["global_loss"] = masked_mean(
-          global_context_loss(outputs["global_logits"], batch["labels"], self.global_activation), image_mask)
+        global_context_loss(outputs["global_logits"], batch["labels"], self.global_activation), image_mask
+      )
     if "detector_logits" in outputs:
       terms["detector_loss"] = masked_mean(cross_entropy(outputs["detector_logits"], labels), object_mask)
     total = sum(self.weights[name.removesuffix("_loss")] * value for name, value in terms.items())
@@ -169,11 +194,16 @@ class SceneGraphTask(base.Task):
 
   def eval_outputs(self, outputs, batch):
     result = {
-        "gt_boxes": batch["object_boxes"], "gt_labels": batch["object_labels"], "gt_box_mask": batch["object_mask"],
-        "gt_relations": batch["relations"], "gt_relation_mask": batch["relation_mask"],
-        "pair_scores": jax.nn.softmax(outputs["relation_logits"].astype(jnp.float32), axis=-1),
-        "pair_mask": outputs["pair_mask"], "mask": batch["mask"],
-        "num_cut_objects": batch["num_cut_objects"], "num_cut_relations": batch["num_cut_relations"],
+      "gt_boxes": batch["object_boxes"],
+      "gt_labels": batch["object_labels"],
+      "gt_box_mask": batch["object_mask"],
+      "gt_relations": batch["relations"],
+      "gt_relation_mask": batch["relation_mask"],
+      "pair_scores": jax.nn.softmax(outputs["relation_logits"].astype(jnp.float32), axis=-1),
+      "pair_mask": outputs["pair_mask"],
+      "mask": batch["mask"],
+      "num_cut_objects": batch["num_cut_objects"],
+      "num_cut_relations": batch["num_cut_relations"],
     }
     if outputs["pairs"].shape[1] != batch["object_boxes"].shape[1] ** 2:
       result["pairs"] = outputs["pairs"]
@@ -187,7 +217,7 @@ class SceneGraphTask(base.Task):
     return _Evaluator(self.mode, self.recall_ks, self.train_triplets, len(self.predicate_names) - 1)
 
   def summary_images(self, batch):
-    return {"train/images": images_for_display(batch["image"][:self.num_pictures])}
+    return {"train/images": images_for_display(batch["image"][: self.num_pictures])}
 
   # ---- pictures ------------------------------------------------------------------------------------------------
   def _objects(self, outputs: Mapping[str, np.ndarray], index: int, count: int, given_labels=None):
@@ -201,12 +231,18 @@ class SceneGraphTask(base.Task):
   def _ranked(self, outputs, index: int, scores: np.ndarray, k: int):
     """top_relations of image `index` with its object scores padded back to the padded object count."""
     padded = np.zeros(np.asarray(outputs["box_mask"][index]).shape[0])
-    padded[:len(scores)] = scores
-    return top_relations(outputs["relation_logits"][index], np.asarray(outputs["pairs"][index]),
-                         np.asarray(outputs["pair_mask"][index]), padded, k)
+    padded[: len(scores)] = scores
+    return top_relations(
+      outputs["relation_logits"][index],
+      np.asarray(outputs["pairs"][index]),
+      np.asarray(outputs["pair_mask"][index]),
+      padded,
+      k,
+    )
 
-  def graph_picture(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int, given_labels=None,
-                    gt_relations=None) -> np.ndarray:
+  def graph_picture(
+    self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int, given_labels=None, gt_relations=None
+  ) -> np.ndarray:
     """Fig. 3 style. With GT relations: the top predictions (as many as GT relations) green where they hit a GT
     relation (triplet and both labels), the GT relations they miss red. Without: the top 10, all green."""
     count = int(np.sum(np.asarray(outputs["box_mask"][index]) > 0))
@@ -217,13 +253,16 @@ class SceneGraphTask(base.Task):
     else:
       gt_labels = np.asarray(given_labels)[:count]
       truth = {(int(s), int(o), int(p)) for s, o, p in gt_relations}
-      hits = [(s, o, p) for s, o, p, _ in self._ranked(outputs, index, scores, max(1, len(truth)))
-              if (s, o, p) in truth and labels[s] == gt_labels[s] and labels[o] == gt_labels[o]]
+      hits = [
+        (s, o, p)
+        for s, o, p, _ in self._ranked(outputs, index, scores, max(1, len(truth)))
+        if (s, o, p) in truth and labels[s] == gt_labels[s] and labels[o] == gt_labels[o]
+      ]
       drawn = [(*hit, True) for hit in hits] + [(*miss, False) for miss in sorted(truth - set(hits))]
     return draw_scene_graph(image, boxes, labels, self.class_names, drawn, self.predicate_names)
 
   def eval_images(self, outputs, batch):
-    real = np.flatnonzero(np.asarray(batch["mask"]) > 0)[:self.num_pictures]
+    real = np.flatnonzero(np.asarray(batch["mask"]) > 0)[: self.num_pictures]
     if len(real) == 0:
       return {}
     images = images_for_display(np.asarray(batch["image"])[real])
@@ -274,8 +313,11 @@ class SceneGraphTask(base.Task):
       indices.append(int(label))
     normalised = np.clip(boxes[:, [1, 0, 3, 2]] / [height, width, height, width], 0.0, 1.0).astype(np.float32)
     no_relations = np.zeros(0, np.int32)
-    return {"boxes": normalised, "box_labels": np.asarray(indices, np.int32),
-            "relations": {"subject": no_relations, "object": no_relations, "predicate": no_relations}}
+    return {
+      "boxes": normalised,
+      "box_labels": np.asarray(indices, np.int32),
+      "relations": {"subject": no_relations, "object": no_relations, "predicate": no_relations},
+    }
 
   def predict_json(self, outputs: Mapping[str, np.ndarray], index: int, top_k: int = 20) -> dict[str, Any]:
     """One image's scene graph: objects (box, label, score) and the top_k relations with graph constraint.
@@ -288,15 +330,18 @@ class SceneGraphTask(base.Task):
     labels, scores = self._objects(outputs, index, count, outputs["k1_labels"][index])
     boxes = np.asarray(outputs["boxes"][index])[:count]
     return {
-        "mode": self.mode,
-        "objects": [{"box": [float(v) for v in box], "label": self.class_names[int(label)], "score": float(score)}
-                    for box, label, score in zip(boxes, labels, scores)],
-        "relations": [{"subject": s, "object": o, "predicate": self.predicate_names[p], "score": score}
-                      for s, o, p, score in self._ranked(outputs, index, scores, top_k)],
+      "mode": self.mode,
+      "objects": [
+        {"box": [float(v) for v in box], "label": self.class_names[int(label)], "score": float(score)}
+        for box, label, score in zip(boxes, labels, scores)
+      ],
+      "relations": [
+        {"subject": s, "object": o, "predicate": self.predicate_names[p], "score": score}
+        for s, o, p, score in self._ranked(outputs, index, scores, top_k)
+      ],
     }
 
-  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int
-                       ) -> dict[str, np.ndarray]:
+  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int) -> dict[str, np.ndarray]:
     """The predicted scene graph (top 10 relations) drawn over one image."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -308,6 +353,7 @@ def scene_graph_task(config: ml_collections.ConfigDict, data_info) -> SceneGraph
   """The task for `config.task` on the scene-graph source of `config.data` (training triplets read once)."""
   from jaxgraphs.data import sources
   from jaxgraphs.errors import ConfigError
+
   source = sources.get_source(data_info.source)
   if not isinstance(source, sources.SceneGraphSource):
     raise ConfigError(f"config.data.source={data_info.source!r} is not a scene-graph source")
@@ -320,14 +366,24 @@ def scene_graph_task(config: ml_collections.ConfigDict, data_info) -> SceneGraph
   if cfg.zero_shot:
     triplets = source.train_triplets(config.data.data_dir, data_info.train_split)
   return SceneGraphTask(
-      cfg.mode, data_info.class_names, source.predicate_names, triplets, object_weight=cfg.object_weight,
-      relation_weight=cfg.relation_weight, global_weight=cfg.global_weight, detector_weight=cfg.detector_weight,
-      global_activation=cfg.global_activation, recall_ks=cfg.recall_ks, num_pictures=cfg.num_pictures)
+    cfg.mode,
+    data_info.class_names,
+    source.predicate_names,
+    triplets,
+    object_weight=cfg.object_weight,
+    relation_weight=cfg.relation_weight,
+    global_weight=cfg.global_weight,
+    detector_weight=cfg.detector_weight,
+    global_activation=cfg.global_activation,
+    recall_ks=cfg.recall_ks,
+    num_pictures=cfg.num_pictures,
+  )
 
 
 def load_boxes_json(path: str) -> dict[str, Any]:
   """The --boxes file: {image path or file name: {"boxes": [[x1, y1, x2, y2], ...], "labels": [...]}}."""
   import json
+
   with open(path) as f:
     entries = json.load(f)
   if not isinstance(entries, dict):
@@ -338,6 +394,7 @@ def load_boxes_json(path: str) -> dict[str, Any]:
 def boxes_entry(entries: Mapping[str, Any], image_path: str) -> Mapping[str, Any]:
   """The entry of `image_path` in a --boxes file, by the path as given or by its file name."""
   import os
+
   for key in (image_path, os.path.basename(image_path)):
     if key in entries:
       return entries[key]

@@ -24,8 +24,7 @@ def triangular_fold(matrix: np.ndarray) -> np.ndarray:
   return np.triu(folded, k=1)
 
 
-def relation_matrix_picture(adjacency: np.ndarray, weights: np.ndarray, num_objects: int, cell: int = 16
-                            ) -> np.ndarray:
+def relation_matrix_picture(adjacency: np.ndarray, weights: np.ndarray, num_objects: int, cell: int = 16) -> np.ndarray:
   """Fig. 2 panels for one image: ground-truth relations (1 if related in either direction) and the folded
   relational embedding weights, each (max_objects x max_objects cells), real objects in the top-left corner."""
   size = adjacency.shape[0]
@@ -56,8 +55,14 @@ def _arrow(draw: ImageDraw.ImageDraw, start, end, colour, width: int = 2) -> Non
   draw.polygon(points, fill=colour)
 
 
-def draw_scene_graph(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
-                     relations: Sequence[tuple[int, int, int, bool]], predicate_names: Sequence[str]) -> np.ndarray:
+def draw_scene_graph(
+  image: np.ndarray,
+  boxes: np.ndarray,
+  labels: Sequence[int],
+  class_names: Sequence[str],
+  relations: Sequence[tuple[int, int, int, bool]],
+  predicate_names: Sequence[str],
+) -> np.ndarray:
   """uint8 image with object boxes and names, and one arrow per relation (subject -> object) named by its
   predicate: green when `relations[k][3]` (a correct prediction), red otherwise (a missed ground truth)."""
   factor = max(1, int(np.ceil(MIN_PICTURE_SIDE / max(image.shape[:2]))))

@@ -17,7 +17,8 @@ import numpy as np
 
 # torchvision's DenseNet checkpoints keep pre-0.4 names such as `denselayer1.norm.1.weight`.
 LEGACY_DENSENET_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+  r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 BATCH_STATS_NAMES = {"running_mean": "mean", "running_var": "var"}
 SKIPPED_NAMES = {"num_batches_tracked"}
 
@@ -82,8 +83,9 @@ def read_torch_checkpoint(path: str) -> dict[str, np.ndarray]:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError as error:
     raise ImportError(
-        f"Reading the torchvision checkpoint {path} needs PyTorch (`pip install torch`, the CPU build is "
-        "enough); the jaxgraphs library itself never imports torch.") from error
+      f"Reading the torchvision checkpoint {path} needs PyTorch (`pip install torch`, the CPU build is "
+      "enough); the jaxgraphs library itself never imports torch."
+    ) from error
   state_dict = torch.load(path, map_location="cpu", weights_only=True)
   return {key: value.detach().numpy() for key, value in state_dict.items()}
 

@@ -33,6 +33,7 @@ def _register_ten_crop():
   """Registers the `ten_crop(size)` op with jaxgraphs.data.transforms (once)."""
   import tensorflow as tf
   from jaxgraphs.data import transforms
+
   if "ten_crop" in transforms.OPS:
     return
 
@@ -44,8 +45,12 @@ def _register_ten_crop():
 
     def five(image):
       h, w = tf.shape(image)[0], tf.shape(image)[1]
-      corners = [image[:height, :width], image[:height, w - width:], image[h - height:, :width],
-                 image[h - height:, w - width:]]
+      corners = [
+        image[:height, :width],
+        image[:height, w - width :],
+        image[h - height :, :width],
+        image[h - height :, w - width :],
+      ]
       return corners + [center_crop({"image": image})["image"]]
 
     def ten_crop(example):
@@ -64,8 +69,9 @@ def ten_crop_pp(pp_eval: str) -> str:
   return CROP_PATTERN.sub(lambda m: f"{m.group(1)}ten_crop({m.group(2)})", pp_eval)
 
 
-def run_probabilities(workdir: str, checkpoint: str = "latest", split: str | None = None, ten_crop: bool = False,
-                      config=None) -> dict[str, np.ndarray]:
+def run_probabilities(
+  workdir: str, checkpoint: str = "latest", split: str | None = None, ten_crop: bool = False, config=None
+) -> dict[str, np.ndarray]:
   """Per-example 'probs', 'labels', 'label_weights', 'mask' of one run over a split, in the pipeline's order."""
   import jax
   from jaxgraphs import predict
@@ -84,18 +90,33 @@ def run_probabilities(workdir: str, checkpoint: str = "latest", split: str | Non
   for index, batch in enumerate(batches):
     crops = batch["image"].shape[1] if ten_crop else 1
     if ten_crop:  # every crop becomes an example of its own, carrying its image's labels and mask
-      batch = {k: (v.reshape((-1,) + v.shape[2:]) if k == "image" else np.repeat(v, crops, axis=0))
-               for k, v in batch.items()}
+      batch = {
+        k: (v.reshape((-1,) + v.shape[2:]) if k == "image" else np.repeat(v, crops, axis=0)) for k, v in batch.items()
+      }
     if index == 0:
       state = experiment.restore(workdir, checkpoint, batch_spec=batch)
-      logging.info("%s: step %d on %s (%d batches)%s", workdir, int(jax.device_get(state.step)), split, num_batches,
-                   ", ten crops" if ten_crop else "")
-    outputs = jax.tree.map(np.asarray, jax.device_get(
-        experiment.jit_eval_step(state, sharding.global_batch(batch, experiment.mesh))))
+      logging.info(
+        "%s: step %d on %s (%d batches)%s",
+        workdir,
+        int(jax.device_get(state.step)),
+        split,
+        num_batches,
+        ", ten crops" if ten_crop else "",
+      )
+    outputs = jax.tree.map(
+      np.asarray, jax.device_get(experiment.jit_eval_step(state, sharding.global_batch(batch, experiment.mesh)))
+    )
     if "probs" not in outputs:
-      raise ValueError(f"config.task.name={config.task.name!r}: fused_eval needs a task whose eval outputs have 'probs'")
-    collected.append({k: (v.reshape((-1, crops) + v.shape[1:]).mean(axis=1) if k == "probs" else v[::crops])
-                      for k, v in outputs.items() if k in ("probs", "labels", "label_weights", "mask")})
+      raise ValueError(
+        f"config.task.name={config.task.name!r}: fused_eval needs a task whose eval outputs have 'probs'"
+      )
+    collected.append(
+      {
+        k: (v.reshape((-1, crops) + v.shape[1:]).mean(axis=1) if k == "probs" else v[::crops])
+        for k, v in outputs.items()
+        if k in ("probs", "labels", "label_weights", "mask")
+      }
+    )
   return {k: np.concatenate([c[k] for c in collected]) for k in collected[0]}
 
 
@@ -105,14 +126,17 @@ def fuse(runs: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.nd
   for name, run in zip(names[1:], runs[1:]):
     for key in ("labels", "label_weights", "mask"):
       if run[key].shape != first[key].shape or not np.array_equal(run[key], first[key]):
-        raise ValueError(f"{name} and {names[0]} disagree on {key!r}: they must evaluate the same split in the "
-                         "same order (same dataset, split and eval batch size)")
+        raise ValueError(
+          f"{name} and {names[0]} disagree on {key!r}: they must evaluate the same split in the "
+          "same order (same dataset, split and eval batch size)"
+        )
   return {**first, "probs": np.mean([run["probs"] for run in runs], axis=0)}
 
 
 def metrics_of(scores: dict[str, np.ndarray]) -> dict:
   """MultiLabelEvaluator's metrics of whole-split arrays."""
   from jaxgraphs.evaluation.multilabel_metrics import MultiLabelEvaluator
+
   evaluator = MultiLabelEvaluator()
   evaluator.update(scores["probs"], scores["labels"], scores["label_weights"], scores["mask"])
   return evaluator.result()
@@ -131,6 +155,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from jaxgraphs.training.runtime import prepare_host
+
   prepare_host()
   workdirs = [os.path.abspath(os.path.expanduser(w)) for w in FLAGS.workdir]
   try:
@@ -138,8 +163,12 @@ def main(argv):
     fused = fuse(runs, workdirs)
   except (FileNotFoundError, ValueError) as error:
     sys.exit(f"error: {error}")
-  result = {"ten_crop": FLAGS.ten_crop, "workdirs": workdirs, "fused": metrics_of(fused),
-            "runs": {w: metrics_of(r) for w, r in zip(workdirs, runs)}}
+  result = {
+    "ten_crop": FLAGS.ten_crop,
+    "workdirs": workdirs,
+    "fused": metrics_of(fused),
+    "runs": {w: metrics_of(r) for w, r in zip(workdirs, runs)},
+  }
   for name, metrics in [("fused", result["fused"]), *result["runs"].items()]:
     scalars = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
     print(f"{name}: {scalars}")

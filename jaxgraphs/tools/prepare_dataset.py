@@ -26,8 +26,12 @@ from jaxgraphs.data.builders.image_checks import REPORT_FILENAME, read_skip_repo
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", None, "TFDS name, optionally with config and version: ava, coco/2014, ...")
-flags.DEFINE_string("data_dir", None, "Where prepared datasets live (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
-flags.DEFINE_string("manual_dir", None, "Folder with the manually downloaded files (default: <data_dir>/downloads/manual).")
+flags.DEFINE_string(
+  "data_dir", None, "Where prepared datasets live (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)."
+)
+flags.DEFINE_string(
+  "manual_dir", None, "Folder with the manually downloaded files (default: <data_dir>/downloads/manual)."
+)
 flags.DEFINE_string("download_dir", None, "Where downloads go (default: <data_dir>/downloads).")
 flags.DEFINE_multi_string("config_override", [], "key=value of the builder config; a tuple takes a,b,c.")
 flags.DEFINE_string("config_name", "custom", "Name of the config made from --config_override.")
@@ -49,26 +53,30 @@ def _parse_value(text: str, current, key: str):
     raise ValueError(f"--config_override {key}={text}: expected a {type(current).__name__}") from None
 
 
-def config_with_overrides(config: tfds.core.BuilderConfig, overrides: list[str],
-                          name: str) -> tfds.core.BuilderConfig:
+def config_with_overrides(config: tfds.core.BuilderConfig, overrides: list[str], name: str) -> tfds.core.BuilderConfig:
   """A copy of `config` named `name` with the `key=value` overrides applied (typed like the fields)."""
-  fields = {field.name for field in dataclasses.fields(config)} - {"name", "version", "release_notes",
-                                                                      "supported_versions", "tags"}
+  fields = {field.name for field in dataclasses.fields(config)} - {
+    "name",
+    "version",
+    "release_notes",
+    "supported_versions",
+    "tags",
+  }
   changes = {}
   for override in overrides:
     key, sep, text = override.partition("=")
     if not sep:
       raise ValueError(f"--config_override {override!r}: expected key=value")
     if key not in fields:
-      raise ValueError(f"--config_override {key}: {type(config).__name__} has no such field; "
-                       f"fields: {sorted(fields)}")
+      raise ValueError(f"--config_override {key}: {type(config).__name__} has no such field; fields: {sorted(fields)}")
     changes[key] = _parse_value(text, getattr(config, key), key)
   description = f"{config.name} with " + ", ".join(f"{k}={v}" for k, v in changes.items())
   return dataclasses.replace(config, name=name, description=description, **changes)
 
 
-def make_builder(dataset: str, data_dir: str | None = None, overrides: list[str] = (),
-                 config_name: str = "custom") -> tfds.core.DatasetBuilder:
+def make_builder(
+  dataset: str, data_dir: str | None = None, overrides: list[str] = (), config_name: str = "custom"
+) -> tfds.core.DatasetBuilder:
   """The builder of `dataset` (ours registered first), with a config made from `overrides` if any."""
   if not overrides:
     return registry.builder(dataset, data_dir=data_dir)
@@ -79,17 +87,23 @@ def make_builder(dataset: str, data_dir: str | None = None, overrides: list[str]
   return type(default)(config=config, data_dir=data_dir)
 
 
-def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | None = None, download_dir: str | None = None,
-            overwrite: bool = False) -> str:
+def prepare(
+  builder: tfds.core.DatasetBuilder,
+  manual_dir: str | None = None,
+  download_dir: str | None = None,
+  overwrite: bool = False,
+) -> str:
   """Downloads and prepares `builder`'s dataset; returns the one-line summary it also prints."""
-  print(f"Preparing {builder.info.full_name} in {builder.data_dir}"
-        + (f" from {manual_dir}" if manual_dir else ""), flush=True)
+  print(
+    f"Preparing {builder.info.full_name} in {builder.data_dir}" + (f" from {manual_dir}" if manual_dir else ""),
+    flush=True,
+  )
   # Regenerating keeps the downloads (REUSE_CACHE_IF_EXISTS); the default reuses a prepared dataset.
   mode = tfds.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else tfds.GenerateMode.REUSE_DATASET_IF_EXISTS
   start = time.time()
   builder.download_and_prepare(
-      download_dir=download_dir,
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, download_mode=mode))
+    download_dir=download_dir, download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, download_mode=mode)
+  )
   sizes = ", ".join(f"{split} {info.num_examples:,}" for split, info in builder.info.splits.items())
   summary = f"{builder.info.full_name}: {sizes} examples in {builder.data_dir} ({time.time() - start:.0f} s)"
   if (epath.Path(builder.data_dir) / REPORT_FILENAME).exists():

@@ -22,6 +22,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from jaxgraphs.data.label_graph import class_label_feature, default_label_key
+
 # Re-exported: the tool's users load what it writes with these.
 from jaxgraphs.data.label_priors import DEFAULT_ALIASES, MAKE_COMMAND, class_words, load_word_vectors  # noqa: F401
 
@@ -40,7 +41,7 @@ def read_glove(path: str, words: Sequence[str], dim: int = 300, log_every: int =
           raise ValueError(f"{path}:1 has {num_fields - 1} numbers after its token, expected {dim} (set --dim)")
       if line_number % log_every == 0:
         logging.info("%s: %d lines read, %d/%d words found", path, line_number, len(found), len(wanted))
-      head = line[:line.find(" ")]
+      head = line[: line.find(" ")]
       # Cheap filter on the first field; the exact token (which may contain spaces) is checked below.
       if head not in wanted or head in found:
         continue
@@ -56,8 +57,14 @@ def read_glove(path: str, words: Sequence[str], dim: int = 300, log_every: int =
   return found
 
 
-def build_word_vectors(class_names: Sequence[str], glove_path: str, dim: int = 300, missing: str = "error",
-                       aliases: dict[str, str] | None = None, seed: int = 0) -> tuple[np.ndarray, dict]:
+def build_word_vectors(
+  class_names: Sequence[str],
+  glove_path: str,
+  dim: int = 300,
+  missing: str = "error",
+  aliases: dict[str, str] | None = None,
+  seed: int = 0,
+) -> tuple[np.ndarray, dict]:
   """(C, dim) float32 class vectors (mean over each name's words) and a report of the words GloVe lacks."""
   if missing not in MISSING_POLICIES:
     raise ValueError(f"--missing={missing!r} is not one of {MISSING_POLICIES}")
@@ -85,17 +92,25 @@ def build_word_vectors(class_names: Sequence[str], glove_path: str, dim: int = 3
   if empty:
     names = [class_names[i] for i in empty]
     if missing == "error":
-      raise ValueError(f"{glove_path} has no vector for any word of the classes {names} (words: "
-                       f"{[words[i] for i in empty]}); give them other words with --aliases=name=words, or pass "
-                       "--missing=zero or --missing=random to fill them")
+      raise ValueError(
+        f"{glove_path} has no vector for any word of the classes {names} (words: "
+        f"{[words[i] for i in empty]}); give them other words with --aliases=name=words, or pass "
+        "--missing=zero or --missing=random to fill them"
+      )
     # Random fills match the spread of the real vectors so they are neither dominant nor negligible.
     scale = float(np.std(list(found.values()))) if found else 1.0
     rng = np.random.default_rng(seed)
     for index in empty:
       vectors[index] = 0.0 if missing == "zero" else rng.normal(0.0, scale, dim)
       filled[class_names[index]] = missing
-  report = {"class_names": list(class_names), "words": words, "missing_words": missing_words,
-            "filled_classes": filled, "glove": os.path.basename(glove_path), "dim": dim}
+  report = {
+    "class_names": list(class_names),
+    "words": words,
+    "missing_words": missing_words,
+    "filled_classes": filled,
+    "glove": os.path.basename(glove_path),
+    "dim": dim,
+  }
   return vectors, report
 
 
@@ -117,9 +132,11 @@ def class_names_from_tfds(dataset: str, data_dir: str | None = None, label_key: 
   feature = class_label_feature(registry.builder(dataset, data_dir=data_dir).info.features, label_key)
   names = list(feature.names)
   if names == [str(i) for i in range(len(names))]:
-    raise ValueError(f"{dataset}: the dataset info has only numeric class names for {label_key!r} (TFDS fills in "
-                     f"coco's names when it prepares the data); pass --data_dir=<where {dataset} is prepared>, or "
-                     "--class_names / --class_names_file")
+    raise ValueError(
+      f"{dataset}: the dataset info has only numeric class names for {label_key!r} (TFDS fills in "
+      f"coco's names when it prepares the data); pass --data_dir=<where {dataset} is prepared>, or "
+      "--class_names / --class_names_file"
+    )
   return names
 
 
@@ -171,14 +188,17 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
     names = _class_names_from_flags()
-    vectors, report = build_word_vectors(names, FLAGS.glove, FLAGS.dim, FLAGS.missing,
-                                         parse_aliases(FLAGS.aliases), FLAGS.seed)
+    vectors, report = build_word_vectors(
+      names, FLAGS.glove, FLAGS.dim, FLAGS.missing, parse_aliases(FLAGS.aliases), FLAGS.seed
+    )
   except (ValueError, KeyError, OSError) as error:
     sys.exit(f"error: {error}")
   json_path = save_word_vectors(FLAGS.out, vectors, report)
   for name, words in report["missing_words"].items():
-    print(f"missing in GloVe: {name!r}: {words}" + (f" (filled: {report['filled_classes'][name]})"
-                                                     if name in report["filled_classes"] else ""))
+    print(
+      f"missing in GloVe: {name!r}: {words}"
+      + (f" (filled: {report['filled_classes'][name]})" if name in report["filled_classes"] else "")
+    )
   print(f"wrote {FLAGS.out} {vectors.shape} and {json_path}")
 
 

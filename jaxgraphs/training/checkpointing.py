@@ -24,8 +24,8 @@ class Checkpoints:
   def __init__(self, workdir: str, *, max_to_keep: int, subdir: str = "checkpoints", async_save: bool = True):
     self.directory = os.path.abspath(os.path.join(workdir, subdir))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True,
-        enable_async_checkpointing=async_save)
+      max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True, enable_async_checkpointing=async_save
+    )
     self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
   def latest_step(self) -> int | None:
@@ -39,9 +39,13 @@ class Checkpoints:
   def save(self, state: TrainState, meta: dict[str, Any]) -> None:
     """Starts writing `state` (asynchronously by default) with JSON metadata at its step."""
     step = int(jax.device_get(state.step))
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
-        meta=ocp.args.JsonSave(meta)), force=True)
+    self._manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)), meta=ocp.args.JsonSave(meta)
+      ),
+      force=True,
+    )
 
   def restore(self, abstract_state: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
     """Restores the state onto the shardings carried by `abstract_state`, with its metadata."""
@@ -51,8 +55,9 @@ class Checkpoints:
     if step not in self.all_steps():
       raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
     target = flax.serialization.to_state_dict(abstract_state)
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    restored = self._manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
+    )
     state = flax.serialization.from_state_dict(abstract_state, restored["state"])
     return state, dict(restored["meta"])
 

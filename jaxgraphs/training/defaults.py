@@ -23,7 +23,8 @@ def base_config() -> ml_collections.ConfigDict:
       # A typed placeholder keeps "None = the source's default" and still takes `--config.data.x=...`.
       config.data[key] = config_dict.placeholder(str)
   config.task = ml_collections.ConfigDict({"name": "multilabel"})
-  config.model = ml_collections.ConfigDict({
+  config.model = ml_collections.ConfigDict(
+    {
       "name": "multilabel_classifier",
       "backbone": "resnet101",
       "backbone_kwargs": {},  # e.g. {'width': 8} for a tiny test network, {'frozen_bn': True}
@@ -31,22 +32,27 @@ def base_config() -> ml_collections.ConfigDict:
       "dtype": "float32",  # compute dtype; parameters stay float32
       "backbone_init": "",  # directory written by `python -m jaxgraphs.tools.convert_torchvision`
       "dont_load": (),  # regexes of parameter paths not taken from backbone_init
-  })
+    }
+  )
   config.optimizer = default_optimizer_config()
-  config.checkpoint = ml_collections.ConfigDict({
+  config.checkpoint = ml_collections.ConfigDict(
+    {
       "every_steps": 500,
       "keep": 3,  # the last N checkpoints
       "async_save": True,
       "best_metric": "",  # e.g. 'mAP': also keep the best checkpoint by this eval metric
       "best_mode": "max",
-  })
+    }
+  )
   # Start from another run's weights (not its optimiser state or step), e.g. COCO pre-training for VOC.
-  config.init_from = ml_collections.ConfigDict({
+  config.init_from = ml_collections.ConfigDict(
+    {
       "workdir": "",
       "subdir": "checkpoints",  # or 'checkpoints_best'
       "step": -1,  # -1: the latest
       "dont_load": (),  # regexes over 'params/...' paths left freshly initialised (e.g. a new classifier)
-  })
+    }
+  )
   # (regex over parameter paths, PartitionSpec tuple) pairs; unmatched leaves are replicated.
   config.sharding = ml_collections.ConfigDict({"rules": ()})
   return config

@@ -16,7 +16,8 @@ from jaxgraphs.errors import ConfigError
 
 def default_optimizer_config() -> ml_collections.ConfigDict:
   """The documented defaults of `config.optimizer`."""
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       "name": "adam",  # adam | adamw | sgd
       "learning_rate": 1e-4,
       "b1": 0.9,
@@ -32,22 +33,23 @@ def default_optimizer_config() -> ml_collections.ConfigDict:
       "freeze": (),
       "grad_clip_norm": 0.0,  # 0 disables clipping by global norm
       "schedule": {
-          "name": "constant",  # constant | step | poly | cosine
-          "warmup_steps": 0,  # linear warmup from 0, before any schedule
-          "boundaries": (),  # step: the steps at which the rate is multiplied by decay_factor
-          "decay_factor": 0.1,
-          "power": 0.9,  # poly: lr * (1 - t / T) ** power
-          "end_factor": 0.0,  # cosine/poly: final rate as a fraction of the peak
+        "name": "constant",  # constant | step | poly | cosine
+        "warmup_steps": 0,  # linear warmup from 0, before any schedule
+        "boundaries": (),  # step: the steps at which the rate is multiplied by decay_factor
+        "decay_factor": 0.1,
+        "power": 0.9,  # poly: lr * (1 - t / T) ** power
+        "end_factor": 0.0,  # cosine/poly: final rate as a fraction of the peak
       },
       "plateau": {
-          "enabled": False,  # multiply the rate by `factor` when the train loss stops improving
-          "factor": 0.1,
-          "patience": 10,  # in units of `accumulation_size` steps
-          "cooldown": 0,
-          "rtol": 1e-4,
-          "accumulation_size": 100,
+        "enabled": False,  # multiply the rate by `factor` when the train loss stops improving
+        "factor": 0.1,
+        "patience": 10,  # in units of `accumulation_size` steps
+        "cooldown": 0,
+        "rtol": 1e-4,
+        "accumulation_size": 100,
       },
-  })
+    }
+  )
 
 
 def build_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
@@ -94,8 +96,9 @@ def _base_optimizer(cfg, schedule, params) -> optax.GradientTransformation:
   return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask), core)
 
 
-def build_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, params: Any
-                    ) -> tuple[optax.GradientTransformationExtraArgs, Callable[[Any], jax.Array]]:
+def build_optimizer(
+  cfg: ml_collections.ConfigDict, total_steps: int, params: Any
+) -> tuple[optax.GradientTransformationExtraArgs, Callable[[Any], jax.Array]]:
   """Returns the optimiser and a function of (step, opt_state) giving the learning rate in force."""
   schedule = build_schedule(cfg, total_steps)
   parts = []
@@ -104,9 +107,11 @@ def build_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, params: An
   parts.append(_base_optimizer(cfg, schedule, params))
   if cfg.plateau.enabled:
     p = cfg.plateau
-    parts.append(optax.contrib.reduce_on_plateau(
-        factor=p.factor, patience=p.patience, cooldown=p.cooldown, rtol=p.rtol,
-        accumulation_size=p.accumulation_size))
+    parts.append(
+      optax.contrib.reduce_on_plateau(
+        factor=p.factor, patience=p.patience, cooldown=p.cooldown, rtol=p.rtol, accumulation_size=p.accumulation_size
+      )
+    )
   tx = optax.chain(*parts)
   if cfg.freeze:
     frozen = regex_mask(params, cfg.freeze)

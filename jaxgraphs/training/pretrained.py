@@ -26,13 +26,20 @@ def restore_tree(path: str) -> dict:
 
   path = os.path.abspath(path)
   if not os.path.isdir(path):
-    raise FileNotFoundError(f"pretrained checkpoint {path} does not exist (make it with "
-                            "`python -m jaxgraphs.tools.convert_torchvision`)")
+    raise FileNotFoundError(
+      f"pretrained checkpoint {path} does not exist (make it with `python -m jaxgraphs.tools.convert_torchvision`)"
+    )
   return ocp.StandardCheckpointer().restore(path)
 
 
-def merge_pretrained(variables, checkpoint: Mapping[str, Any], *, subtree: Sequence[str] = ("backbone",),
-                     dont_load: Iterable[str] = (), source: str = "checkpoint"):
+def merge_pretrained(
+  variables,
+  checkpoint: Mapping[str, Any],
+  *,
+  subtree: Sequence[str] = ("backbone",),
+  dont_load: Iterable[str] = (),
+  source: str = "checkpoint",
+):
   """Returns `variables` with `checkpoint`'s collections placed at `subtree`; strict unless `dont_load` covers."""
   subtree = tuple(subtree.split("/") if isinstance(subtree, str) else subtree)
   patterns = [re.compile(pattern) for pattern in dont_load]
@@ -41,15 +48,21 @@ def merge_pretrained(variables, checkpoint: Mapping[str, Any], *, subtree: Seque
   # Empty collections (batch_stats of a network without batch norm) carry nothing to match.
   checkpoint = {collection: tree for collection, tree in _to_dict(checkpoint).items() if tree}
   checkpoint_flat = {
-      f"{prefix(collection)}/{key}": value
-      for collection, tree in checkpoint.items()
-      for key, value in traverse_util.flatten_dict(tree, sep="/").items()}
+    f"{prefix(collection)}/{key}": value
+    for collection, tree in checkpoint.items()
+    for key, value in traverse_util.flatten_dict(tree, sep="/").items()
+  }
   for collection in checkpoint:
     if subtree and not any(key.startswith(prefix(collection) + "/") for key in model_flat):
-      raise ValueError(f"the model has no {prefix(collection)!r} to load {source} into; its submodules "
-                       f"are {sorted(_to_dict(variables).get(collection, {}))}")
-  in_scope = {key: value for key, value in model_flat.items()
-              if any(key.startswith(prefix(collection) + "/") for collection in checkpoint)}
+      raise ValueError(
+        f"the model has no {prefix(collection)!r} to load {source} into; its submodules "
+        f"are {sorted(_to_dict(variables).get(collection, {}))}"
+      )
+  in_scope = {
+    key: value
+    for key, value in model_flat.items()
+    if any(key.startswith(prefix(collection) + "/") for collection in checkpoint)
+  }
   raise_on_mismatch(in_scope, checkpoint_flat, patterns, source)
 
   merged = dict(model_flat)
@@ -79,8 +92,10 @@ def raise_on_mismatch(model_flat, checkpoint_flat, patterns, source) -> None:
     if model_shape != loaded_shape and not _covered(key, patterns):
       problems.append(f"shape mismatch at {key}: model {model_shape}, {source} {loaded_shape}")
   if problems:
-    raise ValueError(f"pretrained weights {source} do not match the model (add a dont_load pattern to skip "
-                     "an entry):\n  " + "\n  ".join(problems))
+    raise ValueError(
+      f"pretrained weights {source} do not match the model (add a dont_load pattern to skip "
+      "an entry):\n  " + "\n  ".join(problems)
+    )
 
 
 def _covered(key, patterns) -> bool:

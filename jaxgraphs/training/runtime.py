@@ -6,12 +6,14 @@ class _DropLibraryChatter:
 
   def filter(self, record) -> bool:
     import logging
+
     return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
 
 
 def quiet_library_logs() -> None:
   """Installs the Orbax INFO filter on absl's logger."""
   import logging
+
   logging.getLogger("absl").addFilter(_DropLibraryChatter())
 
 
@@ -19,5 +21,5 @@ def prepare_host() -> None:
   """Keeps TensorFlow (tf.data only) off the accelerators so JAX owns their memory; quiets Orbax."""
   quiet_library_logs()
   import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")
 
+  tf.config.set_visible_devices([], "GPU")

@@ -18,6 +18,7 @@ class SummaryWriter:
     self._writer = None
     if jax.process_index() == 0:
       import tensorflow as tf  # imported here: only process 0 writes, and tf stays on the host
+
       self._tf = tf
       self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
@@ -69,6 +70,9 @@ class Progress:
     eta = (self.total_steps - step) / max(rates["steps_per_sec"], 1e-9)
     parts = [f"step {step}/{self.total_steps} ({100 * step / max(self.total_steps, 1):.0f}%)"]
     parts += [f"{k} {v:.4g}" for k, v in values.items()]
-    parts += [f"{rates['steps_per_sec']:.2f} steps/s", f"{rates['images_per_sec']:.1f} img/s",
-              f"ETA {datetime.timedelta(seconds=int(eta))}"]
+    parts += [
+      f"{rates['steps_per_sec']:.2f} steps/s",
+      f"{rates['images_per_sec']:.1f} img/s",
+      f"ETA {datetime.timedelta(seconds=int(eta))}",
+    ]
     return " | ".join(parts)

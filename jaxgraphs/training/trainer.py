@@ -42,8 +42,9 @@ class Experiment:
     self.config = config
     self.mesh = sharding.make_mesh()
     self.local_batch_size = sharding.check_batch_size(config.batch_size)
-    self.data_info = label_priors.provide(pipeline.dataset_info(config.data), models.data_requests(config.model),
-                                          config.data)
+    self.data_info = label_priors.provide(
+      pipeline.dataset_info(config.data), models.data_requests(config.model), config.data
+    )
     self.task = tasks.build_task(config, self.data_info)
     self.model = models.build_model(config.model, self.data_info)
     self.total_steps = int(config.total_steps)
@@ -58,12 +59,18 @@ class Experiment:
       dummy = {k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}
       params_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
       with kernel_implementation(self.kernel_implementation):
-        variables = self.model.init({"params": params_rng, "dropout": dropout_rng},
-                                    **self.task.model_inputs(dummy), train=False)
+        variables = self.model.init(
+          {"params": params_rng, "dropout": dropout_rng}, **self.task.model_inputs(dummy), train=False
+        )
       variables = dict(variables)
       params = variables.pop("params")
-      return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
-                        opt_state=self.tx.init(params), rng=jax.random.key_data(state_rng))
+      return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        model_state=variables,
+        opt_state=self.tx.init(params),
+        rng=jax.random.key_data(state_rng),
+      )
 
     return init
 
@@ -74,18 +81,22 @@ class Experiment:
     dummy = lambda: {k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in example.items()}  # noqa: E731
     # The optimiser's masks (freezing, decay) need the parameter paths, so look at shapes first.
     with kernel_implementation(self.kernel_implementation):
-      outputs_shape, variables_shape = jax.eval_shape(lambda: self.model.init_with_output(
-          {"params": jax.random.key(0), "dropout": jax.random.key(0)}, **self.task.model_inputs(dummy()),
-          train=False))
+      outputs_shape, variables_shape = jax.eval_shape(
+        lambda: self.model.init_with_output(
+          {"params": jax.random.key(0), "dropout": jax.random.key(0)}, **self.task.model_inputs(dummy()), train=False
+        )
+      )
     self._check_outputs(outputs_shape)
-    self.tx, self.learning_rate = optimizers.build_optimizer(self.config.optimizer, self.total_steps,
-                                                             variables_shape["params"])
+    self.tx, self.learning_rate = optimizers.build_optimizer(
+      self.config.optimizer, self.total_steps, variables_shape["params"]
+    )
     init = self._init_fn(example)
     rng = jax.random.PRNGKey(self.config.seed)
     abstract = jax.eval_shape(init, rng)
     self.state_sharding = sharding.state_shardings(abstract, self.mesh, self.config.sharding.rules)
     self.abstract_state = jax.tree.map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, self.state_sharding)
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, self.state_sharding
+    )
     state = jax.jit(init, out_shardings=self.state_sharding)(rng)
     if load_weights and self.config.model.get("backbone_init"):
       state = self._load_backbone(state)
@@ -97,11 +108,14 @@ class Experiment:
     """Fails once, naming both, when the model does not produce an output the task reads."""
     missing = [key for key in self.task.required_outputs if key not in outputs]
     if missing:
-      raise ConfigError(f"config.model.name={self.config.model.name!r} outputs {sorted(outputs)}, but "
-                        f"config.task.name={self.config.task.name!r} needs {missing} too")
+      raise ConfigError(
+        f"config.model.name={self.config.model.name!r} outputs {sorted(outputs)}, but "
+        f"config.task.name={self.config.task.name!r} needs {missing} too"
+      )
 
-  def restore(self, workdir: str, checkpoint: str | int = "latest", batch_spec: dict[str, Any] | None = None
-              ) -> TrainState:
+  def restore(
+    self, workdir: str, checkpoint: str | int = "latest", batch_spec: dict[str, Any] | None = None
+  ) -> TrainState:
     """The state saved in `workdir`: checkpoint 'latest', 'best' (checkpoints_best/) or a step number.
 
     Builds the state for `batch_spec` (default: the evaluation split's batches) without loading
@@ -134,6 +148,7 @@ class Experiment:
   def _load_other_run(self, state: TrainState) -> TrainState:
     """Starts from another run's weights (e.g. COCO pre-training before VOC), not its optimiser or step."""
     from jaxgraphs.training import pretrained
+
     cfg = self.config.init_from
     other = Checkpoints(cfg.workdir, max_to_keep=1, subdir=cfg.subdir, async_save=False)
     step = other.latest_step() if cfg.step < 0 else cfg.step
@@ -142,8 +157,12 @@ class Experiment:
     saved = other.restore_raw(step)
     checkpoint = {"params": saved["params"], **saved["model_state"]}
     variables = pretrained.merge_pretrained(
-        jax.device_get({"params": state.params, **state.model_state}), checkpoint, subtree=(),
-        dont_load=tuple(cfg.dont_load), source=f"{other.directory}/{step}")
+      jax.device_get({"params": state.params, **state.model_state}),
+      checkpoint,
+      subtree=(),
+      dont_load=tuple(cfg.dont_load),
+      source=f"{other.directory}/{step}",
+    )
     params = jax.device_put(variables.pop("params"), self.state_sharding.params)
     model_state = jax.device_put(variables, self.state_sharding.model_state)
     logging.info("Initialised from %s/%d", other.directory, step)
@@ -152,9 +171,11 @@ class Experiment:
   def _load_backbone(self, state: TrainState) -> TrainState:
     """Merges converted ImageNet weights into the fresh state (strict, `config.model.dont_load` aside)."""
     from jaxgraphs.training import pretrained
+
     variables = {"params": state.params, **state.model_state}
-    loaded = pretrained.load_pretrained(jax.device_get(variables), self.config.model.backbone_init,
-                                       dont_load=tuple(self.config.model.dont_load))
+    loaded = pretrained.load_pretrained(
+      jax.device_get(variables), self.config.model.backbone_init, dont_load=tuple(self.config.model.dont_load)
+    )
     params = jax.device_put(loaded.pop("params"), self.state_sharding.params)
     model_state = jax.device_put(loaded, self.state_sharding.model_state)
     logging.info("Loaded backbone weights from %s", self.config.model.backbone_init)
@@ -189,8 +210,12 @@ class Experiment:
     (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params, value=loss)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
-               "learning_rate": self.learning_rate(state.step, state.opt_state)}
+    metrics = {
+      **metrics,
+      "loss": loss,
+      "grad_norm": optax.tree.norm(grads),
+      "learning_rate": self.learning_rate(state.step, state.opt_state),
+    }
     new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     return new_state, metrics
 
@@ -206,21 +231,25 @@ class Experiment:
     """Jits the steps with explicit shardings; the train step donates (reuses) the old state's buffers."""
     batch_sharding = sharding.batch_sharding(self.mesh)
     self.jit_train_step = jax.jit(
-        self.train_step, in_shardings=(self.state_sharding, batch_sharding),
-        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)), donate_argnums=0)
-    self.jit_eval_step = jax.jit(self.eval_step, in_shardings=(self.state_sharding, batch_sharding),
-                                 out_shardings=batch_sharding)
-    self.jit_forward = jax.jit(lambda state, batch: self._apply(state.params, state.model_state, batch,
-                                                                train=False)[0],
-                               in_shardings=(self.state_sharding, batch_sharding))
+      self.train_step,
+      in_shardings=(self.state_sharding, batch_sharding),
+      out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+      donate_argnums=0,
+    )
+    self.jit_eval_step = jax.jit(
+      self.eval_step, in_shardings=(self.state_sharding, batch_sharding), out_shardings=batch_sharding
+    )
+    self.jit_forward = jax.jit(
+      lambda state, batch: self._apply(state.params, state.model_state, batch, train=False)[0],
+      in_shardings=(self.state_sharding, batch_sharding),
+    )
     # Evaluation compiles once: the same step returns the raw outputs that the pictures of batch 0 need.
     self.jit_eval_and_forward = jax.jit(self._eval_and_forward, in_shardings=(self.state_sharding, batch_sharding))
 
   # ---- evaluation ----------------------------------------------------------------------------------
   def evaluate(self, state: TrainState, split: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Runs the task's evaluator over a whole split (each example counts once); returns metrics and pictures."""
-    batches, num_batches = pipeline.build_eval_dataset(self.config.data, split,
-                                                       local_batch_size=self.local_batch_size)
+    batches, num_batches = pipeline.build_eval_dataset(self.config.data, split, local_batch_size=self.local_batch_size)
     evaluator = self.task.make_evaluator()
     start = time.perf_counter()
     pictures = {}
@@ -262,8 +291,10 @@ def _check_finite(pending: list[tuple[int, Any]]) -> None:
   losses = jax.device_get([m["loss"] for _, m in pending])
   for (step, _), loss in zip(pending, losses):
     if not np.isfinite(loss):
-      raise NonFiniteLossError(f"training loss became {float(loss)} at step {step}; stopping. "
-                               "The last checkpoint saved before this step is intact.")
+      raise NonFiniteLossError(
+        f"training loss became {float(loss)} at step {step}; stopping. "
+        "The last checkpoint saved before this step is intact."
+      )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -279,8 +310,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   # The stream starts where the latest checkpoint stopped; its element spec gives the state's shapes.
   resume_step = checkpoints.latest_step() or 0
   train_iter = pipeline.build_train_dataset(
-      config.data, local_batch_size=experiment.local_batch_size, seed=config.seed,
-      start_example=resume_step * experiment.local_batch_size)
+    config.data,
+    local_batch_size=experiment.local_batch_size,
+    seed=config.seed,
+    start_example=resume_step * experiment.local_batch_size,
+  )
   state = experiment.build_state(train_iter.batch_spec, load_weights=not resume_step)
   experiment.compile()
   meta = {"best_value": None}
@@ -329,10 +363,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
         rates = progress.tick(step)
         skipped = train_iter.num_skipped
-        writer.scalars(step, {**{f"train/{k}": v for k, v in averaged.items()},
-                              **{f"train/{k}": v for k, v in rates.items()}, "data/skipped_images": skipped})
-        logging.info("%s", progress.line(step, rates, {"loss": averaged["loss"], "lr": averaged["learning_rate"],
-                                                       "skipped": skipped}))
+        writer.scalars(
+          step,
+          {
+            **{f"train/{k}": v for k, v in averaged.items()},
+            **{f"train/{k}": v for k, v in rates.items()},
+            "data/skipped_images": skipped,
+          },
+        )
+        logging.info(
+          "%s",
+          progress.line(step, rates, {"loss": averaged["loss"], "lr": averaged["learning_rate"], "skipped": skipped}),
+        )
         pending = []
 
       is_last = step == experiment.total_steps
@@ -343,11 +385,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
         writer.images(step, pictures)
         logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
-        _write_json(os.path.join(workdir, f"eval_{step}.json"), {"step": step, "split": experiment.data_info.eval_split,
-                                                                **eval_metrics})
+        _write_json(
+          os.path.join(workdir, f"eval_{step}.json"),
+          {"step": step, "split": experiment.data_info.eval_split, **eval_metrics},
+        )
         if best is not None:
           value = scalars[config.checkpoint.best_metric]
-          better = (meta["best_value"] is None or (value > meta["best_value"]) == (config.checkpoint.best_mode == "max"))
+          better = meta["best_value"] is None or (value > meta["best_value"]) == (config.checkpoint.best_mode == "max")
           if better:
             meta["best_value"] = value
             best.save(state, {**meta, "step": step, "metric": config.checkpoint.best_metric})
@@ -362,8 +406,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return eval_metrics
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpoint: str = "latest",
-                        split: str | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+  config: ml_collections.ConfigDict, workdir: str, checkpoint: str = "latest", split: str | None = None
+) -> dict[str, Any]:
   """Evaluates the latest, a numbered or the best checkpoint of `workdir`; writes the metrics as JSON."""
   experiment = Experiment(config)
   split = split or experiment.data_info.eval_split

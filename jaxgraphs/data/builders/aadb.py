@@ -39,17 +39,17 @@ LABELS_DIR = "imgListFiles_label"
 SPLIT_TAGS = {"train": "Train", "validation": "Validation", "test": "TestNew"}
 # Feature key -> the spellings of its file suffix (the release spells the first one 'BalacingElements').
 ATTRIBUTE_FILES = {
-    "balancing_elements": ("BalacingElements", "BalancingElements"),
-    "color_harmony": ("ColorHarmony",),
-    "content": ("Content",),
-    "depth_of_field": ("DoF",),
-    "light": ("Light",),
-    "motion_blur": ("MotionBlur",),
-    "object": ("Object",),
-    "repetition": ("Repetition",),
-    "rule_of_thirds": ("RuleOfThirds",),
-    "symmetry": ("Symmetry",),
-    "vivid_color": ("VividColor",),
+  "balancing_elements": ("BalacingElements", "BalancingElements"),
+  "color_harmony": ("ColorHarmony",),
+  "content": ("Content",),
+  "depth_of_field": ("DoF",),
+  "light": ("Light",),
+  "motion_blur": ("MotionBlur",),
+  "object": ("Object",),
+  "repetition": ("Repetition",),
+  "rule_of_thirds": ("RuleOfThirds",),
+  "symmetry": ("Symmetry",),
+  "vivid_color": ("VividColor",),
 }
 
 _MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
@@ -109,6 +109,7 @@ def find_image(manual_dir: epath.Path, folders, filename: str, score: float) -> 
 @dataclasses.dataclass(frozen=True)
 class AadbRecord:
   """One labelled image of a split."""
+
   filename: str
   score: float
   attributes: dict[str, float]
@@ -117,9 +118,9 @@ class AadbRecord:
 @dataclasses.dataclass(eq=False)
 class AadbConfig(tfds.core.BuilderConfig):
   """AADB options: the image folders searched (in order) and the score threshold of the binary label."""
+
   images_dirs: tuple[str, ...] = ("datasetImages_originalSize",)
-  test_images_dirs: tuple[str, ...] = ("AADB_newtest_originalSize", "AADB_newtest",
-                                       "datasetImages_originalSize")
+  test_images_dirs: tuple[str, ...] = ("AADB_newtest_originalSize", "AADB_newtest", "datasetImages_originalSize")
   high_score_threshold: float = 0.5
 
 
@@ -133,16 +134,18 @@ class Aadb(image_checks.ImageCheckingBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(encoding_format="jpeg"),
-            "image/filename": tfds.features.Text(),
-            "score": np.float32,
-            "label": tfds.features.ClassLabel(names=LABEL_NAMES),
-            "attributes": tfds.features.FeaturesDict({name: np.float32 for name in ATTRIBUTE_FILES}),
-        }),
-        supervised_keys=("image", "score"),
-        homepage="https://github.com/aimerykong/deepImageAestheticsAnalysis",
-        citation="""@inproceedings{kong2016photo,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(encoding_format="jpeg"),
+          "image/filename": tfds.features.Text(),
+          "score": np.float32,
+          "label": tfds.features.ClassLabel(names=LABEL_NAMES),
+          "attributes": tfds.features.FeaturesDict({name: np.float32 for name in ATTRIBUTE_FILES}),
+        }
+      ),
+      supervised_keys=("image", "score"),
+      homepage="https://github.com/aimerykong/deepImageAestheticsAnalysis",
+      citation="""@inproceedings{kong2016photo,
   title={Photo Aesthetics Ranking Network with Attributes and Content Adaptation},
   author={Kong, Shu and Shen, Xiaohui and Lin, Zhe and Mech, Radomir and Fowlkes, Charless},
   booktitle={ECCV}, year={2016}}""",
@@ -179,8 +182,13 @@ class Aadb(image_checks.ImageCheckingBuilder):
       for record in records:
         path = find_image(manual_dir, folders, record.filename, record.score)
         if path is None:
-          report.skip(split=split, image_id=record.filename, file=record.filename, reason=image_checks.MISSING,
-                      detail=f"not in {', '.join(folders)}")
+          report.skip(
+            split=split,
+            image_id=record.filename,
+            file=record.filename,
+            reason=image_checks.MISSING,
+            detail=f"not in {', '.join(folders)}",
+          )
         else:
           found.append(record)
           paths.append(path)
@@ -191,10 +199,13 @@ class Aadb(image_checks.ImageCheckingBuilder):
   def _generate_examples(self, records):
     threshold = self.builder_config.high_score_threshold
     for record, check in records:
-      yield record.filename, {
+      yield (
+        record.filename,
+        {
           "image": image_checks.jpeg_bytes(check),
           "image/filename": record.filename,
           "score": np.float32(record.score),
           "label": int(record.score >= threshold),
           "attributes": {name: np.float32(value) for name, value in record.attributes.items()},
-      }
+        },
+      )

@@ -56,6 +56,7 @@ Then run `python -m jaxgraphs.tools.prepare_dataset --dataset=ava --manual_dir=<
 @dataclasses.dataclass(frozen=True)
 class AvaRecord:
   """One row of AVA.txt."""
+
   image_id: int
   counts: tuple[int, ...]
   semantic_tags: tuple[int, int]
@@ -80,8 +81,10 @@ def parse_ava_txt(text: str, source: str = RATINGS_FILE) -> list[AvaRecord]:
     if not fields:
       continue
     if len(fields) != 3 + NUM_RATING_BINS + 2:
-      raise ValueError(f"{source}:{line_number}: expected 15 fields (index, image id, 10 vote counts, "
-                       f"2 semantic tags, challenge id), got {len(fields)}: {line!r}")
+      raise ValueError(
+        f"{source}:{line_number}: expected 15 fields (index, image id, 10 vote counts, "
+        f"2 semantic tags, challenge id), got {len(fields)}: {line!r}"
+      )
     try:
       values = [int(field) for field in fields]
     except ValueError:
@@ -90,8 +93,11 @@ def parse_ava_txt(text: str, source: str = RATINGS_FILE) -> list[AvaRecord]:
     if image_id in seen:
       raise ValueError(f"{source}:{line_number}: image id {image_id} appears twice")
     seen.add(image_id)
-    records.append(AvaRecord(image_id=image_id, counts=tuple(values[2:12]),
-                             semantic_tags=(values[12], values[13]), challenge_id=values[14]))
+    records.append(
+      AvaRecord(
+        image_id=image_id, counts=tuple(values[2:12]), semantic_tags=(values[12], values[13]), challenge_id=values[14]
+      )
+    )
   return records
 
 
@@ -111,8 +117,10 @@ def holdout_ids(ids, size: int, seed: int) -> set[int]:
   """The `size` ids with the smallest BLAKE2b hash of "<seed>:<id>": a fixed-seed, order-free holdout."""
   if size > len(ids):
     raise ValueError(f"validation_size={size} exceeds the {len(ids)} readable training images")
+
   def rank(image_id: int) -> bytes:
     return hashlib.blake2b(f"{seed}:{image_id}".encode(), digest_size=16).digest()
+
   return set(sorted(ids, key=rank)[:size])
 
 
@@ -121,18 +129,19 @@ def rating_features(record: AvaRecord) -> dict:
   counts = np.asarray(record.counts, np.int64)
   scores = np.arange(1, NUM_RATING_BINS + 1)
   return {
-      "rating/counts": counts.astype(np.int32),
-      "rating/distribution": (counts / counts.sum()).astype(np.float32),
-      "rating/mean": np.float32((counts * scores).sum() / counts.sum()),
-      "label": int(record.is_high),
-      "semantic_tags": np.asarray(record.semantic_tags, np.int32),
-      "challenge_id": np.int32(record.challenge_id),
+    "rating/counts": counts.astype(np.int32),
+    "rating/distribution": (counts / counts.sum()).astype(np.float32),
+    "rating/mean": np.float32((counts * scores).sum() / counts.sum()),
+    "label": int(record.is_high),
+    "semantic_tags": np.asarray(record.semantic_tags, np.int32),
+    "challenge_id": np.int32(record.challenge_id),
   }
 
 
 @dataclasses.dataclass(eq=False)
 class AvaConfig(tfds.core.BuilderConfig):
   """AVA options: size and seed of the validation holdout drawn from the training images."""
+
   validation_size: int = 2000
   holdout_seed: int = 0
 
@@ -147,20 +156,22 @@ class Ava(image_checks.ImageCheckingBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(encoding_format="jpeg"),
-            "image/id": np.int64,
-            "image/filename": tfds.features.Text(),
-            "rating/counts": tfds.features.Tensor(shape=(NUM_RATING_BINS,), dtype=np.int32),
-            "rating/distribution": tfds.features.Tensor(shape=(NUM_RATING_BINS,), dtype=np.float32),
-            "rating/mean": np.float32,
-            "label": tfds.features.ClassLabel(names=LABEL_NAMES),
-            "semantic_tags": tfds.features.Tensor(shape=(2,), dtype=np.int32),
-            "challenge_id": np.int32,
-        }),
-        supervised_keys=("image", "label"),
-        homepage="https://doi.org/10.1109/CVPR.2012.6247954",
-        citation="""@inproceedings{murray2012ava,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(encoding_format="jpeg"),
+          "image/id": np.int64,
+          "image/filename": tfds.features.Text(),
+          "rating/counts": tfds.features.Tensor(shape=(NUM_RATING_BINS,), dtype=np.int32),
+          "rating/distribution": tfds.features.Tensor(shape=(NUM_RATING_BINS,), dtype=np.float32),
+          "rating/mean": np.float32,
+          "label": tfds.features.ClassLabel(names=LABEL_NAMES),
+          "semantic_tags": tfds.features.Tensor(shape=(2,), dtype=np.int32),
+          "challenge_id": np.int32,
+        }
+      ),
+      supervised_keys=("image", "label"),
+      homepage="https://doi.org/10.1109/CVPR.2012.6247954",
+      citation="""@inproceedings{murray2012ava,
   title={AVA: A large-scale database for aesthetic visual analysis},
   author={Murray, Naila and Marchesotti, Luca and Perronnin, Florent},
   booktitle={CVPR}, year={2012}}""",
@@ -178,8 +189,10 @@ class Ava(image_checks.ImageCheckingBuilder):
       if image_id not in rated_ids:
         report.skip(split="test", image_id=image_id, file=str(test_path), reason=NOT_IN_RATINGS)
     test_set = set(test_ids)
-    pools = {"test": [r for r in records if r.image_id in test_set],
-             "train": [r for r in records if r.image_id not in test_set]}
+    pools = {
+      "test": [r for r in records if r.image_id in test_set],
+      "train": [r for r in records if r.image_id not in test_set],
+    }
 
     readable = {}
     for split, pool in pools.items():
@@ -192,19 +205,25 @@ class Ava(image_checks.ImageCheckingBuilder):
       readable[split] = [(record, checks[record.image_id]) for record in voted if record.image_id in checks]
 
     config = self.builder_config
-    validation = holdout_ids([record.image_id for record, _ in readable["train"]], config.validation_size,
-                             config.holdout_seed)
-    plan = {"train": [item for item in readable["train"] if item[0].image_id not in validation],
-            "validation": [item for item in readable["train"] if item[0].image_id in validation],
-            "test": readable["test"]}
+    validation = holdout_ids(
+      [record.image_id for record, _ in readable["train"]], config.validation_size, config.holdout_seed
+    )
+    plan = {
+      "train": [item for item in readable["train"] if item[0].image_id not in validation],
+      "validation": [item for item in readable["train"] if item[0].image_id in validation],
+      "test": readable["test"],
+    }
     # TFDS cannot write an empty split.
     return {split: items for split, items in plan.items() if items}
 
   def _generate_examples(self, records):
     for record, check in records:
-      yield record.image_id, {
+      yield (
+        record.image_id,
+        {
           "image": image_checks.jpeg_bytes(check),
           "image/id": record.image_id,
           "image/filename": f"{record.image_id}.jpg",
           **rating_features(record),
-      }
+        },
+      )

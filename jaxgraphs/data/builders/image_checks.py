@@ -43,6 +43,7 @@ DECODE_ERROR = "decode error"
 @dataclasses.dataclass(frozen=True)
 class ImageCheck:
   """Outcome of fully decoding one image file: its PIL format and mode, or why it cannot be used."""
+
   path: str
   format: str | None = None
   mode: str | None = None
@@ -90,8 +91,9 @@ def _check_one(path: epath.Path) -> ImageCheck:
     return ImageCheck(name, reason=DECODE_ERROR, detail=f"{type(e).__name__}: {e}")
 
 
-def check_image_files(paths: Sequence[os.PathLike | str], num_threads: int = 8,
-                      description: str = "Checking images") -> list[ImageCheck]:
+def check_image_files(
+  paths: Sequence[os.PathLike | str], num_threads: int = 8, description: str = "Checking images"
+) -> list[ImageCheck]:
   """Decodes every file with PIL (threads: the decoder releases the GIL); one ImageCheck per path, in order."""
   paths = [epath.Path(p) for p in paths]
   with _strict_truncation(), concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool:
@@ -115,6 +117,7 @@ def jpeg_bytes(check: ImageCheck) -> bytes:
 @dataclasses.dataclass
 class SkipReport:
   """What a builder left out (and converted) while preparing, written as JSON next to the prepared data."""
+
   dataset: str
   skipped: list[dict] = dataclasses.field(default_factory=list)
   reencoded: list[dict] = dataclasses.field(default_factory=list)
@@ -145,17 +148,29 @@ class SkipReport:
 
   def as_dict(self) -> dict:
     """The JSON document: totals first, then every skipped and re-encoded example."""
-    return {"dataset": self.dataset, "num_skipped": len(self.skipped), "skipped_by_reason": self.counts(),
-            "num_reencoded": len(self.reencoded), "notes": self.notes, "skipped": self.skipped,
-            "reencoded": self.reencoded}
+    return {
+      "dataset": self.dataset,
+      "num_skipped": len(self.skipped),
+      "skipped_by_reason": self.counts(),
+      "num_reencoded": len(self.reencoded),
+      "notes": self.notes,
+      "skipped": self.skipped,
+      "reencoded": self.reencoded,
+    }
 
   def write(self, directory: epath.PathLike) -> epath.Path:
     """Writes `skipped_images.json` into `directory` and logs the totals; returns the file's path."""
     path = epath.Path(directory) / REPORT_FILENAME
     path.write_text(json.dumps(self.as_dict(), indent=1) + "\n")
     # `directory` is TFDS's temporary one while preparing: name the file, not the path that will vanish.
-    logging.info("%s: skipped %d images %s, re-encoded %d as JPEG; listed in %s next to the prepared data",
-                 self.dataset, len(self.skipped), self.counts(), len(self.reencoded), REPORT_FILENAME)
+    logging.info(
+      "%s: skipped %d images %s, re-encoded %d as JPEG; listed in %s next to the prepared data",
+      self.dataset,
+      len(self.skipped),
+      self.counts(),
+      len(self.reencoded),
+      REPORT_FILENAME,
+    )
     for note in self.notes:
       logging.warning("%s: %s", self.dataset, note)
     return path

@@ -11,11 +11,11 @@ import importlib
 import tensorflow_datasets as tfds
 
 BUILDER_MODULES = {
-    "aadb": "jaxgraphs.data.builders.aadb",
-    "ava": "jaxgraphs.data.builders.ava",
-    "builtin_shapes": "jaxgraphs.data.builders.shapes",
-    "vg150": "jaxgraphs.data.builders.vg150",
-    "vg500": "jaxgraphs.data.builders.vg500",
+  "aadb": "jaxgraphs.data.builders.aadb",
+  "ava": "jaxgraphs.data.builders.ava",
+  "builtin_shapes": "jaxgraphs.data.builders.shapes",
+  "vg150": "jaxgraphs.data.builders.vg150",
+  "vg500": "jaxgraphs.data.builders.vg500",
 }
 
 

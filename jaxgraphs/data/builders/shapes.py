@@ -227,7 +227,7 @@ def relation_pairs(boxes: np.ndarray, image_size: int) -> list[tuple[int, int]]:
 @functools.lru_cache(maxsize=None)
 def _unit_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
   """Pixel-centre coordinates in [-0.5, 0.5], rows and columns (float32)."""
-  axis = (np.arange(size, dtype=np.float32) / max(size - 1, 1) - 0.5)
+  axis = np.arange(size, dtype=np.float32) / max(size - 1, 1) - 0.5
   return axis[:, None], axis[None, :]
 
 
@@ -448,29 +448,37 @@ class BuiltinShapes(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
       builder=self,
       description=__doc__,
-      features=tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
-        "image/id": np.int64,
-        "image/filename": tfds.features.Text(),
-        "labels": tfds.features.Sequence(categories),
-        "objects": tfds.features.Sequence({
-          "bbox": tfds.features.BBoxFeature(),
-          "label": categories,
-        }),
-        "relations": tfds.features.Sequence({
-          "subject": np.int64,
-          "object": np.int64,
-          "predicate": tfds.features.ClassLabel(names=PREDICATE_NAMES),
-        }),
-        "composition": tfds.features.FeaturesDict({
-          "score": np.float32,
-          "label": tfds.features.ClassLabel(names=COMPOSITION_NAMES),
-          "distribution": tfds.features.Tensor(shape=(NUM_RATING_BINS,), dtype=np.float32),
-          "balance": np.float32,
-          "spacing": np.float32,
-          "alignment": np.float32,
-        }),
-      }),
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
+          "image/id": np.int64,
+          "image/filename": tfds.features.Text(),
+          "labels": tfds.features.Sequence(categories),
+          "objects": tfds.features.Sequence(
+            {
+              "bbox": tfds.features.BBoxFeature(),
+              "label": categories,
+            }
+          ),
+          "relations": tfds.features.Sequence(
+            {
+              "subject": np.int64,
+              "object": np.int64,
+              "predicate": tfds.features.ClassLabel(names=PREDICATE_NAMES),
+            }
+          ),
+          "composition": tfds.features.FeaturesDict(
+            {
+              "score": np.float32,
+              "label": tfds.features.ClassLabel(names=COMPOSITION_NAMES),
+              "distribution": tfds.features.Tensor(shape=(NUM_RATING_BINS,), dtype=np.float32),
+              "balance": np.float32,
+              "spacing": np.float32,
+              "alignment": np.float32,
+            }
+          ),
+        }
+      ),
     )
 
   def _split_generators(self, dl_manager):
@@ -495,11 +503,17 @@ class BuiltinShapes(tfds.core.GeneratorBasedBuilder):
 def ensure_prepared(config: str | BuiltinShapesConfig = "small", data_dir: str | None = None) -> BuiltinShapes:
   """The `builtin_shapes` builder for `config`, generating its files under `data_dir` on first use."""
   if isinstance(config, str) and config not in BuiltinShapes.builder_configs:
-    raise ValueError(f"unknown builtin_shapes config {config!r}; expected one of {sorted(BuiltinShapes.builder_configs)}")
+    raise ValueError(
+      f"unknown builtin_shapes config {config!r}; expected one of {sorted(BuiltinShapes.builder_configs)}"
+    )
   builder = BuiltinShapes(config=config, data_dir=data_dir)
   if not builder.is_prepared():
     name = builder.builder_config.name
-    print(f"Generating builtin_shapes/{name} into {builder.data_dir} (one-off, no download) ...", file=sys.stderr, flush=True)
+    print(
+      f"Generating builtin_shapes/{name} into {builder.data_dir} (one-off, no download) ...",
+      file=sys.stderr,
+      flush=True,
+    )
     start = time.perf_counter()
     builder.download_and_prepare()
     print(f"Generated builtin_shapes/{name} in {time.perf_counter() - start:.1f} s.", file=sys.stderr, flush=True)

@@ -141,7 +141,8 @@ def locate_manual_files(manual_dir) -> ManualFiles:
       if (manual_dir / name).exists():
         return manual_dir / name
     raise FileNotFoundError(
-        f"none of {', '.join(names)} found in the manual directory {manual_dir}.\n\n{_MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      f"none of {', '.join(names)} found in the manual directory {manual_dir}.\n\n{_MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    )
 
   h5 = first_existing(H5_FILENAMES)
   # Pair the dicts file with the h5 file it was released with when both kinds are present.
@@ -151,8 +152,9 @@ def locate_manual_files(manual_dir) -> ManualFiles:
   image_dirs = tuple(manual_dir / d for d in IMAGE_DIRS if (manual_dir / d).is_dir())
   if not image_dirs:
     raise FileNotFoundError(
-        f"no image folder ({', '.join(IMAGE_DIRS)}) in the manual directory {manual_dir}.\n\n"
-        f"{_MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      f"no image folder ({', '.join(IMAGE_DIRS)}) in the manual directory {manual_dir}.\n\n"
+      f"{_MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    )
   return ManualFiles(h5=h5, dicts=dicts, image_data=image_data, image_dirs=image_dirs)
 
 
@@ -163,8 +165,9 @@ def _names_by_index(mapping: dict, path, field: str, num_classes: int) -> list[s
   indices = sorted(int(i) for i in mapping.values())
   if indices != list(range(1, num_classes)):
     raise ValueError(
-        f"{path}: field '{field}' must give the indices 1..{num_classes - 1} once each (VG-150), got "
-        f"{len(indices)} entries spanning {indices[:1]}..{indices[-1:]}")
+      f"{path}: field '{field}' must give the indices 1..{num_classes - 1} once each (VG-150), got "
+      f"{len(indices)} entries spanning {indices[:1]}..{indices[-1:]}"
+    )
   return [BACKGROUND] + sorted(mapping, key=lambda name: int(mapping[name]))
 
 
@@ -191,9 +194,10 @@ def read_image_records(image_data_path, num_rows: int) -> list[dict]:
   kept = [r for r in records if int(r["image_id"]) not in CORRUPT_IMAGE_IDS]
   if len(kept) != num_rows:
     raise ValueError(
-        f"{image_data_path}: {len(kept)} images after dropping the corrupt ids {CORRUPT_IMAGE_IDS}, but the h5 "
-        f"file has {num_rows} rows; image_data.json must list the images in h5 order (108,077 entries for the "
-        "108,073 rows of VG-SGG.h5)")
+      f"{image_data_path}: {len(kept)} images after dropping the corrupt ids {CORRUPT_IMAGE_IDS}, but the h5 "
+      f"file has {num_rows} rows; image_data.json must list the images in h5 order (108,077 entries for the "
+      "108,073 rows of VG-SGG.h5)"
+    )
   return kept
 
 
@@ -234,15 +238,16 @@ def read_graph_arrays(h5_path) -> GraphArrays:
   """Reads and checks the VG-SGG h5 datasets; boxes come back in 1024-scale corner form."""
   with h5py.File(os.fspath(h5_path), "r") as h5:
     arrays = GraphArrays(
-        labels=_column(h5, "labels", h5_path),
-        boxes=_matrix(h5, f"boxes_{BOX_SCALE}", 4, h5_path),
-        first_box=_column(h5, "img_to_first_box", h5_path),
-        last_box=_column(h5, "img_to_last_box", h5_path),
-        relationships=_matrix(h5, "relationships", 2, h5_path),
-        predicates=_column(h5, "predicates", h5_path),
-        first_rel=_column(h5, "img_to_first_rel", h5_path),
-        last_rel=_column(h5, "img_to_last_rel", h5_path),
-        split=_column(h5, "split", h5_path))
+      labels=_column(h5, "labels", h5_path),
+      boxes=_matrix(h5, f"boxes_{BOX_SCALE}", 4, h5_path),
+      first_box=_column(h5, "img_to_first_box", h5_path),
+      last_box=_column(h5, "img_to_last_box", h5_path),
+      relationships=_matrix(h5, "relationships", 2, h5_path),
+      predicates=_column(h5, "predicates", h5_path),
+      first_rel=_column(h5, "img_to_first_rel", h5_path),
+      last_rel=_column(h5, "img_to_last_rel", h5_path),
+      split=_column(h5, "split", h5_path),
+    )
   num_rows = len(arrays.split)
   for name in ("first_box", "last_box", "first_rel", "last_rel"):
     if len(getattr(arrays, name)) != num_rows:
@@ -258,32 +263,35 @@ def read_graph_arrays(h5_path) -> GraphArrays:
   return dataclasses.replace(arrays, boxes=center_to_corner(arrays.boxes))
 
 
-def split_rows(split: np.ndarray, first_box: np.ndarray, first_rel: np.ndarray,
-               num_val_images: int) -> dict[str, np.ndarray]:
+def split_rows(
+  split: np.ndarray, first_box: np.ndarray, first_rel: np.ndarray, num_val_images: int
+) -> dict[str, np.ndarray]:
   """h5 rows of train / val / test after the standard filters (no boxes, no relations), in h5 order."""
   usable = (first_box >= 0) & (first_rel >= 0)
   train = np.flatnonzero(usable & (split == SPLIT_FLAGS["train"]))
   test = np.flatnonzero(usable & (split == SPLIT_FLAGS["test"]))
   if not 0 < num_val_images < len(train):
     raise ValueError(
-        f"config num_val_images={num_val_images} must lie in 1..{len(train) - 1}: the filtered train split has "
-        f"{len(train)} images")
+      f"config num_val_images={num_val_images} must lie in 1..{len(train) - 1}: the filtered train split has "
+      f"{len(train)} images"
+    )
   return {"train": train[num_val_images:], "val": train[:num_val_images], "test": test}
 
 
 def image_graph(arrays: GraphArrays, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Labels (n,), 1024-scale corner boxes (n, 4) and relations (m, 3) (local subject, local object, predicate)."""
   first, last = arrays.first_box[row], arrays.last_box[row]
-  labels = arrays.labels[first:last + 1]
-  boxes = arrays.boxes[first:last + 1]
+  labels = arrays.labels[first : last + 1]
+  boxes = arrays.boxes[first : last + 1]
   if arrays.first_rel[row] < 0:
     return labels, boxes, np.zeros((0, 3), np.int64)
   rel = slice(arrays.first_rel[row], arrays.last_rel[row] + 1)
   local = arrays.relationships[rel].astype(np.int64) - first
   if local.size and (local.min() < 0 or local.max() >= len(labels)):
     raise ValueError(
-        f"h5 row {row}: relationships refer to objects outside the image's boxes "
-        f"img_to_first_box..img_to_last_box = {first}..{last}")
+      f"h5 row {row}: relationships refer to objects outside the image's boxes "
+      f"img_to_first_box..img_to_last_box = {first}..{last}"
+    )
   return labels, boxes, np.column_stack([local, arrays.predicates[rel]])
 
 
@@ -346,9 +354,12 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = [
-      Vg150Config(name="standard", description="Pixel frame = the JPEG's own size (neural-motifs; corrected SGB)."),
-      Vg150Config(name="image_data_sizes", image_size_source="image_data",
-                  description="Pixel frame = image_data.json sizes as shipped (uncorrected Scene-Graph-Benchmark)."),
+    Vg150Config(name="standard", description="Pixel frame = the JPEG's own size (neural-motifs; corrected SGB)."),
+    Vg150Config(
+      name="image_data_sizes",
+      image_size_source="image_data",
+      description="Pixel frame = image_data.json sizes as shipped (uncorrected Scene-Graph-Benchmark).",
+    ),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "standard"
 
@@ -361,27 +372,33 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     """Feature spec; the class names are filled in from VG-SGG-dicts.json when the dataset is prepared."""
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-            "image/id": np.int64,
-            "image/filename": tfds.features.Text(),
-            "image/width": np.int32,
-            "image/height": np.int32,
-            "objects": tfds.features.Sequence({
-                "bbox": tfds.features.BBoxFeature(),
-                "box_pixels": tfds.features.Tensor(shape=(4,), dtype=np.float32),
-                "label": tfds.features.ClassLabel(num_classes=NUM_OBJECT_CLASSES),
-            }),
-            "relations": tfds.features.Sequence({
-                "subject": np.int32,
-                "object": np.int32,
-                "predicate": tfds.features.ClassLabel(num_classes=NUM_PREDICATE_CLASSES),
-            }),
-        }),
-        supervised_keys=None,
-        disable_shuffling=True,  # keep h5 order: "the first N images" of a split stays meaningful
-        metadata=tfds.core.MetadataDict(),
-        homepage="https://github.com/rowanz/neural-motifs",
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+          "image/id": np.int64,
+          "image/filename": tfds.features.Text(),
+          "image/width": np.int32,
+          "image/height": np.int32,
+          "objects": tfds.features.Sequence(
+            {
+              "bbox": tfds.features.BBoxFeature(),
+              "box_pixels": tfds.features.Tensor(shape=(4,), dtype=np.float32),
+              "label": tfds.features.ClassLabel(num_classes=NUM_OBJECT_CLASSES),
+            }
+          ),
+          "relations": tfds.features.Sequence(
+            {
+              "subject": np.int32,
+              "object": np.int32,
+              "predicate": tfds.features.ClassLabel(num_classes=NUM_PREDICATE_CLASSES),
+            }
+          ),
+        }
+      ),
+      supervised_keys=None,
+      disable_shuffling=True,  # keep h5 order: "the first N images" of a split stays meaningful
+      metadata=tfds.core.MetadataDict(),
+      homepage="https://github.com/rowanz/neural-motifs",
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -405,14 +422,16 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
         raise FileNotFoundError(f"image {image_id}.jpg (h5 row {row}) is in none of {list(files.image_dirs)}")
 
     metadata = self.info.metadata
-    metadata.update({
+    metadata.update(
+      {
         "h5_file": files.h5.name,
         "dicts_file": files.dicts.name,
         "image_size_source": config.image_size_source,
         "num_val_images": config.num_val_images,
         "image_size_mismatches": [],  # [image_id, json width, json height, jpeg width, jpeg height]
         "reencoded_images": [],
-    })
+      }
+    )
     for name, split_rows_ in rows.items():
       objects, predicates = class_counts(arrays, split_rows_)
       metadata[f"{name}_object_counts"] = objects
@@ -420,8 +439,9 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
     # Triplets seen in training (all annotated relations), for zero-shot recall.
     metadata["train_triplets"] = relation_triplets(arrays, rows["train"])
     logging.info("vg150 from %s: %s images", files.h5, {k: len(v) for k, v in rows.items()})
-    return {name: self._generate_examples(arrays, records, image_paths, split_rows_)
-            for name, split_rows_ in rows.items()}
+    return {
+      name: self._generate_examples(arrays, records, image_paths, split_rows_) for name, split_rows_ in rows.items()
+    }
 
   def _generate_examples(self, arrays, records, image_paths, rows):
     """One example per h5 row, in h5 order, keyed by the Visual Genome image id."""
@@ -432,30 +452,40 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
       if reencoded:
         self.info.metadata["reencoded_images"].append(image_id)
       if (jpeg_width, jpeg_height) != (int(record["width"]), int(record["height"])):
-        logging.warning("vg150 image %d: image_data.json says %dx%d, the JPEG is %dx%d", image_id,
-                        record["width"], record["height"], jpeg_width, jpeg_height)
+        logging.warning(
+          "vg150 image %d: image_data.json says %dx%d, the JPEG is %dx%d",
+          image_id,
+          record["width"],
+          record["height"],
+          jpeg_width,
+          jpeg_height,
+        )
         self.info.metadata["image_size_mismatches"].append(
-            [image_id, int(record["width"]), int(record["height"]), jpeg_width, jpeg_height])
+          [image_id, int(record["width"]), int(record["height"]), jpeg_width, jpeg_height]
+        )
       if self.builder_config.image_size_source == "jpeg":
         width, height = jpeg_width, jpeg_height
       else:
         width, height = int(record["width"]), int(record["height"])
       labels, boxes, relations = image_graph(arrays, row)
       pixels = boxes_to_pixels(boxes, width, height)
-      yield image_id, {
+      yield (
+        image_id,
+        {
           "image": encoded,
           "image/id": image_id,
           "image/filename": f"{image_id}.jpg",
           "image/width": width,
           "image/height": height,
           "objects": {
-              "bbox": normalized_yxyx(pixels, width, height).astype(np.float32),
-              "box_pixels": pixels,
-              "label": labels.astype(np.int64),
+            "bbox": normalized_yxyx(pixels, width, height).astype(np.float32),
+            "box_pixels": pixels,
+            "label": labels.astype(np.int64),
           },
           "relations": {
-              "subject": relations[:, 0].astype(np.int32),
-              "object": relations[:, 1].astype(np.int32),
-              "predicate": relations[:, 2].astype(np.int64),
+            "subject": relations[:, 0].astype(np.int32),
+            "object": relations[:, 1].astype(np.int32),
+            "predicate": relations[:, 2].astype(np.int64),
           },
-      }
+        },
+      )

@@ -99,8 +99,9 @@ def vocabulary(names: dict[int, set[str]], image_ids, num_classes: int) -> list[
   """The `num_classes` names found in the most of `image_ids`' images, most frequent first, ties alphabetical."""
   counts = collections.Counter(name for i in image_ids for name in names.get(i, ()))
   if len(counts) < num_classes:
-    raise ValueError(f"the training images have only {len(counts)} distinct object names, fewer than "
-                     f"num_classes={num_classes}")
+    raise ValueError(
+      f"the training images have only {len(counts)} distinct object names, fewer than num_classes={num_classes}"
+    )
   return [name for name, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:num_classes]]
 
 
@@ -132,15 +133,17 @@ class Vg500(image_checks.ImageCheckingBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(encoding_format="jpeg"),
-            "image/filename": tfds.features.Text(),
-            "image/id": np.int64,
-            # Names are set from the training split while preparing (and then saved with the dataset).
-            "labels": tfds.features.Sequence(tfds.features.ClassLabel(num_classes=self.builder_config.num_classes)),
-        }),
-        homepage="https://visualgenome.org",
-        citation="""@article{krishna2017visual,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(encoding_format="jpeg"),
+          "image/filename": tfds.features.Text(),
+          "image/id": np.int64,
+          # Names are set from the training split while preparing (and then saved with the dataset).
+          "labels": tfds.features.Sequence(tfds.features.ClassLabel(num_classes=self.builder_config.num_classes)),
+        }
+      ),
+      homepage="https://visualgenome.org",
+      citation="""@article{krishna2017visual,
   title={Visual Genome: Connecting Language and Vision Using Crowdsourced Dense Image Annotations},
   author={Krishna, Ranjay and Zhu, Yuke and Groth, Oliver and others}, journal={IJCV}, year={2017}}""",
     )
@@ -155,8 +158,9 @@ class Vg500(image_checks.ImageCheckingBuilder):
     image_ids = [image_id_of(entry, IMAGE_DATA_FILENAME) for entry in self._read_json(manual_dir / IMAGE_DATA_FILENAME)]
     names = names_per_image(self._read_json(manual_dir / OBJECTS_FILENAME))
     if unknown := sorted(set(names) - set(image_ids)):
-      report.notes.append(f"{OBJECTS_FILENAME} has {len(unknown)} image ids that {IMAGE_DATA_FILENAME} lacks "
-                          f"(ignored), e.g. {unknown[0]}")
+      report.notes.append(
+        f"{OBJECTS_FILENAME} has {len(unknown)} image ids that {IMAGE_DATA_FILENAME} lacks (ignored), e.g. {unknown[0]}"
+      )
     splits = split_ids(image_ids, config.num_test, config.seed)
     classes = vocabulary(names, splits["train"], config.num_classes)
     self.info.features["labels"].feature.names = classes
@@ -167,21 +171,32 @@ class Vg500(image_checks.ImageCheckingBuilder):
       for image_id in ids:
         path = find_image(manual_dir, image_id)
         if path is None:
-          report.skip(split=split, image_id=image_id, file=f"{image_id}.jpg", reason=image_checks.MISSING,
-                      detail=f"not in {', '.join(IMAGE_DIRS)}")
+          report.skip(
+            split=split,
+            image_id=image_id,
+            file=f"{image_id}.jpg",
+            reason=image_checks.MISSING,
+            detail=f"not in {', '.join(IMAGE_DIRS)}",
+          )
         else:
           found.append(image_id)
           paths.append(path)
       checks = self._check(report, split, found, paths)
-      plan[split] = [(image_id, sorted(index[n] for n in names.get(image_id, ()) if n in index), checks[image_id])
-                     for image_id in found if image_id in checks]
+      plan[split] = [
+        (image_id, sorted(index[n] for n in names.get(image_id, ()) if n in index), checks[image_id])
+        for image_id in found
+        if image_id in checks
+      ]
     return {split: items for split, items in plan.items() if items}
 
   def _generate_examples(self, records):
     for image_id, labels, check in records:
-      yield image_id, {
+      yield (
+        image_id,
+        {
           "image": image_checks.jpeg_bytes(check),
           "image/filename": f"{image_id}.jpg",
           "image/id": image_id,
           "labels": labels,
-      }
+        },
+      )

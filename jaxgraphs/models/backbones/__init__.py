@@ -7,10 +7,10 @@ from jaxgraphs.models.backbones.resnet import ResNet
 from jaxgraphs.models.backbones.vgg import VGG
 
 BACKBONES = {
-    **{f"resnet{depth}": functools.partial(ResNet, depth=depth) for depth in (18, 34, 50, 101, 152)},
-    **{f"densenet{depth}": functools.partial(DenseNet, depth=depth) for depth in (121, 161, 169, 201)},
-    **{f"vgg{depth}": functools.partial(VGG, depth=depth) for depth in (11, 13, 16, 19)},
-    **{f"vgg{depth}_bn": functools.partial(VGG, depth=depth, batch_norm=True) for depth in (11, 13, 16, 19)},
+  **{f"resnet{depth}": functools.partial(ResNet, depth=depth) for depth in (18, 34, 50, 101, 152)},
+  **{f"densenet{depth}": functools.partial(DenseNet, depth=depth) for depth in (121, 161, 169, 201)},
+  **{f"vgg{depth}": functools.partial(VGG, depth=depth) for depth in (11, 13, 16, 19)},
+  **{f"vgg{depth}_bn": functools.partial(VGG, depth=depth, batch_norm=True) for depth in (11, 13, 16, 19)},
 }
 
 

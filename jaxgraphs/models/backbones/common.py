@@ -57,8 +57,14 @@ def resolve_implementation(implementation: str | None = None) -> str:
 def _conv(x, kernel, stride, dilation):
   """NHWC x HWIO convolution with torch's symmetric padding dilation * (k - 1) / 2."""
   pad = dilation * (kernel.shape[0] - 1) // 2
-  return lax.conv_general_dilated(x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
-                                  rhs_dilation=(dilation, dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return lax.conv_general_dilated(
+    x,
+    kernel,
+    (stride, stride),
+    ((pad, pad), (pad, pad)),
+    rhs_dilation=(dilation, dilation),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -89,8 +95,9 @@ def _conv_backward(stride, dilation, residuals, grad):
   def tap_gradient(_, offset):
     # One tap at a time (a loop, not k*k independent slices) keeps a single shifted copy of x alive.
     window = lax.dynamic_slice(padded, (0, offset[0], offset[1], 0), window_shape)[:, ::stride, ::stride, :]
-    return None, lax.dot_general(window.reshape(-1, x.shape[-1]), grad_rows, (((0,), (0,)), ((), ())),
-                                 preferred_element_type=jnp.float32)
+    return None, lax.dot_general(
+      window.reshape(-1, x.shape[-1]), grad_rows, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32
+    )
 
   offsets = jnp.array([(row * dilation, column * dilation) for row in range(k) for column in range(k)])
   _, taps = lax.scan(tap_gradient, None, offsets)
@@ -118,10 +125,19 @@ def conv_as_im2col_matmul(x, kernel, stride, dilation):
   out_height = _output_size(x.shape[1], k, stride, dilation)
   out_width = _output_size(x.shape[2], k, stride, dilation)
   padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  columns = jnp.concatenate([
-      padded[:, row * dilation:row * dilation + (out_height - 1) * stride + 1:stride,
-             column * dilation:column * dilation + (out_width - 1) * stride + 1:stride, :]
-      for row in range(k) for column in range(k)], axis=-1)
+  columns = jnp.concatenate(
+    [
+      padded[
+        :,
+        row * dilation : row * dilation + (out_height - 1) * stride + 1 : stride,
+        column * dilation : column * dilation + (out_width - 1) * stride + 1 : stride,
+        :,
+      ]
+      for row in range(k)
+      for column in range(k)
+    ],
+    axis=-1,
+  )
   y = columns.reshape(-1, k * k * x.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
   return y.reshape(x.shape[0], out_height, out_width, kernel.shape[-1])
 
@@ -153,12 +169,13 @@ class Conv2d(nn.Module):
     kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), self.param_dtype)
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     if k == 1:
-      x = x[..., ::self.stride, ::self.stride, :] if self.stride > 1 else x
+      x = x[..., :: self.stride, :: self.stride, :] if self.stride > 1 else x
       # 2-D, so that the kernel gradient is one plain matmul; a 4-D dot_general gets transposes on CPU.
       y = (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(x.shape[:-1] + (self.features,))
     elif resolve_implementation(self.implementation) == "cpu_matmul":
-      positions = (_output_size(x.shape[-3], k, self.stride, self.dilation)
-                   * _output_size(x.shape[-2], k, self.stride, self.dilation))
+      positions = _output_size(x.shape[-3], k, self.stride, self.dilation) * _output_size(
+        x.shape[-2], k, self.stride, self.dilation
+      )
       if positions <= IM2COL_MAX_POSITIONS:
         y = conv_as_im2col_matmul(x, kernel, self.stride, self.dilation)
       else:
@@ -189,15 +206,18 @@ def max_pool(x, kernel_size, stride, padding=0, implementation: str | None = Non
     window = (1,) * (x.ndim - 3) + (kernel_size, kernel_size, 1)
     strides = (1,) * (x.ndim - 3) + (stride, stride, 1)
     return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pad)  # a Python -inf: differentiable max
-  x = jnp.pad(x, ((0, 0),) * (x.ndim - 3) + ((padding, padding), (padding, padding), (0, 0)),
-              constant_values=-jnp.inf)
+  x = jnp.pad(x, ((0, 0),) * (x.ndim - 3) + ((padding, padding), (padding, padding), (0, 0)), constant_values=-jnp.inf)
   height, width = x.shape[-3], x.shape[-2]
   out_height, out_width = (height - kernel_size) // stride + 1, (width - kernel_size) // stride + 1
   pooled = None
   for row in range(kernel_size):
     for column in range(kernel_size):
-      window = x[..., row:row + (out_height - 1) * stride + 1:stride,
-                 column:column + (out_width - 1) * stride + 1:stride, :]
+      window = x[
+        ...,
+        row : row + (out_height - 1) * stride + 1 : stride,
+        column : column + (out_width - 1) * stride + 1 : stride,
+        :,
+      ]
       pooled = window if pooled is None else jnp.maximum(pooled, window)
   return pooled
 

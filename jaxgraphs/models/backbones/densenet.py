@@ -11,22 +11,21 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxgraphs.models.backbones.common import (average_pool_2x2, check_output_stride, conv,
-                                               global_average_pool, max_pool)
+from jaxgraphs.models.backbones.common import average_pool_2x2, check_output_stride, conv, global_average_pool, max_pool
 from jaxgraphs.models.layers.batch_norm import BatchNorm
 
 # depth: (growth_rate, block_config, num_init_features), as torchvision.models.densenetXXX.
 ARCHITECTURES = {
-    121: (32, (6, 12, 24, 16), 64),
-    161: (48, (6, 12, 36, 24), 96),
-    169: (32, (6, 12, 32, 32), 64),
-    201: (32, (6, 12, 48, 32), 64),
+  121: (32, (6, 12, 24, 16), 64),
+  161: (48, (6, 12, 36, 24), 96),
+  169: (32, (6, 12, 32, 32), 64),
+  201: (32, (6, 12, 48, 32), 64),
 }
 # output_stride: (transitions that keep their pooling, dilation of blocks 1-4).
 STRIDE_PLANS = {
-    32: ((True, True, True), (1, 1, 1, 1)),
-    16: ((True, True, False), (1, 1, 1, 2)),
-    8: ((True, False, False), (1, 1, 2, 4)),
+  32: ((True, True, True), (1, 1, 1, 1)),
+  16: ((True, True, False), (1, 1, 1, 2)),
+  8: ((True, False, False), (1, 1, 2, 4)),
 }
 
 
@@ -76,8 +75,18 @@ class DenseBlock(nn.Module):
     layer_cls = nn.remat(DenseLayer, static_argnums=(2,)) if self.remat else DenseLayer
     maps = (x,)
     for index in range(self.num_layers):
-      maps += (layer_cls(self.growth_rate, self.bn_size, self.dilation, self.drop_rate, self.frozen_bn,
-                         self.dtype, self.param_dtype, name=f"denselayer{index + 1}")(maps, train),)
+      maps += (
+        layer_cls(
+          self.growth_rate,
+          self.bn_size,
+          self.dilation,
+          self.drop_rate,
+          self.frozen_bn,
+          self.dtype,
+          self.param_dtype,
+          name=f"denselayer{index + 1}",
+        )(maps, train),
+      )
     return jnp.concatenate(maps, axis=-1)
 
 
@@ -125,14 +134,24 @@ class DenseNetFeatures(nn.Module):
 
     num_features = self.num_init_features
     for block, num_layers in enumerate(self.block_config):
-      x = DenseBlock(num_layers, self.growth_rate, self.bn_size, dilations[block], self.drop_rate,
-                     self.frozen_bn, self.remat, name=f"denseblock{block + 1}", **kw)(x, train)
+      x = DenseBlock(
+        num_layers,
+        self.growth_rate,
+        self.bn_size,
+        dilations[block],
+        self.drop_rate,
+        self.frozen_bn,
+        self.remat,
+        name=f"denseblock{block + 1}",
+        **kw,
+      )(x, train)
       num_features += num_layers * self.growth_rate
       outputs[f"denseblock{block + 1}"] = x
       if block < len(self.block_config) - 1:
         num_features //= 2
-        x = Transition(num_features, keep_pooling[block], frozen_bn=self.frozen_bn,
-                       name=f"transition{block + 1}", **kw)(x, train)
+        x = Transition(
+          num_features, keep_pooling[block], frozen_bn=self.frozen_bn, name=f"transition{block + 1}", **kw
+        )(x, train)
         outputs[f"transition{block + 1}"] = x
 
     # torchvision applies the ReLU after norm5 in DenseNet.forward; every head wants it too.
@@ -168,14 +187,21 @@ class DenseNet(nn.Module):
       raise ValueError(f"DenseNet depth must be one of {sorted(ARCHITECTURES)}, got {self.depth}")
     growth_rate, block_config, num_init_features = ARCHITECTURES[self.depth]
     outputs = DenseNetFeatures(
-        growth_rate=self.growth_rate or growth_rate,
-        block_config=self.block_config or block_config,
-        num_init_features=self.num_init_features or num_init_features,
-        bn_size=self.bn_size, drop_rate=self.drop_rate, output_stride=self.output_stride,
-        frozen_bn=self.frozen_bn, remat=self.remat, dtype=self.dtype, param_dtype=self.param_dtype,
-        name="features")(x, train)
+      growth_rate=self.growth_rate or growth_rate,
+      block_config=self.block_config or block_config,
+      num_init_features=self.num_init_features or num_init_features,
+      bn_size=self.bn_size,
+      drop_rate=self.drop_rate,
+      output_stride=self.output_stride,
+      frozen_bn=self.frozen_bn,
+      remat=self.remat,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="features",
+    )(x, train)
     if self.num_classes is not None:
       outputs["pre_logits"] = global_average_pool(outputs["feature_map"], self.dtype)
-      outputs["logits"] = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                                   name="classifier")(outputs["pre_logits"])
+      outputs["logits"] = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="classifier")(
+        outputs["pre_logits"]
+      )
     return outputs

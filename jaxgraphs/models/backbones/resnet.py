@@ -78,11 +78,11 @@ class Bottleneck(nn.Module):
 
 
 ARCHITECTURES = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (Bottleneck, (3, 4, 6, 3)),
-    101: (Bottleneck, (3, 4, 23, 3)),
-    152: (Bottleneck, (3, 8, 36, 3)),
+  18: (BasicBlock, (2, 2, 2, 2)),
+  34: (BasicBlock, (3, 4, 6, 3)),
+  50: (Bottleneck, (3, 4, 6, 3)),
+  101: (Bottleneck, (3, 4, 23, 3)),
+  152: (Bottleneck, (3, 8, 36, 3)),
 }
 
 
@@ -128,8 +128,7 @@ class ResNet(nn.Module):
       return self.frozen_bn
     unknown = set(self.frozen_bn) - {"stem", *STAGES}
     if unknown:
-      raise ValueError(f"ResNet frozen_bn names unknown stages {sorted(unknown)}; "
-                       f'valid: stem, {", ".join(STAGES)}')
+      raise ValueError(f"ResNet frozen_bn names unknown stages {sorted(unknown)}; valid: stem, {', '.join(STAGES)}")
     return stage in self.frozen_bn
 
   @nn.compact
@@ -158,8 +157,9 @@ class ResNet(nn.Module):
       planes = self.width * 2**index
       for block_index, (stride, dilation) in enumerate(blocks):
         downsample = block_index == 0 and (stride != 1 or in_channels != planes * expansion)
-        x = block_cls(planes, stride, dilation, downsample, frozen_bn=self._is_frozen(stage),
-                      name=f"{stage}_{block_index}", **kw)(x, train)
+        x = block_cls(
+          planes, stride, dilation, downsample, frozen_bn=self._is_frozen(stage), name=f"{stage}_{block_index}", **kw
+        )(x, train)
         in_channels = planes * expansion
       features[stage] = x
     features["feature_map"] = x

@@ -38,18 +38,24 @@ class FullyConnected7x7(nn.Module):
   @nn.compact
   def __call__(self, x, dilation: int | None = None):
     """With dilation None, x is (..., 7, 7, C) -> (..., features); else a 'same' convolution over NHWC maps."""
-    kernel = self.param("kernel", nn.initializers.normal(0.01), (self.window, self.window, x.shape[-1],
-                                                                 self.features), self.param_dtype)
+    kernel = self.param(
+      "kernel", nn.initializers.normal(0.01), (self.window, self.window, x.shape[-1], self.features), self.param_dtype
+    )
     bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
     x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
     if dilation is None:
       if x.shape[-3:-1] != (self.window, self.window):
-        raise ValueError(f"VGG fc6 as a dense layer needs (..., {self.window}, {self.window}, C) inputs, "
-                         f"got {x.shape}")
+        raise ValueError(f"VGG fc6 as a dense layer needs (..., {self.window}, {self.window}, C) inputs, got {x.shape}")
       return jnp.einsum("...hwc,hwcf->...f", x, kernel) + bias
     pad = dilation * (self.window - 1) // 2
-    y = lax.conv_general_dilated(x, kernel, (1, 1), ((pad, pad), (pad, pad)), rhs_dilation=(dilation, dilation),
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = lax.conv_general_dilated(
+      x,
+      kernel,
+      (1, 1),
+      ((pad, pad), (pad, pad)),
+      rhs_dilation=(dilation, dilation),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     return y + bias
 
 
@@ -98,10 +104,13 @@ class VGG(nn.Module):
     self.features = features
     self.plan = tuple(plan)
     self.classifier = {
-        0: FullyConnected7x7(self.fc_width, **kw),
-        3: nn.Dense(self.fc_width, kernel_init=nn.initializers.normal(0.01), **kw),
-        **({6: nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01), **kw)}
-           if self.num_classes is not None else {}),
+      0: FullyConnected7x7(self.fc_width, **kw),
+      3: nn.Dense(self.fc_width, kernel_init=nn.initializers.normal(0.01), **kw),
+      **(
+        {6: nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01), **kw)}
+        if self.num_classes is not None
+        else {}
+      ),
     }
     self.dropout = nn.Dropout(self.dropout_rate)
 

@@ -44,14 +44,14 @@ class DenseASPPBlock(nn.Module):
     """A biased 'same' conv; padding = dilation for the 3x3 keeps H x W."""
     padding = dilation * (kernel // 2)
     return nn.Conv(
-        features,
-        (kernel, kernel),
-        kernel_dilation=(dilation, dilation),
-        padding=((padding, padding), (padding, padding)),
-        kernel_init=self.kernel_init,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        name=name,
+      features,
+      (kernel, kernel),
+      kernel_dilation=(dilation, dilation),
+      padding=((padding, padding), (padding, padding)),
+      kernel_init=self.kernel_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
     )
 
   @nn.compact
@@ -89,16 +89,16 @@ class DenseASPP(nn.Module):
     feature = x.astype(self.dtype)
     for index, rate in enumerate(self.rates):
       block = DenseASPPBlock(
-          dilation=rate,
-          inter_features=self.inter_features,
-          out_features=self.out_features,
-          dropout_rate=self.dropout_rate,
-          leading_norm=self.first_block_norm or index > 0,
-          bn_momentum=self.bn_momentum,
-          kernel_init=self.kernel_init,
-          dtype=self.dtype,
-          param_dtype=self.param_dtype,
-          name=f"block_{index}_rate_{rate}",
+        dilation=rate,
+        inter_features=self.inter_features,
+        out_features=self.out_features,
+        dropout_rate=self.dropout_rate,
+        leading_norm=self.first_block_norm or index > 0,
+        bn_momentum=self.bn_momentum,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"block_{index}_rate_{rate}",
       )
       feature = jnp.concatenate([block(feature, train=train), feature], axis=-1)
     return feature

@@ -40,14 +40,17 @@ class GatedGraphPropagation(nn.Module):
       raise ValueError(f"GatedGraphPropagation: nodes must be (B, C, D), got shape {nodes.shape}")
     _, num_nodes, width = nodes.shape
     if adjacency.shape != (num_nodes, num_nodes):
-      raise ValueError(f"GatedGraphPropagation: adjacency must be ({num_nodes}, {num_nodes}) for {num_nodes} nodes, "
-                       f"got shape {adjacency.shape}")
+      raise ValueError(
+        f"GatedGraphPropagation: adjacency must be ({num_nodes}, {num_nodes}) for {num_nodes} nodes, "
+        f"got shape {adjacency.shape}"
+      )
     linear = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     update_gate_w = TorchLinear(2 * width, width, name="update_gate_w", **linear)
     update_gate_u = TorchLinear(width, width, name="update_gate_u", **linear)
     reset_gate_w = TorchLinear(2 * width, width, name="reset_gate_w", **linear)
-    reset_gate_u = (update_gate_u if self.shared_reset_gate_bug
-                    else TorchLinear(width, width, name="reset_gate_u", **linear))
+    reset_gate_u = (
+      update_gate_u if self.shared_reset_gate_bug else TorchLinear(width, width, name="reset_gate_u", **linear)
+    )
     candidate_w = TorchLinear(2 * width, width, name="candidate_w", **linear)
     candidate_u = TorchLinear(width, width, name="candidate_u", **linear)
 

@@ -31,14 +31,16 @@ EDGE_INPUTS = ("both", "labels", "context")
 def layout_encoding(subject_boxes: jax.Array, object_boxes: jax.Array) -> jax.Array:
   """b_o|s of eq. (17) for x1, y1, x2, y2 pixel boxes: ((x_o - x_s) / w_s, (y_o - y_s) / h_s, log w_o / w_s,
   log h_o / h_s), with centres and sizes as neural-motifs' `center_size` computes them (w = x2 - x1 + 1)."""
+
   def centre_size(boxes):
     size = boxes[..., 2:] - boxes[..., :2] + 1.0
     return boxes[..., :2] + 0.5 * size, size
 
   subject_centre, subject_size = centre_size(subject_boxes.astype(jnp.float32))
   object_centre, object_size = centre_size(object_boxes.astype(jnp.float32))
-  return jnp.concatenate([(object_centre - subject_centre) / subject_size, jnp.log(object_size / subject_size)],
-                         axis=-1)
+  return jnp.concatenate(
+    [(object_centre - subject_centre) / subject_size, jnp.log(object_size / subject_size)], axis=-1
+  )
 
 
 class RelationalEmbedding(nn.Module):
@@ -65,9 +67,16 @@ class RelationalEmbedding(nn.Module):
       inner = max(1, features // self.reduction)
       explicit = self.implementation == "explicit"
       attention = GraphAttention(
-          qk_features=inner, value_features=inner, use_bias=True, normalization=self.normalization,
-          similarity=self.similarity, implementation=self.implementation, kernel_init=TORCH_LINEAR_INIT,
-          name="attention", **kw)
+        qk_features=inner,
+        value_features=inner,
+        use_bias=True,
+        normalization=self.normalization,
+        similarity=self.similarity,
+        implementation=self.implementation,
+        kernel_init=TORCH_LINEAR_INIT,
+        name="attention",
+        **kw,
+      )
       attended = attention(x, mask, return_similarity=explicit)
       if explicit:
         attended, similarity_matrix = attended
@@ -102,9 +111,15 @@ class RelationalStack(nn.Module):
     for index in range(self.num_modules):
       last = index == self.num_modules - 1
       module = RelationalEmbedding(
-          self.out_features if last else self.hidden_features, reduction=self.reduction,
-          use_relations=self.use_relations, normalization=self.normalization, similarity=self.similarity,
-          implementation=self.implementation, dtype=self.dtype, name=f"{self.prefix}{index + 1}")
+        self.out_features if last else self.hidden_features,
+        reduction=self.reduction,
+        use_relations=self.use_relations,
+        normalization=self.normalization,
+        similarity=self.similarity,
+        implementation=self.implementation,
+        dtype=self.dtype,
+        name=f"{self.prefix}{index + 1}",
+      )
       o1, x, matrix = module(x, mask, train=train)
       if matrix is not None:
         matrices[module.name] = matrix
@@ -143,13 +158,33 @@ class LinkNetHead(nn.Module):
 
   def _stack(self, out_features: int, prefix: str, name: str) -> RelationalStack:
     return RelationalStack(
-        self.hidden_dim, out_features, num_modules=self.num_relational_modules, prefix=prefix,
-        reduction=self.reduction, use_relations=self.use_relational_embedding, normalization=self.normalization,
-        similarity=self.similarity, implementation=self.graph_implementation, dtype=self.dtype, name=name)
+      self.hidden_dim,
+      out_features,
+      num_modules=self.num_relational_modules,
+      prefix=prefix,
+      reduction=self.reduction,
+      use_relations=self.use_relational_embedding,
+      normalization=self.normalization,
+      similarity=self.similarity,
+      implementation=self.graph_implementation,
+      dtype=self.dtype,
+      name=name,
+    )
 
   @nn.compact
-  def __call__(self, object_features, label_distribution, context, mask, boxes, pairs, pair_mask, union_features,
-               k1_labels=None, train: bool = False):
+  def __call__(
+    self,
+    object_features,
+    label_distribution,
+    context,
+    mask,
+    boxes,
+    pairs,
+    pair_mask,
+    union_features,
+    k1_labels=None,
+    train: bool = False,
+  ):
     if self.edge_input not in EDGE_INPUTS:
       raise ValueError(f"LinkNet: edge_input={self.edge_input!r}; expected one of {EDGE_INPUTS}")
     mask = mask.astype(bool)
@@ -157,13 +192,15 @@ class LinkNetHead(nn.Module):
     pooling_dim = union_features.shape[-1]
 
     # Object side, eqs. (1)-(6): O0 = [f_RoI; K0 l; c]; K0 l is a linear map of the label distribution.
-    k0 = TorchLinear(self.num_object_classes, self.embed_dim, use_bias=False, name="label_embedding",
-                     dtype=self.dtype)(label_distribution.astype(self.dtype))
+    k0 = TorchLinear(self.num_object_classes, self.embed_dim, use_bias=False, name="label_embedding", dtype=self.dtype)(
+      label_distribution.astype(self.dtype)
+    )
     parts = [object_features.astype(self.dtype), k0]
     if context is not None:
       parts.append(jnp.broadcast_to(context[:, None, :], k0.shape[:2] + context.shape[-1:]).astype(self.dtype))
     o3, o4, object_matrices = self._stack(self.num_object_classes, "object_re", "object_context")(
-        jnp.concatenate(parts, axis=-1), mask, train=train)
+      jnp.concatenate(parts, axis=-1), mask, train=train
+    )
     object_logits = o4.astype(jnp.float32)
 
     # Edge side, eqs. (10)-(11): E0 = [K1 argmax(O4); O3] (Table 2b: either part alone).
@@ -171,12 +208,14 @@ class LinkNetHead(nn.Module):
       k1_labels = jnp.argmax(object_logits[..., 1:], axis=-1) + 1
     parts = []
     if self.edge_input in ("both", "labels"):
-      parts.append(nn.Embed(self.num_object_classes, self.embed_dim, name="edge_label_embedding",
-                            dtype=self.dtype)(k1_labels))
+      parts.append(
+        nn.Embed(self.num_object_classes, self.embed_dim, name="edge_label_embedding", dtype=self.dtype)(k1_labels)
+      )
     if self.edge_input in ("both", "context"):
       parts.append(o3.astype(self.dtype))
     _, e1, edge_matrices = self._stack(2 * pooling_dim, "edge_re", "edge_context")(
-        jnp.concatenate(parts, axis=-1), mask, train=train)
+      jnp.concatenate(parts, axis=-1), mask, train=train
+    )
     subject_edges, object_edges = e1[..., :pooling_dim], e1[..., pooling_dim:]
 
     # Eqs. (12)-(14): G0 = E1_s[i] * E1_o[j] * F_ij, G1 = [G0; K2 b_o|s], G2 = fc4(G1).
@@ -190,12 +229,21 @@ class LinkNetHead(nn.Module):
       # Padded pairs may hold degenerate boxes: keep their (unused) layout finite and out of the statistics.
       layout = jnp.where(pair_mask[..., None], layout, 0.0)
       if self.geometry_batch_norm:
-        layout = nn.BatchNorm(use_running_average=not train, momentum=self.geometry_bn_momentum, epsilon=1e-5,
-                              name="layout_norm")(layout, mask=jnp.broadcast_to(pair_mask[..., None], layout.shape))
+        layout = nn.BatchNorm(
+          use_running_average=not train, momentum=self.geometry_bn_momentum, epsilon=1e-5, name="layout_norm"
+        )(layout, mask=jnp.broadcast_to(pair_mask[..., None], layout.shape))
       embedded = nn.relu(TorchLinear(4, self.geometry_dim, name="layout_embedding", dtype=self.dtype)(layout))
       parts.append(nn.Dropout(self.geometry_dropout)(embedded, deterministic=not train))
-    classifier = nn.Dense(self.num_predicates + 1, kernel_init=nn.initializers.glorot_normal(), dtype=self.dtype,
-                          name="predicate_classifier")
+    classifier = nn.Dense(
+      self.num_predicates + 1,
+      kernel_init=nn.initializers.glorot_normal(),
+      dtype=self.dtype,
+      name="predicate_classifier",
+    )
     relation_logits = classifier(jnp.concatenate(parts, axis=-1)).astype(jnp.float32)
-    return {"object_logits": object_logits, "relation_logits": relation_logits, "k1_labels": k1_labels,
-            "relational_matrices": {**object_matrices, **edge_matrices}}
+    return {
+      "object_logits": object_logits,
+      "relation_logits": relation_logits,
+      "k1_labels": k1_labels,
+      "relational_matrices": {**object_matrices, **edge_matrices},
+    }

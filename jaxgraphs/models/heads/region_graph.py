@@ -47,26 +47,26 @@ class RegionGraph(nn.Module):
   def _linear(self, features: int, name: str) -> nn.Dense:
     """A bias-free d -> features map (A, B and W have no bias in eq. 1 and 3)."""
     return nn.Dense(
-        features,
-        use_bias=False,
-        kernel_init=self.kernel_init,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        name=name,
+      features,
+      use_bias=False,
+      kernel_init=self.kernel_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
     )
 
   def _propagate(self, queries, keys, values, mask, return_similarity):
     """S values with S from (queries, keys); returns (out, S or None)."""
     result = graph_propagate(
-        queries,
-        keys,
-        values,
-        mask,
-        scale=self.scale,
-        implementation=self.implementation,
-        return_similarity=return_similarity,
-        block_size=self.block_size,
-        attention_backend=self.attention_backend,
+      queries,
+      keys,
+      values,
+      mask,
+      scale=self.scale,
+      implementation=self.implementation,
+      return_similarity=return_similarity,
+      block_size=self.block_size,
+      attention_backend=self.attention_backend,
     )
     return result if return_similarity else (result, None)
 

@@ -80,27 +80,27 @@ class RGNetHead(nn.Module):
   def _aspp(self, rates: Sequence[int]) -> DenseASPP:
     """DenseASPP with this head's widths and the given dilation rates."""
     return DenseASPP(
-        rates=tuple(rates),
-        inter_features=self.aspp_inter_features,
-        out_features=self.aspp_out_features,
-        dropout_rate=self.aspp_dropout,
-        bn_momentum=self.bn_momentum,
-        kernel_init=self.kernel_init,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        name="aspp",
+      rates=tuple(rates),
+      inter_features=self.aspp_inter_features,
+      out_features=self.aspp_out_features,
+      dropout_rate=self.aspp_dropout,
+      bn_momentum=self.bn_momentum,
+      kernel_init=self.kernel_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="aspp",
     )
 
   def _plain_convs(self, x):
     """FCN-C-C's stand-in for the graph: 1x1 conv + ReLU layers (graph convolutions with S = I)."""
     for layer in range(self.graph_layers):
       conv = nn.Dense(
-          x.shape[-1],
-          use_bias=False,
-          kernel_init=self.kernel_init,
-          dtype=self.dtype,
-          param_dtype=self.param_dtype,
-          name=f"plain_conv_{layer}",
+        x.shape[-1],
+        use_bias=False,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"plain_conv_{layer}",
       )
       x = nn.relu(conv(x))
     return x
@@ -135,16 +135,16 @@ class RGNetHead(nn.Module):
 
     if self.variant in ("fcn_g", "fcn_a_g"):
       graph = RegionGraph(
-          num_layers=self.graph_layers,
-          embed_features=self.graph_embed_features,
-          similarity_per_layer=self.graph_similarity_per_layer,
-          scale=self.graph_scale,
-          implementation=self.graph_implementation,
-          block_size=self.graph_block_size,
-          kernel_init=self.kernel_init,
-          dtype=self.dtype,
-          param_dtype=self.param_dtype,
-          name="region_graph",
+        num_layers=self.graph_layers,
+        embed_features=self.graph_embed_features,
+        similarity_per_layer=self.graph_similarity_per_layer,
+        scale=self.graph_scale,
+        implementation=self.graph_implementation,
+        block_size=self.graph_block_size,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name="region_graph",
       )
       x, similarities = graph(x, mask, return_similarity=return_similarity, train=train)
       outputs["features_graph"] = x
@@ -155,12 +155,12 @@ class RGNetHead(nn.Module):
       outputs["features_graph"] = x
 
     classifier = nn.Conv(
-        self.num_outputs,
-        (1, 1),
-        kernel_init=self.kernel_init,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        name="classifier",
+      self.num_outputs,
+      (1, 1),
+      kernel_init=self.kernel_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="classifier",
     )
     region_logits = classifier(x).astype(jnp.float32)
     if self.task == "regression":

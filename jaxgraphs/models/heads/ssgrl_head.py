@@ -64,8 +64,9 @@ class SSGRLHead(nn.Module):
   def __call__(self, feature_map, word_vectors, adjacency, train: bool = False):
     """Returns {'logits' (B, C), 'class_features' h^0 (B, C, N)} plus 'attention' (B, C, H, W) when SD is on."""
     if self.concat_word_vectors and self.use_semantic_decoupling:
-      raise ValueError("SSGRLHead: concat_word_vectors=True is the 'w/o SD-concat' ablation and needs "
-                       "use_semantic_decoupling=False")
+      raise ValueError(
+        "SSGRLHead: concat_word_vectors=True is the 'w/o SD-concat' ablation and needs use_semantic_decoupling=False"
+      )
     num_classes = word_vectors.shape[0]
     if adjacency.shape != (num_classes, num_classes):
       raise ValueError(f"SSGRLHead: adjacency has shape {adjacency.shape} but there are {num_classes} word vectors")
@@ -73,14 +74,16 @@ class SSGRLHead(nn.Module):
     outputs = {}
     if self.use_semantic_decoupling:
       initial, outputs["attention"] = SemanticDecoupling(
-          self.joint_dim, self.attention_hidden_dim, name="semantic_decoupling", **linear)(feature_map, word_vectors)
+        self.joint_dim, self.attention_hidden_dim, name="semantic_decoupling", **linear
+      )(feature_map, word_vectors)
     else:
       initial = self._pooled_nodes(feature_map, word_vectors)
     outputs["class_features"] = initial
 
     if self.use_interaction:
-      final = GatedGraphPropagation(self.time_steps, self.shared_reset_gate_bug, name="graph_propagation",
-                                    **linear)(initial, adjacency)
+      final = GatedGraphPropagation(self.time_steps, self.shared_reset_gate_bug, name="graph_propagation", **linear)(
+        initial, adjacency
+      )
       width = initial.shape[-1]
       if self.concat_initial_state:
         output_in, output_width = jnp.concatenate([final, initial], axis=-1), 2 * width
@@ -100,8 +103,8 @@ class SSGRLHead(nn.Module):
     nodes = jnp.broadcast_to(pooled[:, None, :], (batch, num_classes, channels))
     if not self.concat_word_vectors:
       return nodes
-    words = jnp.broadcast_to(jax.lax.stop_gradient(word_vectors).astype(self.dtype)[None],
-                             (batch, num_classes, word_dim))
-    fuse = TorchLinear(channels + word_dim, channels, name="node_init", dtype=self.dtype,
-                       param_dtype=self.param_dtype)
+    words = jnp.broadcast_to(
+      jax.lax.stop_gradient(word_vectors).astype(self.dtype)[None], (batch, num_classes, word_dim)
+    )
+    fuse = TorchLinear(channels + word_dim, channels, name="node_init", dtype=self.dtype, param_dtype=self.param_dtype)
     return fuse(jnp.concatenate([nodes, words], axis=-1))

@@ -45,8 +45,9 @@ class BatchNorm(nn.Module):
     count = x.size // x.shape[-1]
     if count < 2 and not self.is_initializing():
       raise ValueError(
-              f"BatchNorm {self.path!r}: train-mode statistics need more than one value per channel, got input "
-              f"shape {x.shape}; use a larger batch or frozen batch norm.")
+        f"BatchNorm {self.path!r}: train-mode statistics need more than one value per channel, got input "
+        f"shape {x.shape}; use a larger batch or frozen batch norm."
+      )
     axes = tuple(range(x.ndim - 1))
     x = x.astype(jnp.float32)
     mean = jnp.mean(x, axes)

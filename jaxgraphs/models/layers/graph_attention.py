@@ -60,22 +60,20 @@ def _check_options(normalization, similarity, implementation, return_similarity)
     raise ValueError(f"graph_attention: implementation={implementation!r}; expected one of {IMPLEMENTATIONS}")
   if implementation != "explicit" and normalization != "softmax":
     raise ValueError(
-        f"graph_attention: normalization={normalization!r} needs implementation='explicit'; "
-        f"implementation={implementation!r} computes a row softmax only"
+      f"graph_attention: normalization={normalization!r} needs implementation='explicit'; "
+      f"implementation={implementation!r} computes a row softmax only"
     )
   if implementation != "explicit" and return_similarity:
     raise ValueError(
-        f"graph_attention: return_similarity=True needs implementation='explicit'; "
-        f"implementation={implementation!r} never materialises the N x N matrix"
+      f"graph_attention: return_similarity=True needs implementation='explicit'; "
+      f"implementation={implementation!r} never materialises the N x N matrix"
     )
 
 
 def _check_shapes(q, k, v, mask):
   """Raises a clear ValueError when q, k, v and mask do not fit together."""
   if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
-    raise ValueError(
-        f"graph_attention: q, k, v must be (batch, nodes, features); got {q.shape}, {k.shape}, {v.shape}"
-    )
+    raise ValueError(f"graph_attention: q, k, v must be (batch, nodes, features); got {q.shape}, {k.shape}, {v.shape}")
   if q.shape[0] != k.shape[0] or k.shape[0] != v.shape[0]:
     raise ValueError(f"graph_attention: batch sizes differ: q {q.shape}, k {k.shape}, v {v.shape}")
   if q.shape[-1] != k.shape[-1]:
@@ -94,9 +92,7 @@ def similarity_logits(q, k, *, similarity: str = "dot", scale: float = 1.0):
   dots = jnp.einsum("bnd,bmd->bnm", q, k)
   if similarity == "dot":
     return scale * dots
-  squared_distance = (
-      jnp.sum(q * q, axis=-1)[:, :, None] + jnp.sum(k * k, axis=-1)[:, None, :] - 2.0 * dots
-  )
+  squared_distance = jnp.sum(q * q, axis=-1)[:, :, None] + jnp.sum(k * k, axis=-1)[:, None, :] - 2.0 * dots
   return -scale * squared_distance
 
 
@@ -117,9 +113,7 @@ def normalize_rows(logits, mask=None, *, normalization: str = "softmax", sigmoid
 def _explicit(q, k, v, mask, *, normalization, similarity, scale, sigmoid_row_normalize):
   """Materialises S (B, N, M) and returns (S v, S)."""
   logits = similarity_logits(q, k, similarity=similarity, scale=scale)
-  weights = normalize_rows(
-      logits, mask, normalization=normalization, sigmoid_row_normalize=sigmoid_row_normalize
-  )
+  weights = normalize_rows(logits, mask, normalization=normalization, sigmoid_row_normalize=sigmoid_row_normalize)
   out = jnp.einsum("bnm,bmd->bnd", weights, v.astype(weights.dtype))
   return out.astype(v.dtype), weights
 
@@ -141,13 +135,13 @@ def _fused(q, k, v, mask, *, similarity, scale, attention_backend):
   q, k, v_padded = (_pad_last(t, features) for t in (q, k, v))
   attention_mask = None if mask is None else mask[:, None, None, :]
   out = jax.nn.dot_product_attention(
-      q[:, :, None, :],
-      k[:, :, None, :],
-      v_padded[:, :, None, :],
-      bias=None if bias is None else bias.astype(q.dtype),
-      mask=attention_mask,
-      scale=scale,
-      implementation=attention_backend,
+    q[:, :, None, :],
+    k[:, :, None, :],
+    v_padded[:, :, None, :],
+    bias=None if bias is None else bias.astype(q.dtype),
+    mask=attention_mask,
+    scale=scale,
+    implementation=attention_backend,
   )
   return out[:, :, 0, : v.shape[-1]]
 
@@ -202,9 +196,9 @@ def _blocked_forward(q, k, v, mask, similarity, scale, block_size):
     return new_max, running_sum, acc
 
   init = (
-      jnp.full((b, n), -jnp.inf, q.dtype),
-      jnp.zeros((b, n), q.dtype),
-      jnp.zeros((b, n, v.shape[-1]), q.dtype),
+    jnp.full((b, n), -jnp.inf, q.dtype),
+    jnp.zeros((b, n), q.dtype),
+    jnp.zeros((b, n, v.shape[-1]), q.dtype),
   )
   row_max, row_sum, acc = jax.lax.fori_loop(0, _num_blocks(k.shape[1], block_size), step, init)
   return acc / row_sum[..., None], row_max + jnp.log(row_sum)
@@ -235,9 +229,7 @@ def _blocked_attention_bwd(similarity, scale, block_size, residuals, d_out):
   def step(index, carry):
     d_q, d_k, d_v = carry
     start, k_block, v_block, valid = _key_block(k, v, mask, index, block_size)
-    logits, logits_vjp = jax.vjp(
-        lambda q_, k_: _masked_block_logits(q_, k_, valid, similarity, scale), q, k_block
-    )
+    logits, logits_vjp = jax.vjp(lambda q_, k_: _masked_block_logits(q_, k_, valid, similarity, scale), q, k_block)
     # Invalid keys have probability exactly 0, so the overlap of the last block adds nothing.
     probs = jnp.exp(logits - lse[..., None])
     d_v_block = jnp.einsum("bnm,bnd->bmd", probs, d_out)
@@ -262,31 +254,31 @@ def _blocked(q, k, v, mask, *, similarity, scale, block_size):
   if mask is None:
     mask = jnp.ones(k.shape[:2], bool)
   out = _blocked_attention(
-      q.astype(compute_dtype),
-      k.astype(compute_dtype),
-      v.astype(compute_dtype),
-      mask,
-      similarity,
-      float(scale),
-      min(block_size, k.shape[1]),
+    q.astype(compute_dtype),
+    k.astype(compute_dtype),
+    v.astype(compute_dtype),
+    mask,
+    similarity,
+    float(scale),
+    min(block_size, k.shape[1]),
   )
   return out.astype(v.dtype)
 
 
 def graph_propagate(
-    q,
-    k,
-    v,
-    mask=None,
-    *,
-    normalization: str = "softmax",
-    similarity: str = "dot",
-    scale: float = 1.0,
-    implementation: str = "explicit",
-    return_similarity: bool = False,
-    sigmoid_row_normalize: bool = False,
-    block_size: int = 512,
-    attention_backend: str | None = None,
+  q,
+  k,
+  v,
+  mask=None,
+  *,
+  normalization: str = "softmax",
+  similarity: str = "dot",
+  scale: float = 1.0,
+  implementation: str = "explicit",
+  return_similarity: bool = False,
+  sigmoid_row_normalize: bool = False,
+  block_size: int = 512,
+  attention_backend: str | None = None,
 ):
   """Returns S v (B, N, dv) with S = normalise_rows(scale * sim(q, k)); also S if return_similarity.
 
@@ -309,11 +301,14 @@ def graph_propagate(
   _check_shapes(q, k, v, mask)
   if implementation == "explicit":
     out, weights = _explicit(
-        q, k, v, mask,
-        normalization=normalization,
-        similarity=similarity,
-        scale=scale,
-        sigmoid_row_normalize=sigmoid_row_normalize,
+      q,
+      k,
+      v,
+      mask,
+      normalization=normalization,
+      similarity=similarity,
+      scale=scale,
+      sigmoid_row_normalize=sigmoid_row_normalize,
     )
     return (out, weights) if return_similarity else out
   if implementation == "fused":
@@ -346,12 +341,12 @@ class GraphAttention(nn.Module):
   def _dense(self, features: int, name: str) -> nn.Dense:
     """A node-wise linear map with this module's init and dtypes."""
     return nn.Dense(
-        features,
-        use_bias=self.use_bias,
-        kernel_init=self.kernel_init,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        name=name,
+      features,
+      use_bias=self.use_bias,
+      kernel_init=self.kernel_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
     )
 
   @nn.compact
@@ -363,17 +358,16 @@ class GraphAttention(nn.Module):
     keys = self._dense(self.qk_features, "key")(x)
     values = x if self.value_features is None else self._dense(self.value_features, "value")(x)
     return graph_propagate(
-        queries,
-        keys,
-        values,
-        mask,
-        normalization=self.normalization,
-        similarity=self.similarity,
-        scale=self.scale,
-        implementation=self.implementation,
-        return_similarity=return_similarity,
-        sigmoid_row_normalize=self.sigmoid_row_normalize,
-        block_size=self.block_size,
-        attention_backend=self.attention_backend,
+      queries,
+      keys,
+      values,
+      mask,
+      normalization=self.normalization,
+      similarity=self.similarity,
+      scale=self.scale,
+      implementation=self.implementation,
+      return_similarity=return_similarity,
+      sigmoid_row_normalize=self.sigmoid_row_normalize,
+      block_size=self.block_size,
+      attention_backend=self.attention_backend,
     )
-

@@ -31,10 +31,14 @@ class TorchLinear(nn.Module):
 
   def setup(self):
     # Fan-in is an attribute (not read from the input) so a parent can read the weights without calling the layer.
-    self.kernel = self.param("kernel", torch_uniform(self.in_features), (self.in_features, self.out_features),
-                             self.param_dtype)
-    self.bias = (self.param("bias", torch_uniform(self.in_features), (self.out_features,), self.param_dtype)
-                 if self.use_bias else None)
+    self.kernel = self.param(
+      "kernel", torch_uniform(self.in_features), (self.in_features, self.out_features), self.param_dtype
+    )
+    self.bias = (
+      self.param("bias", torch_uniform(self.in_features), (self.out_features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
 
   def __call__(self, x):
     if x.shape[-1] != self.in_features:
