@@ -14,3 +14,15 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+import jax  # noqa: E402  (after the environment above)
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def no_implicit_transfers():
+  """Within the test, a jitted step that copies data between host and device implicitly fails (explicit
+  `jax.device_put` / `device_get` stay allowed): batches must arrive on the mesh already sharded."""
+  with jax.transfer_guard("disallow"):
+    yield
