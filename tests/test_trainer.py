@@ -35,19 +35,24 @@ def data_dir(tmp_path_factory):
   return path
 
 
-def test_short_run_logs_checkpoints_and_evaluates(tmp_path, data_dir):
-  workdir = str(tmp_path / "run")
-  run_main(
-    workdir,
-    data_dir,
-    "--config.total_steps=4",
-    "--config.checkpoint.every_steps=2",
-    "--config.checkpoint.best_metric=mAP",
-    "--config.profile_steps=(2, 3)",
-  )
+# The reference run: 24 uninterrupted steps on one device, read by several tests below (the resumed run and the
+# 8-device run are compared with it, init_from starts from it), so that it is computed once per test worker.
+STEPS = ("--config.total_steps=24", "--config.checkpoint.every_steps=4", "--config.checkpoint.keep=10")
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, data_dir):
+  """Workdir of the reference run (also keeping the best checkpoint and profiling steps 2-3)."""
+  workdir = str(tmp_path_factory.mktemp("reference") / "run")
+  run_main(workdir, data_dir, *STEPS, "--config.checkpoint.best_metric=mAP", "--config.profile_steps=(2, 3)")
+  return workdir
+
+
+def test_short_run_logs_checkpoints_and_evaluates(reference_run, data_dir):
+  workdir = reference_run
   assert glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
   scalars = tensorboard_scalars(workdir)
-  assert sorted(scalars["train/loss"]) == [1, 2, 3, 4]
+  assert sorted(scalars["train/loss"]) == list(range(1, 25))
   assert all(np.isfinite(v) for v in scalars["train/loss"].values())
   for tag in (
     "train/learning_rate",
@@ -59,16 +64,16 @@ def test_short_run_logs_checkpoints_and_evaluates(tmp_path, data_dir):
   ):
     assert tag in scalars, tag
   assert "train/images" in tensorboard_tags(workdir)
-  assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == [2, 4]
-  assert os.listdir(os.path.join(workdir, "checkpoints_best")) == ["4"]
-  with open(os.path.join(workdir, "eval_4.json")) as f:
+  assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == [4, 8, 12, 16, 20, 24]
+  assert os.listdir(os.path.join(workdir, "checkpoints_best")) == ["24"]
+  with open(os.path.join(workdir, "eval_24.json")) as f:
     result = json.load(f)
   assert result["split"] == "validation" and len(result["per_class_AP"]) == 12
-  assert result["mAP"] == pytest.approx(scalars["eval/mAP"][4], rel=1e-6)
+  assert result["mAP"] == pytest.approx(scalars["eval/mAP"][24], rel=1e-6)
 
   # Evaluation-only mode reproduces the same numbers from the saved checkpoint.
   proc = subprocess.run(
-    main_command(workdir, data_dir, "--config.total_steps=4") + ["--mode=eval", "--checkpoint=4"],
+    main_command(workdir, data_dir, *STEPS) + ["--mode=eval", "--checkpoint=24"],
     cwd=REPO,
     env=cpu_env(),
     stdout=subprocess.PIPE,
@@ -76,20 +81,16 @@ def test_short_run_logs_checkpoints_and_evaluates(tmp_path, data_dir):
     text=True,
   )
   assert proc.returncode == 0, proc.stdout[-3000:]
-  with open(os.path.join(workdir, "eval_validation_step4.json")) as f:
+  with open(os.path.join(workdir, "eval_validation_step24.json")) as f:
     again = json.load(f)
   assert again["mAP"] == pytest.approx(result["mAP"], abs=1e-6)
 
 
 @pytest.mark.slow
-def test_resume_after_kill_equals_uninterrupted_run(tmp_path, data_dir):
-  steps = ("--config.total_steps=24", "--config.checkpoint.every_steps=4", "--config.checkpoint.keep=10")
-  straight = str(tmp_path / "straight")
-  run_main(straight, data_dir, *steps)
-
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, data_dir, reference_run):
   killed = str(tmp_path / "killed")
   proc = subprocess.Popen(
-    main_command(killed, data_dir, *steps),
+    main_command(killed, data_dir, *STEPS),
     cwd=REPO,
     env=cpu_env(),
     stdout=subprocess.DEVNULL,
@@ -107,24 +108,23 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, data_dir):
   kept = sorted(int(d) for d in os.listdir(checkpoints) if d.isdigit())
   assert kept and kept[-1] < 24, f"the run was not interrupted before its end: {kept}"
 
-  run_main(killed, data_dir, *steps)
-  a, b = checkpoint_arrays(straight, 24), checkpoint_arrays(killed, 24)
+  run_main(killed, data_dir, *STEPS)
+  a, b = checkpoint_arrays(reference_run, 24), checkpoint_arrays(killed, 24)
   assert a.keys() == b.keys()
   for path in a:
     np.testing.assert_array_equal(a[path], b[path], err_msg=path)
 
 
 @pytest.mark.slow
-def test_eight_devices_give_the_loss_of_one_and_restore_on_one(tmp_path, data_dir):
-  one, eight = str(tmp_path / "one"), str(tmp_path / "eight")
-  run_main(one, data_dir, "--config.total_steps=3", devices=1)
-  run_main(eight, data_dir, "--config.total_steps=3", devices=8)
-  loss_one, loss_eight = tensorboard_scalars(one)["train/loss"], tensorboard_scalars(eight)["train/loss"]
+def test_eight_devices_give_the_loss_of_one_and_restore_on_one(tmp_path, data_dir, reference_run):
+  eight = str(tmp_path / "eight")
+  run_main(eight, data_dir, *STEPS, devices=8)
+  loss_one, loss_eight = tensorboard_scalars(reference_run)["train/loss"], tensorboard_scalars(eight)["train/loss"]
   np.testing.assert_allclose([loss_eight[s] for s in (1, 2, 3)], [loss_one[s] for s in (1, 2, 3)], rtol=2e-4)
 
   # A checkpoint written on 8 devices restores and evaluates on 1.
   proc = subprocess.run(
-    main_command(eight, data_dir, "--config.total_steps=3") + ["--mode=eval"],
+    main_command(eight, data_dir, *STEPS) + ["--mode=eval"],
     cwd=REPO,
     env=cpu_env(1),
     stdout=subprocess.PIPE,
@@ -132,7 +132,7 @@ def test_eight_devices_give_the_loss_of_one_and_restore_on_one(tmp_path, data_di
     text=True,
   )
   assert proc.returncode == 0, proc.stdout[-3000:]
-  with open(os.path.join(eight, "eval_validation_step3.json")) as f, open(os.path.join(eight, "eval_3.json")) as g:
+  with open(os.path.join(eight, "eval_validation_step24.json")) as f, open(os.path.join(eight, "eval_24.json")) as g:
     assert json.load(f)["mAP"] == pytest.approx(json.load(g)["mAP"], abs=1e-4)
 
 
@@ -219,9 +219,8 @@ def test_missing_workdir_is_one_line(data_dir):
   assert proc.returncode != 0 and "--workdir is required" in proc.stdout and "Traceback" not in proc.stdout
 
 
-def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_dir):
-  source, target = str(tmp_path / "source"), str(tmp_path / "target")
-  run_main(source, data_dir, "--config.total_steps=2")
+def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_dir, reference_run):
+  source, target = reference_run, str(tmp_path / "target")
   # A zero learning rate keeps the loaded weights through the one step the target takes.
   run_main(
     target,
@@ -232,7 +231,7 @@ def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_di
     "--config.optimizer.learning_rate=0.0",
     "--config.seed=7",
   )
-  a, b = checkpoint_arrays(source, 2), checkpoint_arrays(target, 1)
+  a, b = checkpoint_arrays(source, 24), checkpoint_arrays(target, 1)
   backbone = [p for p in a if p.startswith("params/backbone/")]
   assert backbone
   for path in backbone:
