@@ -54,16 +54,18 @@ def test_plain_evaluation_matches_the_trainer_and_ten_crop_runs(tmp_path):
   command = main_command(
     workdir,
     data_dir,
-    "--config.total_steps=3",
+    # The run of test_ssgrl.py's command-line test: its compilations come from the shared cache.
+    "--config.total_steps=6",
     "--config.model.joint_dim=16",
     "--config.model.attention_hidden_dim=16",
+    "--config.checkpoint.every_steps=6",
     config="configs/ssgrl_shapes.py",
   )
   proc = subprocess.run(
     command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
   )
   assert proc.returncode == 0, proc.stdout[-4000:]
-  with open(os.path.join(workdir, "eval_3.json")) as f:
+  with open(os.path.join(workdir, "eval_6.json")) as f:
     trainer_metrics = json.load(f)
   plain = fused_eval.run_probabilities(workdir)
   assert plain["probs"].shape == (128, 12) and plain["mask"].sum() == 128
