@@ -28,6 +28,7 @@ def get_config():
   config.total_steps = 5011 // 16 * 30  # 30 epochs
   config.eval_every_steps = 0
   config.checkpoint.every_steps = 1000
+  config.checkpoint.best_metric = ""  # evaluated on test, once: nothing is selected
   config.model.backbone = "resnet101"
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 1e-4

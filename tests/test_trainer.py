@@ -42,9 +42,10 @@ STEPS = ("--config.total_steps=24", "--config.checkpoint.every_steps=4", "--conf
 
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory, data_dir):
-  """Workdir of the reference run (also keeping the best checkpoint and profiling steps 2-3)."""
+  """Workdir of the reference run (profiling steps 2-3; the best checkpoint by the task's metric, mAP, is kept
+  because config.checkpoint.best_metric defaults to 'task')."""
   workdir = str(tmp_path_factory.mktemp("reference") / "run")
-  run_main(workdir, data_dir, *STEPS, "--config.checkpoint.best_metric=mAP", "--config.profile_steps=(2, 3)")
+  run_main(workdir, data_dir, *STEPS, "--config.profile_steps=(2, 3)")
   return workdir
 
 
@@ -66,6 +67,8 @@ def test_short_run_logs_checkpoints_and_evaluates(reference_run, data_dir):
   assert "train/images" in tensorboard_tags(workdir)
   assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == [4, 8, 12, 16, 20, 24]
   assert os.listdir(os.path.join(workdir, "checkpoints_best")) == ["24"]
+  with open(os.path.join(workdir, "checkpoints_best", "24", "meta", "metadata")) as f:
+    assert json.load(f)["metric"] == "mAP"
   with open(os.path.join(workdir, "eval_24.json")) as f:
     result = json.load(f)
   assert result["split"] == "validation" and len(result["per_class_AP"]) == 12

@@ -81,13 +81,11 @@ def parse_arg(arg: str | None) -> dict[str, Any]:
 
 
 def configure(config: ml_collections.ConfigDict, arg: str | None = None, mode: str = "predcls") -> None:
-  """Sets `config.model` (LinkNet defaults), `config.task` (scene_graph) and the best checkpoint by R@50, then
-  applies a variant argument. `config.model.mode` is a reference to `config.task.mode`."""
+  """Sets `config.model` (LinkNet defaults) and `config.task` (scene_graph), then applies a variant argument.
+  `config.model.mode` is a reference to `config.task.mode`; the best checkpoint follows the task's R@50."""
   config.model = model_config()
   config.task = default_task_config()
   parsed = parse_arg(arg)
   config.task.mode = parsed.pop("mode", mode)
   config.model.mode = config.task.get_ref("mode")
   config.model.update(parsed)
-  config.checkpoint.best_metric = f"{config.task.mode}/R@50"
-  config.checkpoint.best_mode = "max"

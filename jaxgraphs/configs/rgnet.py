@@ -16,13 +16,6 @@ PRETRAINED_CLASSIFIER = {
   "resnet": r"params/backbone/fc/.*",
   "vgg": r"params/backbone/classifier_6/.*",
 }
-# Eval metric and direction for the best checkpoint, per aesthetics kind.
-BEST_CHECKPOINT_METRIC = {
-  "binary": ("accuracy", "max"),
-  "regression": ("spearman_rho", "max"),
-  "distribution": ("emd", "min"),
-}
-
 VARIANT_ARG_HELP = """\
 get_config(arg): comma-separated; a bare word is the variant, key=value pairs change one thing:
   fc_cnn | fcn | fcn_a | fcn_g | fcn_c_c | fcn_a_g   Table 1 (fcn_a_g, the full RGNet, by default)
@@ -89,7 +82,7 @@ def parse_arg(arg: str | None) -> dict[str, Any]:
 
 
 def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> dict[str, Any]:
-  """Applies a variant argument (VARIANT_ARG_HELP) and the best-checkpoint metric of the kind; returns it parsed."""
+  """Applies a variant argument (VARIANT_ARG_HELP) to `config.model` / `config.task`; returns it parsed."""
   model = config.model
   parsed = parse_arg(arg)
   model.variant = parsed.get("variant", model.variant)
@@ -101,7 +94,6 @@ def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> dict[str, A
       model.head[head_key] = parsed[key]
   if "kind" in parsed:
     config.task.kind = parsed["kind"]
-  config.checkpoint.best_metric, config.checkpoint.best_mode = BEST_CHECKPOINT_METRIC[config.task.kind]
   return parsed
 
 

@@ -101,6 +101,7 @@ class AestheticsTask(base.Task):
     self.kind = kind
     self.emd_r = float(emd_r)
     self.default_metric = DEFAULT_METRIC[kind]
+    self.default_metric_mode = "min" if kind == "distribution" else "max"
 
   def model_inputs(self, batch):
     return {"images": batch["image"]}

@@ -33,8 +33,9 @@ class Evaluator(abc.ABC):
 class Task(abc.ABC):
   """Loss, evaluation outputs and metrics of one problem, separate from any network."""
 
-  # The eval metric that "best checkpoint" and plateau schedules should watch by default.
+  # The eval metric that the best checkpoint follows by default, and whether higher ('max') or lower is better.
   default_metric: str = "loss"
+  default_metric_mode: str = "max"
   # The entries of the module's output dict that the task reads; the trainer checks them at start-up.
   required_outputs: tuple[str, ...] = ()
 

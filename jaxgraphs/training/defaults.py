@@ -40,7 +40,9 @@ def base_config() -> ml_collections.ConfigDict:
       "every_steps": 500,
       "keep": 3,  # the last N checkpoints
       "async_save": True,
-      "best_metric": "",  # e.g. 'mAP': also keep the best checkpoint by this eval metric
+      # Also keep the best checkpoint by an eval metric: 'task' = the task's own (mAP, accuracy, R@50, ...;
+      # its direction too), a metric name (e.g. 'OF1', with best_mode), or '' for none.
+      "best_metric": "task",
       "best_mode": "max",
     }
   )

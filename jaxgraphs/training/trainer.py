@@ -303,7 +303,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   experiment = Experiment(config)
   checkpoints = Checkpoints(workdir, max_to_keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
   best = None
-  if config.checkpoint.best_metric:
+  best_metric, best_mode = config.checkpoint.best_metric, config.checkpoint.best_mode
+  if best_metric == "task":
+    best_metric, best_mode = experiment.task.default_metric, experiment.task.default_metric_mode
+  if best_metric:
     best = Checkpoints(workdir, max_to_keep=1, subdir="checkpoints_best", async_save=False)
   writer = SummaryWriter(workdir)
 
@@ -390,11 +393,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           {"step": step, "split": experiment.data_info.eval_split, **eval_metrics},
         )
         if best is not None:
-          value = scalars[config.checkpoint.best_metric]
-          better = meta["best_value"] is None or (value > meta["best_value"]) == (config.checkpoint.best_mode == "max")
+          if best_metric not in scalars:
+            raise ConfigError(
+              f"config.checkpoint.best_metric={best_metric!r} is not an eval metric; they are {sorted(scalars)}"
+            )
+          value = scalars[best_metric]
+          better = meta["best_value"] is None or (value > meta["best_value"]) == (best_mode == "max")
           if better:
             meta["best_value"] = value
-            best.save(state, {**meta, "step": step, "metric": config.checkpoint.best_metric})
+            best.save(state, {**meta, "step": step, "metric": best_metric})
       if is_last or step % config.checkpoint.every_steps == 0:
         save(step)
       writer.flush()
