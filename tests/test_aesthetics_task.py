@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from jaxgraphs.data import sources
 from jaxgraphs.evaluation.aesthetics_metrics import binary_metrics, distribution_metrics, regression_metrics
 from jaxgraphs.tasks import build_task
 from jaxgraphs.tasks.aesthetics import AestheticsTask, draw_region_box, heat_colours, upsample
@@ -155,16 +156,21 @@ def test_predict_hooks():
   assert AestheticsTask("regression").predict_json({"logits": np.array([[0.25], [0.5]])}, 1) == {"score": 0.5}
 
 
+def info_of(source):
+  """What the task reads of a source's dataset info: its name and targets."""
+  return types.SimpleNamespace(source=source, targets=sources.get_source(source).targets)
+
+
 def task_config(kind):
   return ml_collections.ConfigDict({"task": {"name": "aesthetics", "kind": kind, "emd_r": 2.0}})
 
 
 def test_task_kind_is_checked_against_the_source():
-  assert build_task(task_config("distribution"), types.SimpleNamespace(source="ava")).kind == "distribution"
-  assert build_task(task_config("regression"), types.SimpleNamespace(source="aadb")).default_metric == "spearman_rho"
+  assert build_task(task_config("distribution"), info_of("ava")).kind == "distribution"
+  assert build_task(task_config("regression"), info_of("aadb")).default_metric == "spearman_rho"
   with pytest.raises(ConfigError, match="config.task.kind='distribution' needs 'distribution'.*'aadb'"):
-    build_task(task_config("distribution"), types.SimpleNamespace(source="aadb"))
+    build_task(task_config("distribution"), info_of("aadb"))
   with pytest.raises(ConfigError, match="config.data.source='coco/2014' has no aesthetics targets"):
-    build_task(task_config("binary"), types.SimpleNamespace(source="coco/2014"))
+    build_task(task_config("binary"), info_of("coco/2014"))
   with pytest.raises(ConfigError, match="config.task.kind='ranking'"):
-    build_task(task_config("ranking"), types.SimpleNamespace(source="ava"))
+    build_task(task_config("ranking"), info_of("ava"))

@@ -1,7 +1,6 @@
 """Full-size backbones vs torchvision with random weights (needs torch; skipped otherwise)."""
 
 import importlib
-import os
 
 import jax
 import numpy as np

@@ -42,7 +42,6 @@ def test_train_step_and_evaluation_on_a_fake_ava_tree(fake_ava_builder, tmp_path
     "ava_fake",
     dataclasses.replace(sources.SOURCES["ava"], tfds_name="ava/holdout2", prepare=lambda data_dir: fake_ava_builder),
   )
-  monkeypatch.setitem(sources.AESTHETICS_TARGETS, "ava_fake", sources.AESTHETICS_TARGETS["ava"])
   config = toy_config("fcn_a_g")
   config.data = load_config("rgnet_ava").data
   config.data.source = "ava_fake"

@@ -31,9 +31,6 @@ BUILTIN_WORD_SCALE = 0.4
 # VOC writes these names as one token, which GloVe does not know.
 DEFAULT_ALIASES = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
 MAKE_COMMAND = "python -m jaxgraphs.tools.word_vectors --glove=glove.840B.300d.txt --dataset={dataset} --out={out}"
-# Per dataset family, the label feature whose classes are the training positives (VOC: difficult-only classes
-# are never positive, whichever config.data.voc_difficult mode).
-POSITIVE_LABEL_KEYS = {"coco": "objects/label", "voc": "labels_no_difficult"}
 
 
 def class_words(name: str, aliases: dict[str, str] | None = None) -> list[str]:
@@ -109,7 +106,7 @@ def train_adjacency(request: Mapping[str, Any], info, data_config) -> np.ndarray
   from jaxgraphs.data import label_graph, sources
 
   sources.get_source(data_config.source).builder(data_config.data_dir, data_config.download)  # makes generated ones
-  label_key = POSITIVE_LABEL_KEYS.get(info.tfds_name.split("/")[0], "labels")
+  label_key = info.positive_label_key
   try:
     adjacency = label_graph.tfds_cooccurrence_adjacency(
       info.tfds_name,

@@ -96,6 +96,8 @@ class DatasetInfo:
   pp_train: str
   pp_eval: str
   predicate_names: tuple[str, ...] = ()  # scene-graph sources: '__background__' first; empty otherwise
+  targets: tuple[str, ...] = ("labels",)  # what the examples carry to learn from (sources.Source.targets)
+  positive_label_key: str = "labels"  # the TFDS feature of a training image's positive classes
   word_vectors: np.ndarray | None = None
   label_adjacency: np.ndarray | None = None
 
@@ -114,6 +116,8 @@ def dataset_info(data_cfg: ml_collections.ConfigDict) -> DatasetInfo:
     pp_train=data_cfg.pp_train or source.pp_train,
     pp_eval=data_cfg.pp_eval or source.pp_eval,
     predicate_names=tuple(getattr(source, "predicate_names", ())),
+    targets=source.targets,
+    positive_label_key=source.positive_label_key,
   )
 
 

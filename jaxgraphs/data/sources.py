@@ -14,7 +14,7 @@ and, when `config.data.max_boxes > 0`, the variable-length object annotations
 
 which the pipeline pads to `max_boxes` rows with a `box_mask` after preprocessing.
 
-Aesthetics sources (RGNet; `AESTHETICS_TARGETS` lists what each provides) emit instead of labels:
+Aesthetics sources (RGNet; `Source.targets` lists what each provides) emit instead of labels:
 
   label          int32 ()  0 low / 1 high aesthetics
   score          float32 ()  the dataset's score: AVA's mean rating (1..10), AADB's score ([0, 1]),
@@ -315,6 +315,12 @@ class Source:
   prepare: Callable[[str | None], tfds.core.DatasetBuilder] | None = None
   # Datasets whose classes are only known once prepared (vg500): class_names_fn(data_dir) reads them.
   classes_from_prepared: bool = False
+  # What an example carries to learn from: ('labels',) multi-hot; aesthetics: some of 'label', 'score',
+  # 'distribution'; scene graphs: ('objects', 'relations').
+  targets: tuple[str, ...] = ("labels",)
+  # The TFDS feature whose classes count as a training image's positive labels (for label co-occurrence):
+  # COCO's object labels; VOC's labels without difficult-only classes, whichever config.data.voc_difficult.
+  positive_label_key: str = "labels"
 
   @property
   def class_names(self) -> tuple[str, ...]:
@@ -344,103 +350,6 @@ class Source:
     num_classes = len(self.class_names_in(options.get("data_dir") or None))
     # The ops use tf.cond where they branch, so AutoGraph's (slow) conversion is not needed.
     return tf.autograph.experimental.do_not_convert(lambda raw: self.to_example(raw, num_classes, options))
-
-
-SOURCES: dict[str, Source] = {
-  "coco/2014": Source(
-    "coco/2014", coco_example, lambda: COCO_CLASS_NAMES, "train", "validation", SSGRL_PP_TRAIN, SSGRL_PP_EVAL
-  ),
-  "voc/2007": Source(
-    "voc/2007", voc_example, lambda: VOC_CLASS_NAMES, "train+validation", "test", SSGRL_PP_TRAIN, SSGRL_PP_EVAL
-  ),
-  # VOC 2012's test split has no labels: evaluate on validation.
-  "voc/2012": Source(
-    "voc/2012", voc_example, lambda: VOC_CLASS_NAMES, "train", "validation", SSGRL_PP_TRAIN, SSGRL_PP_EVAL
-  ),
-  "builtin_shapes/small": Source(
-    "builtin_shapes/small",
-    class_label_example,
-    _shapes_class_names,
-    "train",
-    "validation",
-    SHAPES_PP_TRAIN,
-    SHAPES_PP_EVAL,
-    _shapes_builder("small"),
-  ),
-  "builtin_shapes/tiny": Source(
-    "builtin_shapes/tiny",
-    class_label_example,
-    _shapes_class_names,
-    "train",
-    "validation",
-    SHAPES_TINY_PP_TRAIN,
-    SHAPES_TINY_PP_EVAL,
-    _shapes_builder("tiny"),
-  ),
-  "builtin_shapes/medium": Source(
-    "builtin_shapes/medium",
-    class_label_example,
-    _shapes_class_names,
-    "train",
-    "validation",
-    SHAPES_MEDIUM_PP_TRAIN,
-    SHAPES_MEDIUM_PP_EVAL,
-    _shapes_builder("medium"),
-  ),
-  # Aesthetics (RGNet): evaluated on the validation holdout while training; the papers report `test`.
-  "ava": Source(
-    "ava",
-    ava_example,
-    lambda: AESTHETICS_CLASS_NAMES,
-    "train",
-    "validation",
-    RGNET_PP_TRAIN,
-    RGNET_PP_EVAL,
-    _manual_builder("ava"),
-  ),
-  "aadb": Source(
-    "aadb",
-    aadb_example,
-    lambda: AESTHETICS_CLASS_NAMES,
-    "train",
-    "validation",
-    RGNET_PP_TRAIN,
-    RGNET_PP_EVAL,
-    _manual_builder("aadb"),
-  ),
-  # Visual Genome's 500 most frequent object names (SSGRL Table 4): seeded 10,000-image test split, no
-  # validation split; the vocabulary is stored in the prepared dataset.
-  "vg500": Source(
-    "vg500",
-    class_label_example,
-    _prepared_label_names("vg500"),
-    "train",
-    "test",
-    SSGRL_PP_TRAIN,
-    SSGRL_PP_EVAL,
-    _manual_builder("vg500"),
-    classes_from_prepared=True,
-  ),
-  **{
-    f"builtin_shapes/{name}:composition": Source(
-      f"builtin_shapes/{name}",
-      shapes_composition_example,
-      lambda: AESTHETICS_CLASS_NAMES,
-      "train",
-      "validation",
-      SHAPES_COMPOSITION_PP_TRAIN.format(size=size),
-      SHAPES_COMPOSITION_PP_EVAL.format(size=size),
-      _shapes_builder(name),
-    )
-    for name, size in SHAPES_SIZES.items()
-  },
-}
-# Aesthetics sources -> the targets their examples carry (the aesthetics task checks its kind against them).
-AESTHETICS_TARGETS = {
-  "ava": ("label", "score", "distribution"),
-  "aadb": ("label", "score"),
-  **{f"builtin_shapes/{name}:composition": ("label", "score", "distribution") for name in SHAPES_SIZES},
-}
 
 
 def get_source(name: str) -> Source:
@@ -601,36 +510,129 @@ def _shapes_scene_graph_names() -> tuple[tuple[str, ...], tuple[str, ...], tuple
   return (("__background__",) + tuple(shapes.CATEGORY_NAMES), ("__background__",) + tuple(shapes.PREDICATE_NAMES), flip)
 
 
-def _scene_graph_sources() -> dict[str, SceneGraphSource]:
-  """vg150 and builtin_shapes/{tiny,small,medium}:scene_graph."""
-  objects, predicates, flip = _shapes_scene_graph_names()
-  sources = {
-    "vg150": SceneGraphSource(
-      "vg150",
-      scene_graph_example,
-      lambda: VG150_OBJECT_NAMES,
-      "train",
-      "val",
-      VG150_PP_TRAIN,
-      VG150_PP_EVAL,
-      _manual_builder("vg150"),
-      predicate_names_fn=lambda: VG150_PREDICATE_NAMES,
-    )
+def _shapes_sources() -> dict[str, Source]:
+  """builtin_shapes/{tiny,small,medium} (multi-label), their :composition (aesthetics) and :scene_graph forms."""
+  multilabel_pp = {
+    "tiny": (SHAPES_TINY_PP_TRAIN, SHAPES_TINY_PP_EVAL),
+    "small": (SHAPES_PP_TRAIN, SHAPES_PP_EVAL),
+    "medium": (SHAPES_MEDIUM_PP_TRAIN, SHAPES_MEDIUM_PP_EVAL),
   }
-  for name, size in SHAPES_SCENE_GRAPH_SIZES.items():
+  objects, predicates, flip = _shapes_scene_graph_names()
+  sources: dict[str, Source] = {}
+  for name in SHAPES_SIZES:
+    common = dict(
+      tfds_name=f"builtin_shapes/{name}", train_split="train", eval_split="validation", prepare=_shapes_builder(name)
+    )
+    sources[f"builtin_shapes/{name}"] = Source(
+      to_example=class_label_example,
+      class_names_fn=_shapes_class_names,
+      pp_train=multilabel_pp[name][0],
+      pp_eval=multilabel_pp[name][1],
+      **common,
+    )
+    sources[f"builtin_shapes/{name}:composition"] = Source(
+      to_example=shapes_composition_example,
+      class_names_fn=lambda: AESTHETICS_CLASS_NAMES,
+      pp_train=SHAPES_COMPOSITION_PP_TRAIN.format(size=SHAPES_SIZES[name]),
+      pp_eval=SHAPES_COMPOSITION_PP_EVAL.format(size=SHAPES_SIZES[name]),
+      targets=("label", "score", "distribution"),
+      **common,
+    )
+    size = SHAPES_SCENE_GRAPH_SIZES[name]
     sources[f"builtin_shapes/{name}:scene_graph"] = SceneGraphSource(
-      f"builtin_shapes/{name}",
-      functools.partial(scene_graph_example, label_offset=1),
-      lambda: objects,
-      "train",
-      "validation",
-      SHAPES_SCENE_GRAPH_PP_TRAIN.format(size=size, flip=flip),
-      SHAPES_SCENE_GRAPH_PP_EVAL.format(size=size),
-      _shapes_builder(name),
+      to_example=functools.partial(scene_graph_example, label_offset=1),
+      class_names_fn=lambda: objects,
+      pp_train=SHAPES_SCENE_GRAPH_PP_TRAIN.format(size=size, flip=flip),
+      pp_eval=SHAPES_SCENE_GRAPH_PP_EVAL.format(size=size),
+      targets=("objects", "relations"),
       predicate_names_fn=lambda: predicates,
       label_offset=1,
+      **common,
     )
   return sources
 
 
-SOURCES.update(_scene_graph_sources())
+# config.data.source -> Source: every dataset the pipeline can read, with its defaults.
+SOURCES: dict[str, Source] = {
+  "coco/2014": Source(
+    tfds_name="coco/2014",
+    to_example=coco_example,
+    class_names_fn=lambda: COCO_CLASS_NAMES,
+    train_split="train",
+    eval_split="validation",
+    pp_train=SSGRL_PP_TRAIN,
+    pp_eval=SSGRL_PP_EVAL,
+    positive_label_key="objects/label",
+  ),
+  "voc/2007": Source(
+    tfds_name="voc/2007",
+    to_example=voc_example,
+    class_names_fn=lambda: VOC_CLASS_NAMES,
+    train_split="train+validation",
+    eval_split="test",
+    pp_train=SSGRL_PP_TRAIN,
+    pp_eval=SSGRL_PP_EVAL,
+    positive_label_key="labels_no_difficult",
+  ),
+  # VOC 2012's test split has no labels: evaluate on validation.
+  "voc/2012": Source(
+    tfds_name="voc/2012",
+    to_example=voc_example,
+    class_names_fn=lambda: VOC_CLASS_NAMES,
+    train_split="train",
+    eval_split="validation",
+    pp_train=SSGRL_PP_TRAIN,
+    pp_eval=SSGRL_PP_EVAL,
+    positive_label_key="labels_no_difficult",
+  ),
+  # Visual Genome's 500 most frequent object names (SSGRL Table 4): seeded 10,000-image test split, no
+  # validation split; the vocabulary is stored in the prepared dataset.
+  "vg500": Source(
+    tfds_name="vg500",
+    to_example=class_label_example,
+    class_names_fn=_prepared_label_names("vg500"),
+    train_split="train",
+    eval_split="test",
+    pp_train=SSGRL_PP_TRAIN,
+    pp_eval=SSGRL_PP_EVAL,
+    prepare=_manual_builder("vg500"),
+    classes_from_prepared=True,
+  ),
+  # Aesthetics (RGNet): evaluated on the validation holdout while training; the papers report `test`.
+  "ava": Source(
+    tfds_name="ava",
+    to_example=ava_example,
+    class_names_fn=lambda: AESTHETICS_CLASS_NAMES,
+    train_split="train",
+    eval_split="validation",
+    pp_train=RGNET_PP_TRAIN,
+    pp_eval=RGNET_PP_EVAL,
+    prepare=_manual_builder("ava"),
+    targets=("label", "score", "distribution"),
+  ),
+  "aadb": Source(
+    tfds_name="aadb",
+    to_example=aadb_example,
+    class_names_fn=lambda: AESTHETICS_CLASS_NAMES,
+    train_split="train",
+    eval_split="validation",
+    pp_train=RGNET_PP_TRAIN,
+    pp_eval=RGNET_PP_EVAL,
+    prepare=_manual_builder("aadb"),
+    targets=("label", "score"),
+  ),
+  # Scene graphs (LinkNet): VG-150 with the standard split, evaluated on the 5,000-image val split.
+  "vg150": SceneGraphSource(
+    tfds_name="vg150",
+    to_example=scene_graph_example,
+    class_names_fn=lambda: VG150_OBJECT_NAMES,
+    train_split="train",
+    eval_split="val",
+    pp_train=VG150_PP_TRAIN,
+    pp_eval=VG150_PP_EVAL,
+    prepare=_manual_builder("vg150"),
+    targets=("objects", "relations"),
+    predicate_names_fn=lambda: VG150_PREDICATE_NAMES,
+  ),
+  **_shapes_sources(),
+}

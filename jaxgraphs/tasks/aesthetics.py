@@ -244,11 +244,11 @@ def aesthetics_task_from_config(config, data_info) -> AestheticsTask:
 
   kind = config.task.get("kind", "binary")
   task = AestheticsTask(kind, config.task.get("emd_r", 2.0))
-  provided = sources.AESTHETICS_TARGETS.get(data_info.source)
-  if provided is None:
+  provided = data_info.targets
+  if not set(provided) & set(TARGET_KEY.values()):
+    aesthetic = sorted(k for k, v in sources.SOURCES.items() if set(v.targets) & set(TARGET_KEY.values()))
     raise ConfigError(
-      f"config.data.source={data_info.source!r} has no aesthetics targets; aesthetics sources: "
-      f"{', '.join(sorted(sources.AESTHETICS_TARGETS))}"
+      f"config.data.source={data_info.source!r} has no aesthetics targets; aesthetics sources: {', '.join(aesthetic)}"
     )
   if TARGET_KEY[kind] not in provided:
     raise ConfigError(
