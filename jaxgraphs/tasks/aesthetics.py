@@ -28,6 +28,7 @@ import optax
 
 from jaxgraphs.evaluation.aesthetics_metrics import KINDS, AestheticsEvaluator
 from jaxgraphs.tasks import base
+from jaxgraphs.tasks.base import masked_mean
 from jaxgraphs.tasks.display import images_for_display
 from jaxgraphs.errors import ConfigError
 
@@ -36,12 +37,6 @@ TARGET_KEY = {"binary": "label", "regression": "score", "distribution": "distrib
 DEFAULT_METRIC = {"binary": "accuracy", "regression": "spearman_rho", "distribution": "emd"}
 SIMILARITY_STAGES = ("fcn", "aspp", "graph")
 MAX_PICTURES = 4
-
-
-def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-  """Mean of per-example `values` over the examples whose mask is non-zero (0 when there are none)."""
-  mask = mask.astype(jnp.float32)
-  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

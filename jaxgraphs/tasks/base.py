@@ -12,10 +12,17 @@ import abc
 from typing import Any, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 Batch = Mapping[str, jax.Array]
 Outputs = Mapping[str, jax.Array]
+
+
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean of `values` where `mask` is non-zero (0 when it is zero everywhere): losses over padded entries."""
+  mask = mask.astype(jnp.float32)
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 class Evaluator(abc.ABC):

@@ -25,6 +25,7 @@ import optax
 
 from jaxgraphs.evaluation.scene_graph_recall import DEFAULT_KS, SceneGraphEvaluator
 from jaxgraphs.tasks import base
+from jaxgraphs.tasks.base import masked_mean
 from jaxgraphs.tasks.display import images_for_display
 from jaxgraphs.tasks.scene_graph_pictures import draw_scene_graph, relation_matrix_picture
 
@@ -49,12 +50,6 @@ def default_task_config() -> ml_collections.ConfigDict:
       "num_pictures": 4,  # eval pictures per evaluation
     }
   )
-
-
-def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-  """Mean of values where mask is set (0 when nothing is)."""
-  mask = mask.astype(jnp.float32)
-  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
