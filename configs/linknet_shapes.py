@@ -13,22 +13,27 @@ two relational embedding modules per side with r = 2. Adam, lr 1e-3 with cosine 
 
 Variants: `--config=configs/linknet_shapes.py:ARG` with ARG as in jaxgraphs.configs.linknet.VARIANT_ARG_HELP
 (predcls | sgcls; num_re=, r= (Table 2a); e0= (Table 2b); rem=, glem=, gcem=, norm=, sim= (Table 3)).
-The tiny test size: `--config.data.source=builtin_shapes/tiny:scene_graph` (64 px, 256 train images).
+The unit tests' size: `--config=configs/linknet_shapes.py:predcls,tiny` (64 px, 256 train images, tiny widths).
 """
 
-from jaxgraphs.configs import linknet
+from jaxgraphs.configs import common, linknet
 from jaxgraphs.training.defaults import base_config
 
 TOY_BACKBONE = {"width": 8, "fc_width": 128, "stage_sizes": (1, 1, 1, 1, 1)}
 TOY_WIDTHS = {"embed_dim": 32, "hidden_dim": 64, "geometry_dim": 32}
+# ',tiny': the unit tests' widths, which compile in seconds.
+TINY_BACKBONE = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1)}
+TINY_WIDTHS = {"embed_dim": 8, "hidden_dim": 16, "geometry_dim": 8}
 
 
 def get_config(arg=None):
-  """builtin_shapes scene-graph configuration; `arg` picks the mode and ablations (module docstring)."""
+  """builtin_shapes scene-graph configuration; `arg` picks the mode and ablations (module docstring), ',tiny'
+  test widths."""
+  arg, words = common.pop_words(arg, "tiny")
   config = base_config()
   linknet.configure(config, arg)
-  config.model.backbone_kwargs = dict(TOY_BACKBONE)
-  config.model.update(TOY_WIDTHS)
+  config.model.backbone_kwargs = dict(TINY_BACKBONE if "tiny" in words else TOY_BACKBONE)
+  config.model.update(TINY_WIDTHS if "tiny" in words else TOY_WIDTHS)
   # The reference's running statistics move by 0.001 a step: too slow for 1,500 steps.
   config.model.geometry_bn_momentum = 0.9
   config.data.source = "builtin_shapes/small:scene_graph"
@@ -43,4 +48,6 @@ def get_config(arg=None):
   config.optimizer.grad_clip_norm = 5.0
   config.optimizer.schedule.name = "cosine"
   config.optimizer.schedule.warmup_steps = 50
+  if "tiny" in words:
+    common.tiny_run(config, "builtin_shapes/tiny:scene_graph", batch_size=2)
   return config

@@ -17,7 +17,7 @@ Variants: `--config=configs/rgnet_shapes.py:ARG` with ARG as in jaxgraphs.config
 layers=, pool=, kind=regression|distribution on the composition score / rating histogram).
 """
 
-from jaxgraphs.configs import rgnet
+from jaxgraphs.configs import common, rgnet
 from jaxgraphs.training.defaults import base_config
 
 # Toy widths of each backbone family (the layout of the paper's networks, a fraction of their width).
@@ -27,15 +27,24 @@ TOY_BACKBONES = {
   "vgg": {"width": 8, "fc_width": 64, "stage_sizes": (1, 1, 1, 1, 1)},
 }
 TOY_HEAD = {"aspp_inter_features": 32, "aspp_out_features": 16, "aspp_rates": (1, 2, 4, 6)}
+# ',tiny': the unit tests' widths, which compile in seconds.
+TINY_BACKBONES = {
+  "densenet": {"growth_rate": 4, "block_config": (1, 1, 1, 1), "num_init_features": 8},
+  "resnet": {"width": 4, "stage_sizes": (1, 1, 1, 1)},
+  "vgg": {"width": 4, "fc_width": 8, "stage_sizes": (1, 1, 1, 1, 1)},
+}
+TINY_HEAD = {"aspp_inter_features": 8, "aspp_out_features": 4, "aspp_rates": (1, 2)}
 
 
 def get_config(arg=None):
-  """builtin_shapes composition configuration; `arg` selects a variant (module docstring)."""
+  """builtin_shapes composition configuration; `arg` selects a variant (module docstring), ',tiny' test widths."""
+  arg, words = common.pop_words(arg, "tiny")
   config = base_config()
   rgnet.configure(config, "binary")
-  config.model.head.update(TOY_HEAD)
+  config.model.head.update(TINY_HEAD if "tiny" in words else TOY_HEAD)
   rgnet.apply_arg(config, arg)
-  config.model.backbone_kwargs = dict(TOY_BACKBONES[rgnet.backbone_family(config.model.backbone)])
+  backbones = TINY_BACKBONES if "tiny" in words else TOY_BACKBONES
+  config.model.backbone_kwargs = dict(backbones[rgnet.backbone_family(config.model.backbone)])
   config.data.source = "builtin_shapes/small:composition"
   config.seed = 0
   config.batch_size = 32
@@ -52,4 +61,6 @@ def get_config(arg=None):
   config.optimizer.schedule.name = "poly"
   config.optimizer.schedule.power = 0.9
   config.optimizer.schedule.warmup_steps = 0
+  if "tiny" in words:
+    common.tiny_run(config, "builtin_shapes/tiny:composition", batch_size=8)
   return config

@@ -31,13 +31,14 @@ and raises the training loss, so at this budget the propagation slows optimisati
 Every label here is visible on its own shape, so a co-occurrence prior has little to add.
 """
 
-from jaxgraphs.configs import ssgrl
+from jaxgraphs.configs import common, ssgrl
 from jaxgraphs.data.label_priors import BUILTIN_WORD_VECTORS
 from jaxgraphs.training.defaults import base_config
 
 
 def get_config(arg: str = "full"):
-  """SSGRL (or one of its Table 5 ablations) on builtin_shapes/small."""
+  """SSGRL (or one of its Table 5 ablations) on builtin_shapes/small; ',tiny' for the unit tests' size."""
+  arg, words = common.pop_words(arg, "tiny")
   config = base_config()
   config.data.source = "builtin_shapes/small"
   config.batch_size = 32
@@ -56,4 +57,8 @@ def get_config(arg: str = "full"):
   config.optimizer.schedule.name = "cosine"
   config.optimizer.schedule.warmup_steps = 50
   config.checkpoint.every_steps = 300
+  if "tiny" in words:
+    common.tiny_run(config, "builtin_shapes/tiny", batch_size=8)
+    config.model.backbone_kwargs.width = 4
+    config.model.joint_dim = config.model.attention_hidden_dim = 16
   return config

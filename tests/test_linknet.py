@@ -220,11 +220,7 @@ def test_prediction_from_an_image_file_and_boxes():
 
 # ---- one train step in each mode through the trainer's Experiment ---------------------------------------------
 def _shapes_config(arg):
-  config = config_file("linknet_shapes", arg)
-  config.model.backbone_kwargs = dict(TINY_BACKBONE)
-  config.model.update(TINY_WIDTHS)
-  config.batch_size = 2
-  return config
+  return config_file("linknet_shapes", f"{arg},tiny")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from training_helpers import REPO, config_file, cpu_env, main_command, one_step_
 
 FROZEN = ("stem", "layer1", "layer2", "layer3")
 # The shapes config shrunk to a width-4 ResNet-18 at 32 px (builtin_shapes/tiny) and a 16-wide head.
-TINY = {"source": "builtin_shapes/tiny", "width": 4, "joint_dim": 16, "attention_hidden_dim": 16}
 
 
 def load_config(name: str, arg: str | None = None):
@@ -131,11 +130,8 @@ def model_of(config):
 
 
 def shapes_config(data_dir, variant="full"):
-  config = load_config("ssgrl_shapes", variant)
-  config.data.source, config.data.data_dir = TINY["source"], data_dir
-  config.model.backbone_kwargs.width = TINY["width"]
-  config.model.joint_dim, config.model.attention_hidden_dim = TINY["joint_dim"], TINY["attention_hidden_dim"]
-  config.batch_size, config.total_steps, config.optimizer.schedule.warmup_steps = 8, 2, 0
+  config = load_config("ssgrl_shapes", f"{variant},tiny")
+  config.data.data_dir, config.total_steps = data_dir, 2
   return config
 
 
@@ -145,7 +141,7 @@ def test_factory_uses_builtin_word_vectors_and_the_train_split_adjacency(data_di
   info = pipeline.dataset_info(config.data)
   module = model_of(config)
   np.testing.assert_array_equal(module.word_vectors.value, label_priors.builtin_word_vectors(info.class_names))
-  builder = sources.get_source(TINY["source"]).builder(data_dir)
+  builder = sources.get_source(config.data.source).builder(data_dir)
   labels = [example["labels"] for example in builder.as_dataset(split="train").as_numpy_iterator()]
   expected = label_graph.cooccurrence_adjacency(label_graph.multi_hot(labels, info.num_classes))
   np.testing.assert_allclose(module.adjacency.value, expected, rtol=1e-6)

@@ -11,18 +11,6 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A network and data small enough for a CPU test: ResNet-18 layout at base width 4, 32 x 32 inputs.
-TINY_OVERRIDES = (
-  "--config.data.source=builtin_shapes/tiny",
-  "--config.model.backbone=resnet18",
-  "--config.model.backbone_kwargs.width=4",
-  "--config.batch_size=8",
-  "--config.log_every_steps=1",
-  "--config.eval_every_steps=0",
-  "--config.optimizer.schedule.warmup_steps=0",
-  "--config.checkpoint.async_save=True",
-)
-
 
 def config_file(name: str, arg: str | None = None):
   """get_config(arg) of configs/<name>.py, through the library's one config loader."""
@@ -32,15 +20,14 @@ def config_file(name: str, arg: str | None = None):
 
 
 def main_command(workdir: str, data_dir: str, *overrides: str, config: str = "configs/baseline_shapes.py"):
-  """The `python -m jaxgraphs.main` argv for a tiny run."""
+  """The `python -m jaxgraphs.main` argv for a run of `config` at its ':tiny' size (32 px data, base width 4)."""
   return [
     sys.executable,
     "-m",
     "jaxgraphs.main",
-    f"--config={config}",
+    f"--config={config}{',' if ':' in config else ':'}tiny",
     f"--workdir={workdir}",
     f"--config.data.data_dir={data_dir}",
-    *TINY_OVERRIDES,
     *overrides,
   ]
 

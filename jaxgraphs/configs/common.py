@@ -79,6 +79,22 @@ def parse_arg(
   return parsed
 
 
+def pop_words(arg: str | None, *words: str) -> tuple[str, set[str]]:
+  """Splits bare words such as 'tiny' off a config argument: (the rest of the argument, the words found)."""
+  tokens = [token.strip() for token in (arg or "").split(",") if token.strip()]
+  return ",".join(t for t in tokens if t not in words), {t for t in tokens if t in words}
+
+
+def tiny_run(config: ml_collections.ConfigDict, source: str, batch_size: int) -> None:
+  """The `:tiny` form of a built-in-data config, what unit tests run: the tiny built-in data (32-64 px, 256
+  train images), a small batch, a log line every step, evaluation only at the end, no warm-up."""
+  config.data.source = source
+  config.batch_size = batch_size
+  config.log_every_steps = 1
+  config.eval_every_steps = 0
+  config.optimizer.schedule.warmup_steps = 0
+
+
 def load_config(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
   """Runs `get_config` of the config file at `path` ('configs/x.py' or 'configs/x.py:ARG')."""
   if arg is None and ":" in os.path.basename(path):
