@@ -240,6 +240,7 @@ def test_paper_configs_train_one_step_and_evaluate_on_mock_data(tmp_path, config
 
 
 # ---- messages and the command line --------------------------------------------------------------------------
+@pytest.mark.slow  # a command-line run
 def test_missing_word_vectors_fail_with_the_command_that_makes_them(tmp_path):
   missing = str(tmp_path / "nowhere" / "coco.npy")
   proc = subprocess.run(

@@ -49,6 +49,7 @@ def reference_run(tmp_path_factory, data_dir):
   return workdir
 
 
+@pytest.mark.slow  # a command-line run
 def test_short_run_logs_checkpoints_and_evaluates(reference_run, data_dir):
   workdir = reference_run
   assert glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
@@ -172,6 +173,7 @@ def test_two_processes_train_together_and_agree(tmp_path, data_dir):
   assert "3" in os.listdir(os.path.join(workdir, "checkpoints"))
 
 
+@pytest.mark.slow  # a command-line run
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):
   workdir = str(tmp_path / "nan")
   # An absurd learning rate overflows the weights after the first update.
@@ -193,6 +195,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
   assert all(np.isfinite(v).all() for v in checkpoint_arrays(workdir, kept[-1]).values())
 
 
+@pytest.mark.slow  # command-line runs
 @pytest.mark.parametrize(
   "overrides,expected",
   [
@@ -208,6 +211,7 @@ def test_config_mistakes_give_one_clear_line(tmp_path, data_dir, overrides, expe
   assert "Traceback" not in proc.stdout
 
 
+@pytest.mark.slow  # a command-line run
 def test_missing_workdir_is_one_line(data_dir):
   import sys
 
@@ -222,6 +226,7 @@ def test_missing_workdir_is_one_line(data_dir):
   assert proc.returncode != 0 and "--workdir is required" in proc.stdout and "Traceback" not in proc.stdout
 
 
+@pytest.mark.slow  # a command-line run
 def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_dir, reference_run):
   source, target = reference_run, str(tmp_path / "target")
   # A zero learning rate keeps the loaded weights through the one step the target takes.
