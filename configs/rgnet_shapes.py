@@ -14,7 +14,8 @@ weight decay 1e-5 as in the paper, at lr 1e-3 (training from scratch); 1,000 ste
 
 Variants: `--config=configs/rgnet_shapes.py:ARG` with ARG as in jaxgraphs.configs.rgnet.VARIANT_ARG_HELP
 (fc_cnn, fcn, fcn_a, fcn_g, fcn_c_c, fcn_a_g; backbone=vgg16|resnet101 at toy widths too; rates=, r=,
-layers=, pool=, kind=regression|distribution on the composition score / rating histogram).
+layers=, pool=, kind=regression|distribution on the composition score / rating histogram). Adding `,tiny`
+gives the unit tests' size: builtin_shapes/tiny (48 px), widths a few channels wide, batch 8.
 """
 
 from jaxgraphs.configs import common, rgnet

@@ -13,6 +13,7 @@ Variants (`:arg`) are the rows of the paper's Table 5, all with the same backbon
   without_sd          nodes start from the average-pooled feature (no word vectors)
   without_sd_concat   nodes start from Linear([pooled feature, word vector])
   without_si          no graph propagation: classifier c reads the decoupled feature f_c
+and `,tiny` after any of them the unit tests' size (builtin_shapes/tiny at 32 px, base width 4, head dims 16).
 
   python -m jaxgraphs.main --config=configs/ssgrl_shapes.py --workdir=/tmp/jaxgraphs/ssgrl_shapes
   python -m jaxgraphs.main --config=configs/ssgrl_shapes.py:baseline --workdir=/tmp/jaxgraphs/ssgrl_shapes_baseline
