@@ -270,16 +270,12 @@ def test_short_run_on_builtin_shapes(tmp_path):
     sys.executable,
     "-m",
     "jaxgraphs.main",
-    "--config=configs/linknet_shapes.py:sgcls",
+    "--config=configs/linknet_shapes.py:sgcls,tiny",
     f"--workdir={workdir}",
     f"--config.data.data_dir={tmp_path / 'tfds'}",
-    "--config.data.source=builtin_shapes/tiny:scene_graph",
     "--config.batch_size=8",
     "--config.total_steps=30",
     "--config.log_every_steps=10",
-    "--config.eval_every_steps=0",
-    "--config.model.backbone_kwargs.width=4",
-    "--config.model.backbone_kwargs.fc_width=32",
   ]
   proc = subprocess.run(
     command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
