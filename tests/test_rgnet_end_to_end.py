@@ -33,6 +33,7 @@ def fake_ava_builder(tmp_path_factory):
   return builder
 
 
+@pytest.mark.slow  # compiles a whole model's train step (20-40 s with a cold cache)
 def test_train_step_and_evaluation_on_a_fake_ava_tree(fake_ava_builder, tmp_path, monkeypatch):
   from jaxgraphs.training import trainer
 

@@ -56,6 +56,7 @@ def small_module(frozen_stages=(), num_classes=5, **flags):
 
 
 # ---- the module ----------------------------------------------------------------------------------------
+@pytest.mark.slow  # compiles a ResNet's gradient (about 25 s with a cold cache)
 def test_frozen_stages_get_no_gradient_and_keep_their_batch_norm_statistics():
   module = small_module(FROZEN)
   images = jnp.asarray(np.random.default_rng(1).normal(size=(2, 32, 32, 3)), jnp.float32)
@@ -208,6 +209,7 @@ def shrink_for_mock(config, tmp_path):
   return config
 
 
+@pytest.mark.slow  # compiles a whole model's train step (20-40 s with a cold cache)
 @pytest.mark.parametrize(
   "config_file,variant,num_classes",
   [

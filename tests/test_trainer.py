@@ -248,6 +248,7 @@ def test_init_from_another_run_copies_weights_except_dont_load(tmp_path, data_di
   assert int(b["step"]) == 1  # the step and optimiser state are the target's own
 
 
+@pytest.mark.slow  # compiles a whole model's train step (20-40 s with a cold cache)
 def test_bfloat16_compute_keeps_float32_parameters(data_dir, no_implicit_transfers):
   from jaxgraphs.data import pipeline
   from jaxgraphs.training import defaults, trainer

@@ -8,6 +8,7 @@ from mock_tfds import mock_data
 from training_helpers import one_step_and_evaluation
 
 
+@pytest.mark.slow  # compiles a whole model's train step (20-40 s with a cold cache)
 @pytest.mark.parametrize(
   "config_file,source,num_classes",
   [

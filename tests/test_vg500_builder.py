@@ -142,6 +142,7 @@ def test_missing_manual_files_name_the_download(tmp_path):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path)))
 
 
+@pytest.mark.slow  # compiles a whole model's train step (20-40 s with a cold cache)
 def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tree(prepared, tmp_path, monkeypatch):
   import dataclasses
 
