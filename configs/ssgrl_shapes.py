@@ -52,7 +52,7 @@ def get_config(arg: str = "full"):
     )
   )
   config.model.backbone_kwargs = {"width": 16, "output_stride": 8}
-  ssgrl.apply_variant(config, ssgrl.parse_arg(arg)["variant"])
+  ssgrl.apply_arg(config, arg)
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 1e-3
   config.optimizer.schedule.name = "cosine"

@@ -25,7 +25,7 @@ both and the mean of their probabilities:
       --ten_crop
 """
 
-from jaxgraphs.configs import ssgrl
+from jaxgraphs.configs import common, ssgrl
 from jaxgraphs.models.ssgrl import freeze_regexes
 from jaxgraphs.training.defaults import base_config
 
@@ -37,7 +37,7 @@ STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 
 def get_config(arg: str = "full"):
   """SSGRL (or a Table 5 row) on VOC 2012; ',scale512' (or 'scale512' alone) for the 448-pixel model."""
-  parsed = ssgrl.parse_arg(arg, flags=("scale512",))
+  arg, words = common.pop_words(arg, "scale512")
   config = base_config()
   config.data.source = "voc/2012"
   config.data.train_split = "train"
@@ -54,7 +54,7 @@ def get_config(arg: str = "full"):
 
   config.model.update(ssgrl.model_config(word_vectors="~/jaxgraphs/word_vectors/voc_glove.npy"))
   config.model.dont_load = (r"params/backbone/fc/.*",)  # torchvision's ImageNet classifier
-  ssgrl.apply_variant(config, parsed["variant"])
+  ssgrl.apply_arg(config, arg)  # the Table 5 row
   # Initialising from another dataset's run (Table 2 "pre"): every parameter but the per-class classifiers.
   config.init_from.dont_load = (r"params/head/classifier/.*", r"params/classifier/.*")
 
@@ -69,7 +69,7 @@ def get_config(arg: str = "full"):
 
   config.checkpoint.every_steps = 1000
   config.checkpoint.best_metric = ""  # the last checkpoint is the result: nothing is selected on the eval split
-  if parsed["scale512"]:
+  if "scale512" in words:
     # Resize 512, crops from {512, 448, 384, 320, 256} resized to 448; test: resize 512, center crop 448.
     config.data.pp_train = (
       "decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr|normalize_imagenet"

@@ -73,7 +73,8 @@ def test_a_paper_config_shows_its_optimiser_schedule_and_preprocessing(path):
 
 
 def _imported_modules(path):
-  tree = ast.parse(open(path).read())
+  with open(path) as f:
+    tree = ast.parse(f.read())
   for node in ast.walk(tree):
     if isinstance(node, ast.Import):
       yield from (alias.name for alias in node.names)

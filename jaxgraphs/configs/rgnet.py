@@ -100,11 +100,3 @@ def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> dict[str, A
 def backbone_family(backbone: str) -> str:
   """'densenet', 'resnet' or 'vgg' for a backbone name."""
   return next(family for family in PRETRAINED_CLASSIFIER if backbone.startswith(family))
-
-
-def preprocessing(size: int) -> tuple[str, str]:
-  """(train, eval) preprocessing strings of Sec. 3.3 at `size`: resize, flip, scale 1.05-1.25 + crop; resize."""
-  return (
-    f"decode|resize({size})|flip_lr|random_scale_crop(1.05, 1.25, {size})|normalize_imagenet",
-    f"decode|resize({size})|normalize_imagenet",
-  )

@@ -45,20 +45,14 @@ def model_config(**overrides) -> dict[str, Any]:
   return {**keys, **overrides}
 
 
-def parse_arg(arg: str | None, flags: tuple[str, ...] = ()) -> dict[str, Any]:
-  """{'variant': one of VARIANTS (default 'full'), and each of `flags` given as a bare word: True}."""
-  usage = VARIANT_ARG_HELP + (f", optionally with {', '.join(flags)}" if flags else "")
-  words = {"variant": tuple(VARIANTS), **{flag: (flag,) for flag in flags}}
-  parsed = common.parse_arg(arg, words=words, keys={}, usage=usage)
-  return {"variant": parsed.get("variant", "full"), **{flag: flag in parsed for flag in flags}}
-
-
-def apply_variant(config: ml_collections.ConfigDict, variant: str) -> None:
-  """Sets `config.model` for one row of Table 5; the baseline keeps the backbone and its frozen stages so the
-  rows differ only in the head."""
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown SSGRL variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> str:
+  """Sets `config.model` for the Table 5 row named by `arg` ('full' when empty) and returns its name; the
+  baseline keeps the backbone and its frozen stages so the rows differ only in the head."""
+  variant = common.parse_arg(arg, words={"variant": tuple(VARIANTS)}, keys={}, usage=VARIANT_ARG_HELP).get(
+    "variant", "full"
+  )
   for key, value in VARIANTS[variant].items():
     config.model[key] = value
   if variant == "baseline" and config.model.frozen_stages:
     config.model.backbone_kwargs["frozen_bn"] = tuple(config.model.frozen_stages)
+  return variant

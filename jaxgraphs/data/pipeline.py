@@ -230,9 +230,7 @@ class EvalBatches:
   def _padding_batch(self) -> dict[str, np.ndarray]:
     # _preprocess guarantees fixed per-example shapes, so a batch of zeros can be built from the spec.
     return {
-      key: np.zeros([self.local_batch_size] + spec.shape[1:].as_list(), spec.dtype.as_numpy_dtype)
-      for key, spec in self._ds.element_spec.items()
-      if key not in _HOST_ONLY_KEYS
+      key: np.zeros((self.local_batch_size,) + spec.shape[1:], spec.dtype) for key, spec in self.batch_spec.items()
     }
 
 

@@ -184,19 +184,16 @@ class Experiment:
 
   # ---- steps ---------------------------------------------------------------------------------------
   def _apply(self, params, model_state, batch, *, train: bool, rng=None):
-    with kernel_implementation(self.kernel_implementation):
-      return self._apply_in_scope(params, model_state, batch, train=train, rng=rng)
-
-  def _apply_in_scope(self, params, model_state, batch, *, train: bool, rng=None):
     variables = {"params": params, **model_state}
     inputs = self.task.model_inputs(batch)
-    if not train:
-      return self.model.apply(variables, **inputs, train=False), model_state
-    mutable = list(model_state.keys())
-    rngs = {"dropout": rng}
-    if mutable:
-      return self.model.apply(variables, **inputs, train=True, rngs=rngs, mutable=mutable)
-    return self.model.apply(variables, **inputs, train=True, rngs=rngs), model_state
+    with kernel_implementation(self.kernel_implementation):
+      if not train:
+        return self.model.apply(variables, **inputs, train=False), model_state
+      mutable = list(model_state.keys())
+      rngs = {"dropout": rng}
+      if mutable:
+        return self.model.apply(variables, **inputs, train=True, rngs=rngs, mutable=mutable)
+      return self.model.apply(variables, **inputs, train=True, rngs=rngs), model_state
 
   def train_step(self, state: TrainState, batch):
     """One optimisation step on a global batch; returns the new state and scalar metrics."""
