@@ -286,3 +286,39 @@ def test_bad_inputs_give_clear_errors(tmp_path):
   (tmp_path / "dicts.json").write_text(json.dumps({"label_to_idx": {"a": 1}, "predicate_to_idx": {"b": 1}}))
   with pytest.raises(ValueError, match="'label_to_idx' must give the indices 1..150"):
     vg150.read_class_names(tmp_path / "dicts.json")
+
+
+def _truncated_jpeg(path):
+  """The JPEG at `path` cut to half its bytes: PIL opens it and fails only while decoding."""
+  data = path.read_bytes()
+  path.write_bytes(data[: len(data) // 2])
+
+
+def _not_an_image(path):
+  path.write_bytes(b"<html>404 Not Found</html>\n")
+
+
+@pytest.mark.parametrize(
+  "image_id, spoil, reason",
+  [
+    (14, _not_an_image, "not an image (27 bytes PIL cannot identify)"),
+    (18, _truncated_jpeg, "decode error (OSError: image file is truncated"),
+  ],
+)
+def test_undecodable_image_stops_the_build_naming_its_id_and_path(tmp_path, image_id, spoil, reason):
+  manual_dir = tmp_path / "manual"
+  manual_dir.mkdir()
+  _write_fake_vg150(manual_dir)
+  path = manual_dir / "images" / f"{image_id}.jpg"
+  spoil(path)
+  # Image 11 has no boxes, so it is in no split: a broken file there is never read and must not matter.
+  _not_an_image(manual_dir / "images" / "11.jpg")
+  builder = vg150.Vg150(config=vg150.Vg150Config(name="test_val2", num_val_images=NUM_VAL), data_dir=str(tmp_path))
+  with pytest.raises(ValueError) as error:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  message = str(error.value)
+  row = [i for i, *_ in IMAGES].index(image_id)
+  assert "vg150: 1 of 6 images cannot be decoded" in message
+  assert f"image {image_id} (h5 row {row}, {path}): {reason}" in message
+  assert "\n" not in message and "11.jpg" not in message
+  assert not builder.is_prepared()

@@ -36,9 +36,13 @@ Classes. `objects/label` is a 151-way ClassLabel and `relations/predicate` a 51-
 51-column output of a relation head. `relations/subject` and `relations/object` index the image's objects
 (local: the h5's global object index minus `img_to_first_box`).
 
-Images. The JPEG bytes are stored as they are. A file that is not an RGB or grayscale JPEG (PIL
-format/mode; e.g. CMYK) is re-encoded as RGB JPEG (quality 95) and listed in the metadata
-(`reencoded_images`). EXIF orientation is ignored, as by PIL's `size`, TF's decoder and the reference loaders.
+Images. Before anything is written, every image of the three splits is decoded in full with PIL
+(`image_checks.check_image_files`, threaded; it refuses truncated files). AVA, AADB and VG-500 leave such
+images out; VG-150 stops instead, since leaving one out would change the standard splits that results are
+compared on. The error is one line naming each bad image's id, h5 row, path and reason. The JPEG bytes are
+stored as they are. A file that is not an RGB or grayscale JPEG (PIL format/mode; e.g. CMYK) is re-encoded
+as RGB JPEG (quality 95) and listed in the metadata (`reencoded_images`). EXIF orientation is ignored, as
+by PIL's `size`, TF's decoder and the reference loaders.
 
 Metadata (`builder.info.metadata`): the files used, per-split object and predicate counts (indexed by class
 id), the sorted distinct (subject label, object label, predicate) triplets of the train split (all annotated
@@ -63,6 +67,8 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
+from jaxgraphs.data.builders import image_checks
+
 BOX_SCALE = 1024  # long image side of `boxes_1024`
 CORRUPT_IMAGE_IDS = (1592, 1722, 4616, 4617)
 NUM_OBJECT_CLASSES = 151  # including the background at 0
@@ -77,6 +83,8 @@ IMAGE_DIRS = ("images", "images/VG_100K", "images/VG_100K_2", "VG_100K", "VG_100
 IMAGE_SIZE_SOURCES = ("jpeg", "image_data")
 SPLIT_FLAGS = {"train": 0, "test": 2}
 REENCODE_QUALITY = 95
+CHECK_THREADS = 8  # images decoded in parallel while checking (PIL releases the GIL)
+MAX_LISTED_BAD_IMAGES = 20  # bad images named in the error; the rest are counted
 
 _MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Place the VG-150 split files of Xu et al. (2017) and the Visual Genome images in the manual directory:
@@ -315,6 +323,26 @@ def find_image(image_dirs, image_id: int) -> epath.Path | None:
   return None
 
 
+def check_images(images: dict[int, tuple[int, epath.Path]], num_threads: int = CHECK_THREADS) -> None:
+  """Decodes every image ({h5 row: (image id, path)}); raises one line naming each that cannot be used."""
+  rows = list(images)
+  paths = [images[row][1] for row in rows]
+  checks = image_checks.check_image_files(paths, num_threads, description="Checking vg150 images")
+  bad = [(row, check) for row, check in zip(rows, checks) if not check.readable]
+  if not bad:
+    return
+  named = []
+  for row, check in bad[:MAX_LISTED_BAD_IMAGES]:
+    # PIL's messages are one line; collapse any whitespace anyway so the error stays a single line.
+    detail = " ".join(f"{check.reason} ({check.detail})".split()) if check.detail else check.reason
+    named.append(f"image {images[row][0]} (h5 row {row}, {check.path}): {detail}")
+  more = f"; and {len(bad) - MAX_LISTED_BAD_IMAGES} more" if len(bad) > MAX_LISTED_BAD_IMAGES else ""
+  raise ValueError(
+    f"vg150: {len(bad)} of {len(rows)} images cannot be decoded; replace them (leaving them out would change "
+    f"the standard splits): {'; '.join(named)}{more}"
+  )
+
+
 def read_image(path) -> tuple[bytes, int, int, bool]:
   """Encoded JPEG bytes, width and height; re-encoded (flag True) unless the file is an RGB or grayscale JPEG."""
   data = epath.Path(path).read_bytes()
@@ -402,7 +430,7 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    """Reads the split files, applies the standard filters and checks that every needed image is there."""
+    """Reads the split files, applies the standard filters and checks that every needed image is there and decodes."""
     config = self.builder_config
     if config.image_size_source not in IMAGE_SIZE_SOURCES:
       raise ValueError(f"config image_size_source={config.image_size_source!r} must be one of {IMAGE_SIZE_SOURCES}")
@@ -420,6 +448,7 @@ class Vg150(tfds.core.GeneratorBasedBuilder):
       image_paths[row] = find_image(files.image_dirs, image_id)
       if image_paths[row] is None:
         raise FileNotFoundError(f"image {image_id}.jpg (h5 row {row}) is in none of {list(files.image_dirs)}")
+    check_images({row: (int(records[row]["image_id"]), path) for row, path in image_paths.items()})
 
     metadata = self.info.metadata
     metadata.update(
