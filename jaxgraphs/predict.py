@@ -32,54 +32,26 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from jaxgraphs.training.run_dirs import config_from_workdir, resolve_checkpoint
+
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-  "config", None, "Config file (configs/*.py); default: <workdir>/config.json.", lock_config=True
-)
-flags.DEFINE_string("checkpoint", None, "A workdir, its checkpoints/ or checkpoints_best/ folder, or a step folder.")
-flags.DEFINE_string("out_dir", None, "Where to write the task's pictures as PNG (none if unset).")
-flags.DEFINE_string("boxes", None, "Scene-graph models: JSON file of each image's boxes and labels (module doc).")
-
-SUBDIRS = ("checkpoints", "checkpoints_best")
 
 
-def resolve_checkpoint(path: str) -> tuple[str, str, int | None]:
-  """(workdir, subdir, step or None for the latest) of a workdir, a checkpoints folder or a step folder."""
-  path = os.path.abspath(os.path.expanduser(path))
-  if os.path.isdir(os.path.join(path, "checkpoints")):
-    return path, "checkpoints", None
-  name, parent = os.path.basename(path), os.path.dirname(path)
-  if name in SUBDIRS and os.path.isdir(path):
-    return parent, name, None
-  if name.isdigit() and os.path.basename(parent) in SUBDIRS and os.path.isdir(path):
-    return os.path.dirname(parent), os.path.basename(parent), int(name)
-  raise FileNotFoundError(
-    f"--checkpoint={path}: no checkpoint there (give a workdir, its checkpoints/ or "
-    "checkpoints_best/ folder, or a step folder in them)"
+def define_flags() -> None:
+  """Defines the command's flags; called by `run` only, so importing this module defines none."""
+  config_flags.DEFINE_config_file(
+    "config", None, "Config file (configs/*.py); default: <workdir>/config.json.", lock_config=True
   )
-
-
-def config_from_workdir(workdir: str):
-  """The config the trainer saved as <workdir>/config.json."""
-  import ml_collections
-
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} does not exist; pass --config=configs/<the training config>.py")
-  with open(path) as f:
-    saved = json.load(f)
-  # Runs saved before the model config carried them: RGNet's kind and LinkNet's mode were only task keys.
-  model, task = saved.get("model", {}), saved.get("task", {})
-  for model_name, key in (("rgnet", "kind"), ("linknet", "mode")):
-    if model.get("name") == model_name and key not in model and key in task:
-      model[key] = task[key]
-  return ml_collections.ConfigDict(saved)
+  flags.DEFINE_string("checkpoint", None, "A workdir, its checkpoints/ or checkpoints_best/ folder, or a step folder.")
+  flags.DEFINE_string("out_dir", None, "Where to write the task's pictures as PNG (none if unset).")
+  flags.DEFINE_string("boxes", None, "Scene-graph models: JSON file of each image's boxes and labels (module doc).")
 
 
 def read_example(path: str, preprocess, fields=None) -> dict:
   """The preprocessed example of one image file as numpy arrays; `fields((height, width))` adds raw fields
   (the --boxes of scene-graph models). Raises ValueError saying why the image cannot be used."""
   import tensorflow as tf
+
   from jaxgraphs.data import transforms
 
   try:
@@ -223,9 +195,11 @@ def main(argv):
 def run():
   """Entry point: configuration mistakes become one line, as in jaxgraphs.main."""
   from jaxgraphs.errors import ConfigError
+  from jaxgraphs.training.runtime import run_app
 
+  define_flags()
   try:
-    app.run(main)
+    run_app(main)
   except ValueError as error:
     if not (isinstance(error, ConfigError) or str(error).startswith("config.")):
       raise

@@ -4,6 +4,7 @@ checks, and on a tiny trained SSGRL run: plain evaluation equals the trainer's, 
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -67,6 +68,24 @@ def test_plain_evaluation_matches_the_trainer_and_ten_crop_runs(tmp_path):
   assert proc.returncode == 0, proc.stdout[-4000:]
   with open(os.path.join(workdir, "eval_6.json")) as f:
     trainer_metrics = json.load(f)
+  # The command line on the same run: one run fused alone is that run, as the trainer evaluated it.
+  out = tmp_path / "fused.json"
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxgraphs.tools.fused_eval", f"--workdir={workdir}", f"--out={out}"],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    timeout=900,
+  )
+  assert proc.returncode == 0, proc.stdout[-4000:]
+  assert any(line.startswith("fused: ") and "mAP " in line for line in proc.stdout.splitlines()), proc.stdout[-2000:]
+  with open(out) as f:
+    written = json.load(f)
+  assert written["workdirs"] == [workdir] and written["ten_crop"] is False
+  for key in ("mAP", "CF1", "OF1"):
+    assert written["fused"][key] == pytest.approx(trainer_metrics[key], abs=1e-6), key
   plain = fused_eval.run_probabilities(workdir)
   assert plain["probs"].shape == (128, 12) and plain["mask"].sum() == 128
   metrics = fused_eval.metrics_of(plain)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from jaxgraphs import predict
 from jaxgraphs.data import transforms
+from jaxgraphs.training import run_dirs
 from training_helpers import REPO, cpu_env, main_command
 
 
@@ -23,17 +24,17 @@ def make_workdir(root, steps=(2, 4)):
 def test_checkpoint_paths_resolve_to_workdir_subdir_and_step(tmp_path):
   workdir = make_workdir(tmp_path / "run")
   os.makedirs(os.path.join(workdir, "checkpoints_best", "4"))
-  assert predict.resolve_checkpoint(workdir) == (workdir, "checkpoints", None)
-  assert predict.resolve_checkpoint(os.path.join(workdir, "checkpoints")) == (workdir, "checkpoints", None)
-  assert predict.resolve_checkpoint(os.path.join(workdir, "checkpoints_best")) == (workdir, "checkpoints_best", None)
-  assert predict.resolve_checkpoint(os.path.join(workdir, "checkpoints", "2")) == (workdir, "checkpoints", 2)
+  assert run_dirs.resolve_checkpoint(workdir) == (workdir, "checkpoints", None)
+  assert run_dirs.resolve_checkpoint(os.path.join(workdir, "checkpoints")) == (workdir, "checkpoints", None)
+  assert run_dirs.resolve_checkpoint(os.path.join(workdir, "checkpoints_best")) == (workdir, "checkpoints_best", None)
+  assert run_dirs.resolve_checkpoint(os.path.join(workdir, "checkpoints", "2")) == (workdir, "checkpoints", 2)
   with pytest.raises(FileNotFoundError, match="no checkpoint there"):
-    predict.resolve_checkpoint(str(tmp_path / "elsewhere"))
+    run_dirs.resolve_checkpoint(str(tmp_path / "elsewhere"))
 
 
 def test_config_json_is_required_without_config(tmp_path):
   with pytest.raises(FileNotFoundError, match="config.json does not exist; pass --config="):
-    predict.config_from_workdir(str(tmp_path))
+    run_dirs.config_from_workdir(str(tmp_path))
 
 
 def test_unreadable_images_raise_one_clear_reason(tmp_path):

@@ -32,6 +32,7 @@ CROP_PATTERN = re.compile(r"(^|\|)\s*center_crop\(([^|]*)\)\s*(?=\||$)")
 def _register_ten_crop():
   """Registers the `ten_crop(size)` op with jaxgraphs.data.transforms (once)."""
   import tensorflow as tf
+
   from jaxgraphs.data import transforms
 
   if "ten_crop" in transforms.OPS:
@@ -74,12 +75,13 @@ def run_probabilities(
 ) -> dict[str, np.ndarray]:
   """Per-example 'probs', 'labels', 'label_weights', 'mask' of one run over a split, in the pipeline's order."""
   import jax
-  from jaxgraphs import predict
+
   from jaxgraphs.data import pipeline
   from jaxgraphs.training import sharding
+  from jaxgraphs.training.run_dirs import config_from_workdir
   from jaxgraphs.training.trainer import Experiment
 
-  config = config if config is not None else predict.config_from_workdir(workdir)
+  config = config if config is not None else config_from_workdir(workdir)
   experiment = Experiment(config)
   split = split or experiment.data_info.eval_split
   if ten_crop:
@@ -180,4 +182,6 @@ def main(argv):
 if __name__ == "__main__":
   _define_flags()
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  from jaxgraphs.training.runtime import run_app
+
+  run_app(main)

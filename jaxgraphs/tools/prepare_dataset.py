@@ -25,17 +25,21 @@ from jaxgraphs.data.builders import registry
 from jaxgraphs.data.builders.image_checks import REPORT_FILENAME, read_skip_report
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", None, "TFDS name, optionally with config and version: ava, coco/2014, ...")
-flags.DEFINE_string(
-  "data_dir", None, "Where prepared datasets live (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)."
-)
-flags.DEFINE_string(
-  "manual_dir", None, "Folder with the manually downloaded files (default: <data_dir>/downloads/manual)."
-)
-flags.DEFINE_string("download_dir", None, "Where downloads go (default: <data_dir>/downloads).")
-flags.DEFINE_multi_string("config_override", [], "key=value of the builder config; a tuple takes a,b,c.")
-flags.DEFINE_string("config_name", "custom", "Name of the config made from --config_override.")
-flags.DEFINE_bool("overwrite", False, "Regenerate even if the dataset is already prepared.")
+
+
+def _define_flags():
+  """Command-line flags, defined only when run as a program so importing this module defines none."""
+  flags.DEFINE_string("dataset", None, "TFDS name, optionally with config and version: ava, coco/2014, ...")
+  flags.DEFINE_string(
+    "data_dir", None, "Where prepared datasets live (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)."
+  )
+  flags.DEFINE_string(
+    "manual_dir", None, "Folder with the manually downloaded files (default: <data_dir>/downloads/manual)."
+  )
+  flags.DEFINE_string("download_dir", None, "Where downloads go (default: <data_dir>/downloads).")
+  flags.DEFINE_multi_string("config_override", [], "key=value of the builder config; a tuple takes a,b,c.")
+  flags.DEFINE_string("config_name", "custom", "Name of the config made from --config_override.")
+  flags.DEFINE_bool("overwrite", False, "Regenerate even if the dataset is already prepared.")
 
 
 def _parse_value(text: str, current, key: str):
@@ -123,4 +127,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _define_flags()
+  from jaxgraphs.training.runtime import run_app
+
+  run_app(main)

@@ -205,4 +205,6 @@ def main(argv):
 if __name__ == "__main__":
   _define_flags()
   flags.mark_flags_as_required(["glove", "out"])
-  app.run(main)
+  from jaxgraphs.training.runtime import run_app
+
+  run_app(main)
