@@ -23,11 +23,13 @@ Batches are dicts of numpy arrays, leading axis = local batch size:
   boxes, box_labels, box_mask  (B, max_boxes, 4) float32, (B, max_boxes) int32, (B, max_boxes) float32
                                  only when config.data.max_boxes > 0
 
-Skipped images. `.num_skipped` of a train iterator counts the undecodable images in the batches it has
-handed out so far; each is logged with its image id,
-and `EvalBatches.num_skipped` counts those of the last evaluation pass. A skipped image still occupies its
-slot as a black 1x1 image resized by the ops (mask 0): losses and metrics ignore it, BatchNorm statistics
-in train mode see it (a rare event on real data; the count tells how rare).
+Skipped images. An image that does not decode (garbage or truncated bytes in a prepared TFRecord) never
+stops a run. `.num_skipped` of a train iterator counts the undecodable images in the batches it has handed
+out so far; `EvalBatches.num_skipped` counts those of this process's part of the split in the current pass
+(reset when a pass starts, complete once its `num_steps` batches are read). Each is logged with its image
+id. A skipped image still occupies its slot as a black 1x1 image resized by the ops (mask 0): losses and
+metrics ignore it, BatchNorm statistics in train mode see it (a rare event on real data; the count tells
+how rare). Both counts are per process: a multi-process run sums them to report the whole split.
 
 Notes. Shuffling is a `shuffle_buffer`-sized buffer over the files' order (TFDS shuffles examples when it
 writes them), reseeded every epoch. Resuming reads, without decoding, at most one epoch of this process's
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import ml_collections
@@ -52,31 +54,12 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from jaxgraphs.data import image_decoding, sources, transforms
+from jaxgraphs.data.data_config import default_data_config  # noqa: F401  (part of this module's API)
 
 SKIPPED_KEY = image_decoding.SKIPPED_KEY
 TRUNCATED_KEY = "_boxes_truncated"
 _HOST_ONLY_KEYS = ("image_id", SKIPPED_KEY, TRUNCATED_KEY)
 _ENDLESS = 2**62
-
-
-def default_data_config() -> ml_collections.ConfigDict:
-  """`config.data` with every field the pipeline reads; None means "the source's default"."""
-  optional_str = lambda: ml_collections.config_dict.placeholder(str)  # None, overridable from the command line
-  config = ml_collections.ConfigDict()
-  config.source = "coco/2014"  # a key of sources.SOURCES
-  config.data_dir = optional_str()  # TFDS data directory; None: $TFDS_DATA_DIR or ~/tensorflow_datasets
-  config.download = False  # let TFDS download and prepare a missing dataset (generated sources always prepare)
-  config.train_split = optional_str()  # TFDS split; None: the source's (coco 'train', voc/2007 'train+validation')
-  config.eval_split = optional_str()  # None: the source's (coco 'validation', voc/2007 'test', voc/2012 'validation')
-  config.pp_train = optional_str()  # preprocessing string (see transforms); None: the source's default
-  config.pp_eval = optional_str()  # must end in a fixed size so evaluation batches can be padded
-  config.shuffle_buffer = 10_000  # encoded examples held for shuffling; <= 1 disables shuffling
-  config.cache = False  # keep this process's encoded examples in memory after the first epoch
-  config.voc_difficult = "ignore"  # 'ignore' (standard protocol) or 'negative' (the SSGRL code)
-  config.max_boxes = 0  # > 0: also emit boxes / box_labels / box_mask padded to this many objects
-  config.prefetch = 2  # batches prepared ahead on the host
-  config.num_parallel_calls = -1  # decode / preprocessing parallelism; -1: tf.data AUTOTUNE
-  return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +183,7 @@ class EvalBatches:
     self.local_batch_size = local_batch_size
     self.num_examples = num_examples  # real examples of this process
     self.num_examples_total = num_examples_total  # over all processes
-    self.num_skipped = 0  # undecodable images in the last completed pass
+    self.num_skipped = 0  # undecodable images of this process in the current (or last) pass
 
   def __len__(self) -> int:
     return self.num_steps
@@ -212,12 +195,14 @@ class EvalBatches:
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     batches = BatchIterator(self._ds, self.name)
+    self.num_skipped = 0
     for _ in range(self.num_steps):
       batch = next(batches, None)
+      # Updated before the yield: a caller that reads exactly num_steps batches and stops sees the full count.
+      self.num_skipped = batches.num_skipped
       yield self._padding_batch() if batch is None else self._pad(batch)
     if next(batches, None) is not None:
       raise RuntimeError(f"{self.name}: more batches than the {self.num_steps} computed from the split sizes")
-    self.num_skipped = batches.num_skipped
     if self.num_skipped:
       logging.warning(
         "%s: %d of %d images could not be decoded and were left out", self.name, self.num_skipped, self.num_examples
