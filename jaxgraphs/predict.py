@@ -12,14 +12,21 @@ Model constants come from where training took them: SSGRL counts its label graph
 caches it beside the dataset, so that cache (or the dataset) must be present.
 
 Output: for every image a JSON object on one line, {"image": path, ...the task's `predict_json`...}, on stdout;
-with `--out_dir`, the task's `predict_pictures` as PNG files `<image stem>_<picture name>.png` (multi-label
-models with attention: the maps of the three most probable classes). An image that is missing or cannot be
-decoded gets one line on stderr and the others are still predicted; the exit status is then 1.
+with `--out_dir`, the task's `predict_pictures` as PNG files `<image stem>_<picture name>.png`: multi-label
+models with attention the maps of the three most probable classes, RGNet its region scores and Fig. 6
+strip, scene-graph models the graph. Pictures are drawn over the photo itself (shrunk to 1024 px on its long
+side if larger, enlarged to at least 256 px if smaller), with titles, captions and colour bars: what was
+computed on the network input is mapped back through the inverse of `pp_eval`'s geometry. That inverse
+exists for decode, resize, resize_short, resize_long, center_crop and pad_bottom_right (and the
+non-geometric normalize_imagenet, value_range, pack_scene_graph); any other op in `pp_eval` is refused with
+one line naming it. An image that is missing or cannot be decoded gets one line on stderr and the others are
+still predicted; the exit status is then 1.
 
 Scene-graph models (LinkNet, PredCls and SGCls) take the objects' boxes from `--boxes`, a JSON file
 {"<image path or file name>": {"boxes": [[x1, y1, x2, y2], ...], "labels": ["red circle", ...]}} in pixels of
 the image file (labels: class names or indices; required by PredCls, ignored by SGCls), and print the scene
-graph: the objects and the top relations with graph constraint; the PNG is the graph drawn over the image.
+graph: the objects (boxes in pixels of the image file again) and the top 20 relations with graph constraint;
+the PNG draws the top 10 relations whose score is at least 0.1, numbered, with a legend beside the photo.
 An image without an entry gets one line on stderr, as an unreadable one.
 """
 
@@ -47,36 +54,50 @@ def define_flags() -> None:
   flags.DEFINE_string("boxes", None, "Scene-graph models: JSON file of each image's boxes and labels (module doc).")
 
 
-def read_example(path: str, preprocess, fields=None) -> dict:
-  """The preprocessed example of one image file as numpy arrays; `fields((height, width))` adds raw fields
-  (the --boxes of scene-graph models). Raises ValueError saying why the image cannot be used."""
+def read_photo(path: str):
+  """uint8 (H, W, 3) pixels of an image file, decoded as the input pipeline decodes; raises ValueError saying why
+  the file cannot be used."""
   import tensorflow as tf
 
-  from jaxgraphs.data import transforms
+  from jaxgraphs.data import image_decoding
 
   try:
     with open(path, "rb") as f:
       data = f.read()
   except OSError as error:
     raise ValueError(f"cannot open ({error.strerror or error})") from None
-  # pp_eval has no random ops; a fixed seed keeps any that are there deterministic.
-  raw = {"image": tf.constant(data), transforms.SEED_KEY: tf.constant([0, 0], tf.int64)}
   try:
-    if fields is not None:
-      raw.update(fields(tuple(tf.image.decode_image(data, channels=3, expand_animations=False).shape[:2])))
-    example = preprocess(raw)
+    return image_decoding.decode_rgb(tf.constant(data)).numpy()
   except tf.errors.InvalidArgumentError:
     raise ValueError("not a decodable image (JPEG, PNG, GIF, BMP or WebP)") from None
-  return {
+
+
+def read_example(path: str, preprocess, fields=None) -> tuple[dict, tuple[int, int]]:
+  """(the preprocessed example of one image file as numpy arrays, the photo's (height, width));
+  `fields((height, width))` adds raw fields (the --boxes of scene-graph models). Raises ValueError saying why
+  the image cannot be used."""
+  import tensorflow as tf
+
+  from jaxgraphs.data import transforms
+
+  photo = read_photo(path)
+  # pp_eval's decode takes the decoded pixels as they are. It has no random ops; a fixed seed keeps any that
+  # are there deterministic.
+  raw = {"image": tf.constant(photo), transforms.SEED_KEY: tf.constant([0, 0], tf.int64)}
+  if fields is not None:
+    raw.update(fields(photo.shape[:2]))
+  example = preprocess(raw)
+  arrays = {
     key: value.numpy()
     for key, value in example.items()
     if key != transforms.SEED_KEY and isinstance(value, tf.Tensor) and value.dtype != tf.string
   }
+  return arrays, photo.shape[:2]
 
 
 def read_image(path: str, preprocess):
   """The preprocessed image of one file as a numpy array; raises ValueError saying why it cannot be read."""
-  return read_example(path, preprocess)["image"]
+  return read_example(path, preprocess)[0]["image"]
 
 
 def boxes_fields(task, boxes_path: str | None):
@@ -122,28 +143,38 @@ def predict(
   from PIL import Image
 
   from jaxgraphs.data import transforms
+  from jaxgraphs.tasks.input_frame import geometry_ops, photo_frame
   from jaxgraphs.training import sharding
   from jaxgraphs.training.trainer import Experiment
 
   workdir, subdir, step = resolve_checkpoint(checkpoint)
   experiment = Experiment(config)
-  preprocess = transforms.build(experiment.data_info.pp_eval, where="config.data.pp_eval")
+  pp_eval = experiment.data_info.pp_eval
+  preprocess = transforms.build(pp_eval, where="config.data.pp_eval")
   fields = boxes_fields(experiment.task, boxes)
+  # Boxes and pictures go back onto the photo through the inverse of pp_eval's geometry (fails here, naming
+  # the op, when an op has none).
+  on_photo = bool(out_dir) or fields is not None
+  if on_photo:
+    geometry_ops(pp_eval)
 
-  examples, names, failed = [], [], 0
+  examples, names, photo_sizes, failed = [], [], [], 0
   for path in image_paths:
     try:
-      examples.append(read_example(path, preprocess, fields(path) if fields else None))
-      names.append(path)
+      example, photo_hw = read_example(path, preprocess, fields(path) if fields else None)
     except ValueError as error:
       print(f"{path}: {error}", file=sys.stderr, flush=True)
       failed += 1
+      continue
+    examples.append(example)
+    names.append(path)
+    photo_sizes.append(photo_hw)
   if not examples:
     return failed
   shapes = {key: {e[key].shape for e in examples} for key in examples[0]}
   if any(len(s) != 1 for s in shapes.values()):
     raise ValueError(
-      f"config.data.pp_eval={experiment.data_info.pp_eval!r} gives examples of sizes "
+      f"config.data.pp_eval={pp_eval!r} gives examples of sizes "
       f"{ {k: sorted(s) for k, s in shapes.items() if len(s) != 1} }; it must end in a fixed size"
     )
 
@@ -156,6 +187,7 @@ def predict(
   if out_dir:
     os.makedirs(out_dir, exist_ok=True)
   taken: set[str] = set()
+  task = experiment.task
   for start in range(0, len(examples), batch_size):
     chunk = examples[start : start + batch_size]
     batch = {key: value.copy() for key, value in example.items()}
@@ -165,11 +197,13 @@ def predict(
     outputs = jax.tree.map(
       np.asarray, jax.device_get(experiment.jit_forward(state, sharding.global_batch(batch, experiment.mesh)))
     )
-    for index, image in enumerate(e["image"] for e in chunk):
+    for index in range(len(chunk)):
       path = names[start + index]
-      print(json.dumps({"image": path, **experiment.task.predict_json(outputs, index)}), flush=True)
+      frame = photo_frame(pp_eval, photo_sizes[start + index]) if on_photo else None
+      print(json.dumps({"image": path, **task.predict_json(outputs, index, frame=frame)}), flush=True)
       if out_dir:
-        for name, picture in experiment.task.predict_pictures(outputs, image, index).items():
+        # Read again rather than kept: a long list of photos need not fit in memory at once.
+        for name, picture in task.predict_pictures(outputs, read_photo(path), index, frame=frame).items():
           Image.fromarray(np.asarray(picture, np.uint8)).save(picture_path(out_dir, path, name, taken))
   return failed
 

@@ -11,7 +11,9 @@ import pytest
 from jaxgraphs.data import sources
 from jaxgraphs.evaluation.aesthetics_metrics import binary_metrics, distribution_metrics, regression_metrics
 from jaxgraphs.tasks import build_task
-from jaxgraphs.tasks.aesthetics import AestheticsTask, draw_region_box, heat_colours, upsample
+from jaxgraphs.tasks.aesthetics import AestheticsTask, draw_region_box
+from jaxgraphs.tasks.display import hot_colours
+from jaxgraphs.tasks.input_frame import InputFrame
 from jaxgraphs.errors import ConfigError
 
 RNG = np.random.default_rng(0)
@@ -116,25 +118,26 @@ def region_outputs(batch=3, grid=(4, 5), stages=("fcn", "aspp", "graph")):
 def test_eval_images_draw_figure_6_strips_for_unmasked_images():
   images = RNG.normal(size=(3, 32, 40, 3)).astype(np.float32)
   mask = np.array([1, 0, 1], np.float32)
-  pictures = AestheticsTask("binary").eval_images(region_outputs(), {"image": images, "mask": mask})
+  batch = {"image": images, "mask": mask, "label": np.array([1, 0, 0])}
+  pictures = AestheticsTask("binary").eval_images(region_outputs(), batch)
   strips = pictures["eval/region_dependency"]
-  # image + 3 similarity maps + the score map, for the two real images.
-  assert strips.shape == (2, 32, 5 * 40, 3) and strips.dtype == np.uint8
-  fcn_only = AestheticsTask("binary").eval_images(region_outputs(stages=("fcn",)), {"image": images, "mask": mask})
-  assert fcn_only["eval/region_dependency"].shape == (2, 32, 3 * 40, 3)
-  assert AestheticsTask("binary").eval_images({"logits": np.zeros((3, 2))}, {"image": images, "mask": mask}) == {}
+  # 32 x 40 inputs enlarged 8x to 256 x 320; image + 3 similarity maps + the score map 4 px apart, for the two
+  # real images, under a title and over captions and colour bars.
+  assert strips.dtype == np.uint8 and strips.shape[0] == 2 and strips.shape[2] == 5 * 320 + 4 * 4
+  assert strips.shape[1] > 256 + 3 * 16
+  fcn_only = AestheticsTask("binary").eval_images(region_outputs(stages=("fcn",)), batch)
+  assert fcn_only["eval/region_dependency"].shape[2] == 3 * 320 + 2 * 4
+  assert AestheticsTask("binary").eval_images({"logits": np.zeros((3, 2))}, batch) == {}
 
 
-def test_query_region_box_and_upsampling():
-  image = np.zeros((16, 20, 3), np.uint8)
-  boxed = draw_region_box(image, region=6, grid=(4, 5))  # row 1, column 1 -> rows 4..7, columns 4..7
-  red = np.all(boxed == (255, 0, 0), axis=-1)
-  assert red[4, 4:8].all() and red[7, 4:8].all() and red[4:8, 4].all() and red[4:8, 7].all()
-  assert not red[5:7, 5:7].any() and red.sum() == 12
-  region_map = np.arange(20, dtype=np.float32).reshape(4, 5)
-  big = upsample(region_map, (16, 20))
-  assert big[4:8, 4:8].min() == big[4:8, 4:8].max() == 6
-  hot = heat_colours(np.array([0.0, 1.0]))
+def test_query_region_box_and_colours():
+  image = np.zeros((64, 80, 3), np.uint8)
+  # Region 6 of a 4 x 5 grid: row 1, column 1 -> rows 16..31, columns 16..31, outlined 2 px wide inside.
+  boxed = draw_region_box(image, InputFrame.identity((64, 80)), region=6, grid=(4, 5))
+  red = np.all(boxed == (235, 60, 60), axis=-1)
+  assert red[16:18, 16:32].all() and red[30:32, 16:32].all() and red[16:32, 16:18].all() and red[16:32, 30:32].all()
+  assert not red[18:30, 18:30].any() and red.sum() == 16 * 16 - 12 * 12
+  hot = hot_colours(np.array([0.0, 1.0]))
   np.testing.assert_array_equal(hot, [[0, 0, 0], [255, 255, 255]])
 
 
@@ -148,8 +151,9 @@ def test_predict_hooks():
   }
   image = RNG.integers(0, 255, size=(32, 40, 3), dtype=np.uint8)
   pictures = task.predict_pictures(outputs, image, 1)
-  assert pictures["region_scores"].shape == (32, 40, 3)
-  assert pictures["region_dependency"].shape == (32, 5 * 40, 3)
+  # Without a frame the image is the network input itself, enlarged 8x.
+  assert pictures["region_scores"].shape[1:] == (320, 3) and pictures["region_scores"].shape[0] > 256
+  assert pictures["region_dependency"].shape[1] == 5 * 320 + 4 * 4
   distribution = RNG.dirichlet(np.ones(10), size=2).astype(np.float32)
   result = AestheticsTask("distribution").predict_json({"logits": np.zeros((2, 10)), "distribution": distribution}, 0)
   assert result["mean_rating"] == pytest.approx(float(distribution[0] @ np.arange(1, 11)), rel=1e-5)

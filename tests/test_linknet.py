@@ -185,6 +185,7 @@ def test_prediction_from_an_image_file_and_boxes():
   import tensorflow as tf
   from PIL import Image
   from jaxgraphs.data import sources, transforms
+  from jaxgraphs.tasks.input_frame import photo_frame
   from jaxgraphs.tasks.scene_graph import SceneGraphTask, boxes_entry
 
   source = sources.get_source("builtin_shapes/tiny:scene_graph")
@@ -204,16 +205,21 @@ def test_prediction_from_an_image_file_and_boxes():
   )
   inputs = task.model_inputs(batch)
   outputs = jax.tree.map(np.asarray, jax.jit(model.apply)(_numpy_variables(model, *inputs.values()), **inputs))
-  prediction = task.predict_json(outputs, 0, top_k=3)
-  # 96 x 48 -> 64 x 32 (long side 64): boxes scale by 2/3 in the network's frame.
-  np.testing.assert_allclose(prediction["objects"][0]["box"], np.array([4, 8, 40, 44]) * 2 / 3, rtol=1e-5)
+  # 96 x 48 -> 64 x 32 (long side 64): the network sees the boxes at 2/3 of their size ...
+  np.testing.assert_allclose(outputs["boxes"][0, 0], np.array([4, 8, 40, 44]) * 2 / 3, rtol=1e-5)
+  # ... and predict_json gives them back in the photo's pixels.
+  frame = photo_frame(source.pp_eval, (96, 48))
+  prediction = task.predict_json(outputs, 0, frame=frame, top_k=3)
+  np.testing.assert_allclose([o["box"] for o in prediction["objects"]], [[4, 8, 40, 44], [10, 50, 30, 90]], atol=1e-3)
   assert [o["label"] for o in prediction["objects"]] == ["red circle", source.class_names[3]]
   assert len(prediction["relations"]) == 2 and {(r["subject"], r["object"]) for r in prediction["relations"]} == {
     (0, 1),
     (1, 0),
   }
-  picture = task.predict_pictures(outputs, example["image"].numpy(), 0)["scene_graph"]
-  assert picture.dtype == np.uint8 and picture.shape == (256, 256, 3)
+  photo = np.full((96, 48, 3), 120, np.uint8)
+  picture = task.predict_pictures(outputs, photo, 0, frame=frame)["scene_graph"]
+  # Drawn on the photo enlarged 6x (288 px wide), the legend beside it.
+  assert picture.dtype == np.uint8 and picture.shape[0] > 6 * 96 and picture.shape[1] > 6 * 48 + 100
   with pytest.raises(ValueError, match="PredCls needs 'labels'"):
     task.prediction_fields({"boxes": [[0, 0, 1, 1]]}, (8, 8))
 
@@ -293,9 +299,9 @@ def test_short_run_on_builtin_shapes(tmp_path):
   from PIL import Image
 
   image, other = tmp_path / "scene.png", tmp_path / "unlisted.png"
-  Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(image)
-  Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(other)
-  (tmp_path / "boxes.json").write_text(json.dumps({"scene.png": {"boxes": [[2, 2, 20, 30], [30, 10, 60, 40]]}}))
+  Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(image)
+  Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(other)
+  (tmp_path / "boxes.json").write_text(json.dumps({"scene.png": {"boxes": [[4, 4, 40, 60], [60, 20, 120, 80]]}}))
   proc = subprocess.run(
     [
       sys.executable,
@@ -319,8 +325,10 @@ def test_short_run_on_builtin_shapes(tmp_path):
   assert len(lines) == 1, proc.stdout
   graph = json.loads(lines[0])
   assert graph["image"] == str(image) and graph["mode"] == "sgcls" and len(graph["objects"]) == 2
-  # 64 px wide -> 64 long side: the boxes keep their pixels.
-  np.testing.assert_allclose(graph["objects"][0]["box"], [2, 2, 20, 30], atol=1e-3)
+  # The network sees the photo at half size (long side 64); the boxes come back in the photo's pixels.
+  np.testing.assert_allclose([o["box"] for o in graph["objects"]], [[4, 4, 40, 60], [60, 20, 120, 80]], atol=1e-3)
   assert {(r["subject"], r["object"]) for r in graph["relations"]} == {(0, 1), (1, 0)}
   assert f"{other}: --boxes has no entry for" in proc.stderr
-  assert (tmp_path / "pictures" / "scene_scene_graph.png").exists()
+  # Drawn over the 96 x 128 photo enlarged 3x, the legend beside it.
+  width, height = Image.open(tmp_path / "pictures" / "scene_scene_graph.png").size
+  assert width > 3 * 128 + 100 and height > 3 * 96

@@ -120,8 +120,12 @@ def test_predict_prints_json_writes_attention_and_reports_bad_images(trained):
     assert all(entry["probability"] >= 0.5 for entry in result["labels"])
   for index in range(2):
     picture = np.asarray(Image.open(os.path.join(out_dir, f"shape{index}_attention_top3.png")))
-    # 32 px test crops enlarged 5x to 160 px, a 16-row caption band, image + 3 attention panels side by side.
-    assert picture.shape == (176, 640, 3)
+    # Drawn over the 48 px photo (not the 32 px network input) enlarged 6x: the photo and 3 attention panels
+    # side by side, 4 px apart, a title above, captions and a colour bar below.
+    assert picture.shape[1] == 4 * 288 + 3 * 4 and picture.shape[0] > 288 + 3 * 16
+    enlarged = np.asarray(Image.open(images[index])).repeat(6, axis=0).repeat(6, axis=1)
+    tops = [top for top in range(picture.shape[0] - 287) if np.array_equal(picture[top, :288], enlarged[0])]
+    assert any(np.array_equal(picture[top : top + 288, :288], enlarged) for top in tops)
 
   # The same checkpoint named as a step folder with the config file gives the same predictions.
   again = run_predict(

@@ -116,4 +116,6 @@ def test_short_command_line_run_on_builtin_composition(tmp_path):
   line = json.loads(predicted.stdout.strip().splitlines()[-1])
   assert line["image"] == str(image) and 0 < line["p_high"] < 1 and line["label"] in ("low", "high")
   assert sorted(os.listdir(tmp_path / "pictures")) == ["scene_region_dependency.png", "scene_region_scores.png"]
-  assert Image.open(tmp_path / "pictures" / "scene_region_scores.png").size == (48, 48)
+  # The 48 px photo enlarged 6x, a title above, a caption and a colour bar below.
+  width, height = Image.open(tmp_path / "pictures" / "scene_region_scores.png").size
+  assert width == 288 and height > 288 + 3 * 16

@@ -135,21 +135,30 @@ def test_pictures_and_predict_hooks():
   outputs["relational_matrices"] = {"object_re2": np.full((2, 3, 3), 1 / 3, np.float32)}
   task = _task("predcls")
   pictures = task.eval_images(outputs, batch)
-  assert pictures["eval/scene_graphs"].dtype == np.uint8 and pictures["eval/scene_graphs"].shape == (1, 256, 256, 3)
-  assert pictures["eval/relational_embedding"].shape == (1, 48, 96, 3)
+  graphs = pictures["eval/scene_graphs"]
+  # The 16 px input enlarged 16x to 256 px, a legend beside it and a title above.
+  assert graphs.dtype == np.uint8 and graphs.shape[0] == 1 and graphs.shape[1] > 256 and graphs.shape[2] > 256 + 100
+  matrices = pictures["eval/relational_embedding"]
+  assert matrices.shape[0] == 1 and min(matrices.shape[1:3]) >= 256
   prediction = task.predict_json(outputs, 0, top_k=2)
   assert [o["label"] for o in prediction["objects"]] == ["cat", "dog", "hat"]
   assert prediction["relations"][0]["predicate"] in ("on", "near") and len(prediction["relations"]) == 2
   assert {(r["subject"], r["object"]) for r in prediction["relations"]} == {(0, 1), (2, 0)}
   drawn = task.predict_pictures(outputs, batch["image"][0], 0)["scene_graph"]
-  assert drawn.shape == (256, 256, 3) and drawn.dtype == np.uint8
+  assert drawn.dtype == np.uint8 and drawn.shape[1] > 256 + 100 and drawn.shape[0] > 256
 
 
-def test_relation_matrix_picture_folds_to_the_upper_triangle():
-  from jaxgraphs.tasks.scene_graph_pictures import relation_matrix_picture, triangular_fold
+def test_relation_matrix_panel_folds_to_the_upper_triangle():
+  from jaxgraphs.tasks.display import text_width
+  from jaxgraphs.tasks.scene_graph_pictures import RELATED_SCALE, UNUSED_CELL, _matrix_panel, triangular_fold
 
   np.testing.assert_array_equal(triangular_fold(np.array([[0, 1], [3, 0]])), [[0, 4], [0, 0]])
   adjacency = np.zeros((3, 3))
   adjacency[1, 0] = 1
-  picture = relation_matrix_picture(adjacency, np.eye(3), num_objects=2, cell=2)
-  assert picture[0, 2, 0] == 255 and picture[2, 0, 0] == 0  # GT (1, 0) shows at (0, 1)
+  related = (triangular_fold(adjacency) > 0).astype(float)
+  panel = _matrix_panel(related, RELATED_SCALE, cell=20)
+  margin = text_width("3") + 6  # the object numbers' column and row
+  centre = lambda row, col: panel[margin + 20 * row + 10, margin + 20 * col + 10]
+  np.testing.assert_array_equal(centre(0, 1), [255, 255, 255])  # GT (1, 0) shows at (0, 1), at 1 on the scale
+  np.testing.assert_array_equal(centre(0, 2), [0, 0, 0])  # unrelated: 0 on the scale
+  np.testing.assert_array_equal(centre(1, 0), UNUSED_CELL)  # each pair once, above the diagonal

@@ -11,10 +11,13 @@
                 on the mean ratings, accuracy / AP (high = mean >= 5), Spearman, Pearson, MSE
 
 Evaluation pictures (`eval_images`, first eval batch) reproduce the paper's Fig. 6: for up to four images,
-the image with the highest-scoring region boxed in red, then heat maps of the cosine similarity of every
-region to it from the features after the FCN, after the ASPP and after the graph (the stages the variant
-has; similarities clipped to [0, 1], hot = 1), then the per-region score map (min-max per image), each
-blended over the image. The FC-CNN variant has no regions and draws nothing.
+under a title with the prediction and the truth, the image with the query region (its highest-scoring one)
+boxed in red, then the cosine similarity of every region to it from the features after the FCN, after the
+ASPP and after the graph (the stages the variant has) on the fixed SIMILARITY_SCALE [0, 1] (negative values
+as 0), then the region score map (p(high) on [0, 1], the mean rating on [1, 10], a regression score on its
+own range), each blended over the image, captioned and over its colour bar. Small network inputs are
+enlarged to at least 256 px; `python -m jaxgraphs.predict` draws the same over the photo. The FC-CNN
+variant has no regions and draws nothing.
 """
 
 from __future__ import annotations
@@ -25,17 +28,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from PIL import Image, ImageDraw
 
+from jaxgraphs.errors import ConfigError
 from jaxgraphs.evaluation.aesthetics_metrics import KINDS, AestheticsEvaluator
 from jaxgraphs.tasks import base
 from jaxgraphs.tasks.base import masked_mean
-from jaxgraphs.tasks.display import images_for_display
-from jaxgraphs.errors import ConfigError
+from jaxgraphs.tasks.display import (
+  RED,
+  WHITE,
+  ColourScale,
+  as_uint8_image,
+  blend,
+  captioned,
+  colour_bar,
+  images_for_display,
+  resize_for_display,
+  same_size,
+  side_by_side,
+  stack,
+  titled,
+)
+from jaxgraphs.tasks.input_frame import InputFrame
 
 # Which batch entry each kind learns from, and which entries its evaluator compares.
 TARGET_KEY = {"binary": "label", "regression": "score", "distribution": "distribution"}
 DEFAULT_METRIC = {"binary": "accuracy", "regression": "spearman_rho", "distribution": "emd"}
 SIMILARITY_STAGES = ("fcn", "aspp", "graph")
+STAGE_CAPTIONS = {
+  "fcn": "similarity after the FCN",
+  "aspp": "similarity after the ASPP",
+  "graph": "similarity after the graph",
+}
+# Cosine similarities on one fixed scale in every picture; the rare negative ones show as 0 (as in Fig. 6).
+SIMILARITY_SCALE = ColourScale(0.0, 1.0, "cosine similarity to the query region")
 MAX_PICTURES = 4
 
 
@@ -135,15 +161,54 @@ class AestheticsTask(base.Task):
   def eval_images(self, outputs, batch):
     if "region_quality" not in outputs:
       return {}
-    count = min(MAX_PICTURES, int(np.sum(np.asarray(batch["mask"]) > 0)))
-    if count == 0:
+    keep = np.flatnonzero(np.asarray(batch["mask"]) > 0)[:MAX_PICTURES]
+    if keep.size == 0:
       return {}
-    keep = np.flatnonzero(np.asarray(batch["mask"]) > 0)[:count]
-    pictures = region_dependency_pictures(batch["image"][keep], {k: np.asarray(v)[keep] for k, v in outputs.items()})
-    return {"eval/region_dependency": pictures}
+    outputs = {key: np.asarray(value) for key, value in outputs.items()}
+    predictions = np.asarray(self.prediction(outputs))
+    targets = batch.get(TARGET_KEY[self.kind])
+    pictures = []
+    for index in keep:
+      image = as_uint8_image(batch["image"][index])
+      one = {key: value[index] for key, value in outputs.items()}
+      pictures.append(
+        region_dependency_picture(
+          image,
+          InputFrame.identity(image.shape[:2]),
+          one,
+          self.score_scale(one["region_quality"], predictions.shape[-1] if predictions.ndim > 1 else 10),
+          self.describe(predictions[index], None if targets is None else np.asarray(targets)[index]),
+        )
+      )
+    return {"eval/region_dependency": same_size(pictures)}
+
+  def score_scale(self, quality: np.ndarray, num_bins: int = 10) -> ColourScale:
+    """The colour scale of the region score map: p(high) on [0, 1], the mean rating on [1, num_bins], a
+    regression score on this map's own range (written on its colour bar)."""
+    if self.kind == "binary":
+      return ColourScale(0.0, 1.0, "region p(high)")
+    if self.kind == "distribution":
+      return ColourScale(1.0, float(num_bins), "region mean rating")
+    low, high = float(np.min(quality)), float(np.max(quality))
+    return ColourScale(low, max(high, low + 1e-6), "region score (this map's range)")
+
+  def describe(self, prediction: np.ndarray, target: np.ndarray | None = None) -> str:
+    """The image's prediction in words, and the truth when `target` is given."""
+    if self.kind == "binary":
+      text = f"p(high) = {float(prediction):.2f} ({'high' if prediction >= 0.5 else 'low'})"
+      return text if target is None else f"{text}; true: {'high' if int(target) == 1 else 'low'}"
+    if self.kind == "regression":
+      text = f"score {float(prediction):.3f}"
+      return text if target is None else f"{text}; true: {float(target):.3f}"
+    ratings = np.arange(1, np.shape(prediction)[-1] + 1)
+    text = f"mean rating {float(np.asarray(prediction) @ ratings):.2f}"
+    if target is None:
+      return text
+    target = np.asarray(target, np.float64)
+    return f"{text}; true: {float(target @ ratings / max(target.sum(), 1e-12)):.2f}"
 
   # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
-  def predict_json(self, outputs: Mapping[str, np.ndarray], index: int) -> dict[str, Any]:
+  def predict_json(self, outputs: Mapping[str, np.ndarray], index: int, frame=None) -> dict[str, Any]:
     """One image's prediction as JSON-able values: p(high) / score / histogram and its mean rating."""
     outputs = {key: np.asarray(value) for key, value in outputs.items()}
     prediction = np.asarray(self.prediction(outputs))[index]
@@ -154,83 +219,74 @@ class AestheticsTask(base.Task):
     ratings = np.arange(1, prediction.shape[-1] + 1)
     return {"distribution": [float(p) for p in prediction], "mean_rating": float(prediction @ ratings)}
 
-  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int) -> dict[str, np.ndarray]:
-    """uint8 pictures of one image: its region score map and the Fig. 6 strip (none for FC-CNN)."""
+  def predict_pictures(
+    self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int, frame: InputFrame | None = None
+  ) -> dict[str, np.ndarray]:
+    """uint8 pictures of one image: its region score map and the Fig. 6 strip (none for FC-CNN), over `image`
+    (the photo, with `frame` placing the network input on it; without, `image` is the network input)."""
     if "region_quality" not in outputs:
       return {}
-    one = {key: np.asarray(value)[index : index + 1] for key, value in outputs.items()}
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-      image = images_for_display(image[None])[0]
-    quality = one["region_quality"][0]
-    score_map = blend(image, heat_colours(min_max(upsample(quality, image.shape[:2]))))
-    return {"region_scores": score_map, "region_dependency": region_dependency_pictures(image[None], one)[0]}
+    outputs = {key: np.asarray(value) for key, value in outputs.items()}
+    one = {key: value[index] for key, value in outputs.items()}
+    image = as_uint8_image(image)
+    frame = frame or InputFrame.identity(image.shape[:2])
+    prediction = np.asarray(self.prediction(outputs))[index]
+    scale = self.score_scale(one["region_quality"], np.shape(prediction)[-1] if np.ndim(prediction) else 10)
+    description = self.describe(prediction)
+    canvas, display = resize_for_display(image)
+    score_panel = region_map_panel(canvas, frame.resized(display), one["region_quality"], scale, "region scores")
+    return {
+      "region_scores": titled(score_panel, f"RGNet region scores; prediction: {description}"),
+      "region_dependency": region_dependency_picture(image, frame, one, scale, description),
+    }
 
 
 # ---- pictures (host side, NumPy) -----------------------------------------------------------------------------
-def upsample(region_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  """Nearest-neighbour upsampling of a (h, w) region map to the image's (H, W): region i covers rows i H/h .."""
-  height, width = size
-  rows = np.minimum(np.arange(height) * region_map.shape[0] // height, region_map.shape[0] - 1)
-  cols = np.minimum(np.arange(width) * region_map.shape[1] // width, region_map.shape[1] - 1)
-  return region_map[rows][:, cols]
+def region_map_panel(
+  canvas: np.ndarray, frame: InputFrame, values: np.ndarray, scale: ColourScale, caption: str, query: int | None = None
+) -> np.ndarray:
+  """`canvas` with a (h, w) region map over the network input coloured on `scale` (the query region boxed in
+  red when `query` is a flat region index), its caption and its colour bar underneath."""
+  grid = np.shape(values)
+  colours, inside = frame.grid_on_canvas(values)
+  panel = blend(canvas, scale.colours(colours), 0.6, where=inside)
+  if query is not None:
+    panel = draw_region_box(panel, frame, query, grid)
+  return stack([captioned(panel, [(caption, WHITE)]), colour_bar(panel.shape[1], scale)])
 
 
-def min_max(values: np.ndarray) -> np.ndarray:
-  """Values rescaled to [0, 1] by their own min and max (constant maps become 0)."""
-  low, high = float(np.min(values)), float(np.max(values))
-  return (values - low) / max(high - low, 1e-12)
+def draw_region_box(image: np.ndarray, frame: InputFrame, region: int, grid: tuple[int, int], colour=RED) -> np.ndarray:
+  """A copy of `image` with the outline of flat region index `region` of an (h, w) grid over the network
+  input drawn in `colour`, 2 px wide (inside the region)."""
+  x1, y1, x2, y2 = frame.cell_box(region, grid)
+  picture = Image.fromarray(np.asarray(image, np.uint8))
+  width = max(2, round(min(image.shape[:2]) / 128))
+  ImageDraw.Draw(picture).rectangle(
+    [round(x1), round(y1), max(round(x2) - 1, round(x1)), max(round(y2) - 1, round(y1))], outline=colour, width=width
+  )
+  return np.asarray(picture)
 
 
-def heat_colours(values: np.ndarray) -> np.ndarray:
-  """A black-red-yellow-white ('hot') colour map of values in [0, 1]: uint8 (..., 3)."""
-  values = np.clip(values, 0.0, 1.0)[..., None]
-  red = np.clip(3 * values, 0, 1)
-  green = np.clip(3 * values - 1, 0, 1)
-  blue = np.clip(3 * values - 2, 0, 1)
-  return np.round(255 * np.concatenate([red, green, blue], axis=-1)).astype(np.uint8)
-
-
-def blend(image: np.ndarray, overlay: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-  """uint8 alpha blend of an overlay over an image."""
-  mixed = (1 - alpha) * image.astype(np.float32) + alpha * overlay.astype(np.float32)
-  return np.round(mixed).astype(np.uint8)
-
-
-def draw_region_box(image: np.ndarray, region: int, grid: tuple[int, int], colour=(255, 0, 0)) -> np.ndarray:
-  """A copy of `image` with the outline of flat region index `region` of an (h, w) grid drawn in `colour`."""
-  height, width = image.shape[:2]
-  row, col = divmod(int(region), grid[1])
-  top, bottom = row * height // grid[0], max((row + 1) * height // grid[0], row * height // grid[0] + 1)
-  left, right = col * width // grid[1], max((col + 1) * width // grid[1], col * width // grid[1] + 1)
-  thickness = max(1, min(height, width) // 100)
-  out = image.copy()
-  out[top:bottom, left : left + thickness] = colour
-  out[top:bottom, right - thickness : right] = colour
-  out[top : top + thickness, left:right] = colour
-  out[bottom - thickness : bottom, left:right] = colour
-  return out
-
-
-def region_dependency_pictures(images: np.ndarray, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
-  """RGNet's Fig. 6 as uint8 strips (N, H, P * W, 3): the image with the query region boxed, the similarity
-  map of each stage present, and the region score map, all at the image's size."""
-  images = np.asarray(images)
-  display = images if images.dtype == np.uint8 else images_for_display(images)
-  strips = []
-  for i, image in enumerate(display):
-    quality = np.asarray(outputs["region_quality"][i])
-    grid = quality.shape
-    query = int(outputs["query_region"][i])
-    panels = [draw_region_box(image, query, grid)]
-    for stage in SIMILARITY_STAGES:
-      key = f"similarity_{stage}"
-      if key in outputs:
-        heat = heat_colours(upsample(np.asarray(outputs[key][i]), image.shape[:2]))
-        panels.append(draw_region_box(blend(image, heat), query, grid))
-    panels.append(blend(image, heat_colours(min_max(upsample(quality, image.shape[:2])))))
-    strips.append(np.concatenate(panels, axis=1))
-  return np.stack(strips)
+def region_dependency_picture(
+  image: np.ndarray, frame: InputFrame, outputs: Mapping[str, np.ndarray], score_scale: ColourScale, description: str
+) -> np.ndarray:
+  """RGNet's Fig. 6 for one image, uint8 (H, W, 3): a title with the prediction (and the truth), the image
+  with the query region (its highest-scoring one) boxed in red, the cosine similarity of every region to it
+  after each stage the variant has (SIMILARITY_SCALE) and the region score map (`score_scale`), each panel
+  captioned over its colour bar. `image` is the canvas (the photo, or the network input) and `frame` places
+  the network input on it; `outputs` holds one example's region maps."""
+  canvas, display = resize_for_display(image)
+  frame = frame.resized(display)
+  quality = np.asarray(outputs["region_quality"])
+  grid, query = quality.shape, int(outputs["query_region"])
+  boxed = draw_region_box(canvas, frame, query, grid)
+  panels = [captioned(boxed, [("image; red box: the query region", WHITE)])]
+  for stage in SIMILARITY_STAGES:
+    key = f"similarity_{stage}"
+    if key in outputs:
+      panels.append(region_map_panel(canvas, frame, outputs[key], SIMILARITY_SCALE, STAGE_CAPTIONS[stage], query))
+  panels.append(region_map_panel(canvas, frame, quality, score_scale, "region scores"))
+  return titled(side_by_side(panels), f"RGNet region dependencies (Fig. 6); prediction: {description}")
 
 
 def aesthetics_task_from_config(config, data_info) -> AestheticsTask:

@@ -74,12 +74,17 @@ class Task(abc.ABC):
     return {}
 
   # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
-  def predict_json(self, outputs: Mapping[str, np.ndarray], index: int) -> dict[str, Any]:
-    """JSON-able prediction for example `index` of the module's host outputs (used by `python -m jaxgraphs.predict`)."""
+  def predict_json(self, outputs: Mapping[str, np.ndarray], index: int, frame=None) -> dict[str, Any]:
+    """JSON-able prediction for example `index` of the module's host outputs (used by `python -m jaxgraphs.predict`);
+    `frame` (an input_frame.InputFrame) places the network input on the photo, for outputs in pixels."""
     raise NotImplementedError(
       f"{type(self).__name__} has no predict_json: `python -m jaxgraphs.predict` cannot describe its predictions"
     )
 
-  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int) -> dict[str, np.ndarray]:
-    """uint8 (H, W, 3) pictures by name for example `index` and its preprocessed `image`; the default is none."""
+  def predict_pictures(
+    self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int, frame=None
+  ) -> dict[str, np.ndarray]:
+    """uint8 (H, W, 3) pictures by name for example `index` drawn over `image`: the photo, with `frame` (an
+    input_frame.InputFrame) placing the network input on it, or without a frame the network input; the
+    default is none."""
     return {}

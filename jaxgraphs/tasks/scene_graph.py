@@ -11,11 +11,16 @@ applies a softmax over the classes before its BCELoss (`'softmax'`).
 Evaluation: `SceneGraphEvaluator` in the task's mode (R@K, ngR@K, mR@K, zR@K with the training split's
 triplets, per-predicate recall) on GT boxes in the network's input frame (identical boxes on both sides,
 so the frame does not change PredCls / SGCls hits); plus the objects / relations cut by the padding.
+
+Pictures (scene_graph_pictures): at each evaluation the ground-truth relations of up to `num_pictures` images
+drawn found (green) or missed (red) by the top predictions, and the Fig. 2 matrices; from
+`python -m jaxgraphs.predict` the top 10 predicted relations with score >= 0.1 over the photo. Objects and
+relations are numbered on the image and named in a legend beside it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,8 +31,15 @@ import optax
 from jaxgraphs.evaluation.scene_graph_recall import DEFAULT_KS, SceneGraphEvaluator
 from jaxgraphs.tasks import base
 from jaxgraphs.tasks.base import masked_mean
-from jaxgraphs.tasks.display import images_for_display
-from jaxgraphs.tasks.scene_graph_pictures import draw_scene_graph, relation_matrix_picture
+from jaxgraphs.tasks.display import GREEN, RED, YELLOW, as_uint8_image, images_for_display, same_size
+from jaxgraphs.tasks.input_frame import InputFrame
+from jaxgraphs.tasks.scene_graph_pictures import (
+  MAX_RELATIONS,
+  MIN_RELATION_SCORE,
+  Relation,
+  draw_scene_graph,
+  relation_matrix_picture,
+)
 
 MODES = ("predcls", "sgcls")
 GLOBAL_ACTIVATIONS = ("sigmoid", "softmax")
@@ -94,10 +106,11 @@ def top_relations(
 class _Evaluator(base.Evaluator):
   """SceneGraphEvaluator on the padded batches, plus the numbers of objects and relations cut by padding."""
 
-  def __init__(self, mode: str, ks, train_triplets, num_predicates: int):
+  def __init__(self, mode: str, ks, train_triplets, predicate_names: Sequence[str]):
     self._recall = SceneGraphEvaluator(
-      modes=(mode,), ks=ks, train_triplets=train_triplets, num_predicates=num_predicates
+      modes=(mode,), ks=ks, train_triplets=train_triplets, num_predicates=len(predicate_names)
     )
+    self._predicate_names = tuple(predicate_names)  # without the background
     self._cut = {"num_cut_objects": 0, "num_cut_relations": 0}
 
   def update(self, outputs: Mapping[str, np.ndarray]) -> None:
@@ -107,7 +120,12 @@ class _Evaluator(base.Evaluator):
     self._recall.update_batch({k: v for k, v in outputs.items() if k not in self._cut})
 
   def result(self) -> dict[str, Any]:
-    return {**self._recall.result(), **self._cut}
+    metrics = {**self._recall.result(), **self._cut}
+    # Per-predicate recalls keyed by predicate name in the eval JSON (NaN: the predicate never occurs).
+    for key, values in metrics.items():
+      if "per_predicate_" in key and len(values) == len(self._predicate_names):
+        metrics[key] = dict(zip(self._predicate_names, values))
+    return metrics
 
 
 class SceneGraphTask(base.Task):
@@ -209,7 +227,7 @@ class SceneGraphTask(base.Task):
     return result
 
   def make_evaluator(self):
-    return _Evaluator(self.mode, self.recall_ks, self.train_triplets, len(self.predicate_names) - 1)
+    return _Evaluator(self.mode, self.recall_ks, self.train_triplets, self.predicate_names[1:])
 
   def summary_images(self, batch):
     return {"train/images": images_for_display(batch["image"][: self.num_pictures])}
@@ -236,33 +254,69 @@ class SceneGraphTask(base.Task):
     )
 
   def graph_picture(
-    self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int, given_labels=None, gt_relations=None
+    self,
+    outputs: Mapping[str, np.ndarray],
+    image: np.ndarray,
+    index: int,
+    given_labels=None,
+    gt_relations=None,
+    frame: InputFrame | None = None,
   ) -> np.ndarray:
-    """Fig. 3 style. With GT relations: the top predictions (as many as GT relations) green where they hit a GT
-    relation (triplet and both labels), the GT relations they miss red. Without: the top 10, all green."""
+    """Fig. 3 style over `image` (the network input, or the photo with `frame` placing the input on it).
+
+    With GT relations: each GT relation green where the top predictions (as many as GT relations) contain it
+    with both labels right, red where they miss it (at most MAX_RELATIONS drawn, hits first). Without: the
+    predicted top MAX_RELATIONS relations whose score is at least MIN_RELATION_SCORE."""
+    image = as_uint8_image(image)
+    frame = frame or InputFrame.identity(image.shape[:2])
     count = int(np.sum(np.asarray(outputs["box_mask"][index]) > 0))
     boxes = np.asarray(outputs["boxes"][index])[:count]
     labels, scores = self._objects(outputs, index, count, given_labels)
+    object_scores = scores if self.mode == "sgcls" else None
     if gt_relations is None:
-      drawn = [(s, o, p, True) for s, o, p, _ in self._ranked(outputs, index, scores, 10)]
+      ranked = self._ranked(outputs, index, scores, MAX_RELATIONS)
+      drawn = [Relation(s, o, p, YELLOW, score) for s, o, p, score in ranked if score >= MIN_RELATION_SCORE]
+      heading = [f"relations: the top {MAX_RELATIONS} with score >= {MIN_RELATION_SCORE:g}"]
+      title = f"LinkNet scene graph ({self.mode})"
+      not_drawn = 0
     else:
       gt_labels = np.asarray(given_labels)[:count]
-      truth = {(int(s), int(o), int(p)) for s, o, p in gt_relations}
-      hits = [
-        (s, o, p)
-        for s, o, p, _ in self._ranked(outputs, index, scores, max(1, len(truth)))
-        if (s, o, p) in truth and labels[s] == gt_labels[s] and labels[o] == gt_labels[o]
+      truth = sorted({(int(s), int(o), int(p)) for s, o, p in gt_relations})
+      found = {
+        (s, o, p): score
+        for s, o, p, score in self._ranked(outputs, index, scores, max(1, len(truth)))
+        if (s, o, p) in set(truth) and labels[s] == gt_labels[s] and labels[o] == gt_labels[o]
+      }
+      everything = [Relation(*t, GREEN, found[t]) for t in truth if t in found]
+      everything += [Relation(*t, RED) for t in truth if t not in found]
+      drawn, not_drawn = everything[:MAX_RELATIONS], max(len(everything) - MAX_RELATIONS, 0)
+      heading = [
+        f"ground-truth relations ({len(found)} of {len(truth)} found):",
+        f"green: in the top {len(truth)} predictions (score shown)",
+        "red: missed",
       ]
-      drawn = [(*hit, True) for hit in hits] + [(*miss, False) for miss in sorted(truth - set(hits))]
-    return draw_scene_graph(image, boxes, labels, self.class_names, drawn, self.predicate_names)
+      title = f"LinkNet scene graph ({self.mode}) against the ground truth"
+    return draw_scene_graph(
+      image,
+      frame,
+      boxes,
+      labels,
+      self.class_names,
+      drawn,
+      self.predicate_names,
+      title,
+      heading,
+      object_scores,
+      not_drawn,
+    )
 
   def eval_images(self, outputs, batch):
     real = np.flatnonzero(np.asarray(batch["mask"]) > 0)[: self.num_pictures]
     if len(real) == 0:
       return {}
-    images = images_for_display(np.asarray(batch["image"])[real])
     graphs, matrices = [], []
-    for picture, index in zip(images, real):
+    for index in real:
+      picture = as_uint8_image(batch["image"][index])
       relations = np.asarray(batch["relations"][index])[np.asarray(batch["relation_mask"][index]) > 0]
       graphs.append(self.graph_picture(outputs, picture, index, batch["object_labels"][index], relations))
       if FIG2_MATRIX in outputs.get("relational_matrices", {}):
@@ -270,10 +324,11 @@ class SceneGraphTask(base.Task):
         adjacency = np.zeros((size, size))
         adjacency[relations[:, 0], relations[:, 1]] = 1
         weights = np.asarray(outputs["relational_matrices"][FIG2_MATRIX][index])
-        matrices.append(relation_matrix_picture(adjacency, weights, int(np.sum(batch["object_mask"][index] > 0))))
-    pictures = {"eval/scene_graphs": np.stack(graphs)}
+        count = int(np.sum(batch["object_mask"][index] > 0))
+        matrices.append(relation_matrix_picture(adjacency, weights, count, FIG2_MATRIX))
+    pictures = {"eval/scene_graphs": same_size(graphs)}
     if matrices:
-      pictures["eval/relational_embedding"] = np.stack(matrices)
+      pictures["eval/relational_embedding"] = same_size(matrices)
     return pictures
 
   # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
@@ -314,16 +369,20 @@ class SceneGraphTask(base.Task):
       "relations": {"subject": no_relations, "object": no_relations, "predicate": no_relations},
     }
 
-  def predict_json(self, outputs: Mapping[str, np.ndarray], index: int, top_k: int = 20) -> dict[str, Any]:
+  def predict_json(
+    self, outputs: Mapping[str, np.ndarray], index: int, frame: InputFrame | None = None, top_k: int = 20
+  ) -> dict[str, Any]:
     """One image's scene graph: objects (box, label, score) and the top_k relations with graph constraint.
 
-    Objects keep the order of the input boxes (relations index them); boxes are in pixels of the network's
-    input (the image after `pp_eval`). PredCls: the labels given with the boxes (score 1); SGCls: the
-    predicted labels and their scores.
+    Objects keep the order of the input boxes (relations index them); boxes are in pixels of the photo
+    (`frame` places the network input on it; without a frame, pixels of the network input). PredCls: the
+    labels given with the boxes (score 1); SGCls: the predicted labels and their scores.
     """
     count = int(np.sum(np.asarray(outputs["box_mask"][index]) > 0))
     labels, scores = self._objects(outputs, index, count, outputs["k1_labels"][index])
     boxes = np.asarray(outputs["boxes"][index])[:count]
+    if frame is not None:
+      boxes = frame.boxes_to_canvas(boxes)
     return {
       "mode": self.mode,
       "objects": [
@@ -336,12 +395,12 @@ class SceneGraphTask(base.Task):
       ],
     }
 
-  def predict_pictures(self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int) -> dict[str, np.ndarray]:
-    """The predicted scene graph (top 10 relations) drawn over one image."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-      image = images_for_display(image[None])[0]
-    return {"scene_graph": self.graph_picture(outputs, image, index, outputs["k1_labels"][index])}
+  def predict_pictures(
+    self, outputs: Mapping[str, np.ndarray], image: np.ndarray, index: int, frame: InputFrame | None = None
+  ) -> dict[str, np.ndarray]:
+    """The predicted scene graph (the top MAX_RELATIONS relations with score >= MIN_RELATION_SCORE) drawn over
+    one image: the photo with `frame` placing the network input on it, or the network input itself."""
+    return {"scene_graph": self.graph_picture(outputs, image, index, outputs["k1_labels"][index], frame=frame)}
 
 
 def scene_graph_task(config: ml_collections.ConfigDict, data_info) -> SceneGraphTask:
