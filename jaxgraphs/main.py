@@ -1,12 +1,28 @@
-"""Command line: `python -m jaxgraphs.main --config=configs/X.py --workdir=DIR [--config.key=value ...]`."""
+"""Command line: `python -m jaxgraphs.main --config=configs/X.py --workdir=DIR [--config.key=value ...]`.
 
+Also installed as the `jaxgraphs` command. `--config` takes a file path or the name of a config shipped with the
+package (`--config=ssgrl_coco`, `--config=ssgrl_coco.py:without_si`). `--mode=eval` without `--config` evaluates
+with the run's own saved `config.json`. Mistakes end in one `error:` line and exit code 2, before anything is
+written (see `jaxgraphs.cli` for the exit codes).
+"""
+
+import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
+from jaxgraphs import cli
+from jaxgraphs.configs.common import config_differences, resolve_config_path
+from jaxgraphs.errors import ConfigError
+
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
+config_flags.DEFINE_config_file(
+  "config",
+  None,
+  "A config file (configs/*.py) or a shipped config's name; eval mode: default the run's config.json.",
+  lock_config=True,
+)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard logs and eval JSON.")
 flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (resumes by itself) or only evaluate.")
 flags.DEFINE_string("checkpoint", "latest", "eval mode: 'latest', 'best' or a step number.")
@@ -34,79 +50,128 @@ def _start_distributed():
     jax.distributed.initialize()
 
 
+def check_workdir(workdir: str | None) -> str:
+  """The workdir, after checking (without creating anything) that it can be created or written."""
+  if not workdir:
+    raise ConfigError("--workdir is required: the directory for checkpoints, TensorBoard logs and eval JSON")
+  if "://" in workdir:  # a bucket: the file system checks it when the first file is written
+    return workdir
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  existing = workdir
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ConfigError(f"--workdir={workdir}: {existing} is a file, not a directory")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ConfigError(f"--workdir={workdir}: {existing} is not writable")
+  return workdir
+
+
+def _config_for_eval(workdir: str):
+  """The run's saved config.json, for `--mode=eval` without `--config`."""
+  from jaxgraphs.training.run_dirs import config_from_workdir
+
+  try:
+    return config_from_workdir(workdir), os.path.join(workdir, "config.json")
+  except FileNotFoundError as error:
+    raise ConfigError(f"--mode=eval without --config: {error}") from None
+
+
+def _config_origin() -> tuple[str, list[str]]:
+  """Where the config came from ('configs/x.py:arg') and the keys the command line changed from the file."""
+  from jaxgraphs.configs.common import load_config
+
+  given = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), "")
+  return given, config_differences(load_config(resolve_config_path(given)), FLAGS.config)
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if FLAGS.config is None:
-    raise app.UsageError("--config is required, e.g. --config=configs/baseline_shapes.py")
-  if not FLAGS.workdir:
-    raise app.UsageError("--workdir is required: it holds checkpoints, TensorBoard logs and eval JSON")
+    raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
+  workdir = check_workdir(FLAGS.workdir)
+  if FLAGS.config is not None:
+    config, (origin, changed) = FLAGS.config, _config_origin()
+  elif FLAGS.mode == "eval":
+    (config, origin), changed = _config_for_eval(workdir), []
+  else:
+    raise ConfigError("--config is required, e.g. --config=configs/baseline_shapes.py")
+  from jaxgraphs.training.defaults import check_config
+
+  check_config(config, training=FLAGS.mode == "train")
   _start_distributed()
   # Imported after jax.distributed is up, and after flags are parsed.
-  from jaxgraphs.training import trainer
-  from jaxgraphs.training.runtime import prepare_host
+  from jaxgraphs.training import runtime, trainer
 
-  prepare_host()
+  runtime.prepare_host()
+  runtime.log_startup(origin, changed)
   if FLAGS.mode == "train":
-    metrics = trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    metrics = trainer.train_and_evaluate(config, workdir)
   else:
-    metrics = trainer.evaluate_checkpoint(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.eval_split)
+    metrics = trainer.evaluate_checkpoint(config, workdir, FLAGS.checkpoint, FLAGS.eval_split)
   import jax
 
   if jax.process_index() == 0:
-    print(_final_report(metrics, FLAGS.workdir))
+    print(_final_report(metrics, workdir))
 
 
 def _final_report(metrics, workdir: str) -> str:
   """The closing lines: every scalar metric and where to look next."""
-  scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-  lines = ["Final evaluation:"] + [f"  {k:<24} {v:.4f}" for k, v in scalars.items()]
+  scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+  if not metrics:
+    return f"No evaluation to report: {workdir} has no eval JSON of its last step"
+  where = f" of {metrics['checkpoint']}" if "checkpoint" in metrics else ""
+  lines = [f"Final evaluation (step {metrics['step']}{where}):" if "step" in metrics else "Final evaluation:"]
+  lines += [f"  {k:<24} {_number(v)}" for k, v in scalars.items() if k != "step"]
   lines.append(
     f"Checkpoints, eval JSON and TensorBoard logs are in {workdir} (tensorboard --logdir {workdir}/tensorboard)"
   )
   return "\n".join(lines)
 
 
-def _unknown_override(error: Exception) -> str:
-  """Names the `--config.a.b=v` override whose key does not exist in the config file."""
-  from jaxgraphs.configs.common import load_config
+def _number(value) -> str:
+  """Counts as integers, rates with four decimals."""
+  return str(value) if isinstance(value, int) else f"{value:.4f}"
 
-  config_path = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), None)
-  overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
-  try:
-    config = load_config(config_path)
-  except Exception:  # the config itself is broken: fall back to the parser's own words
-    return f"error: cannot apply {' '.join(overrides)}: {error}"
-  for override in overrides:
-    node, keys = config, override.split("=", 1)[0][len("--config.") :].split(".")
-    for depth, key in enumerate(keys):
-      if not hasattr(node, "keys") or key not in node:
-        where = ".".join(["config", *keys[:depth]])
-        return f"error: {override}: {where} has no key {key!r} (keys are fixed by the config file)"
-      node = node[key]
-  return f"error: cannot apply {' '.join(overrides)}: {error}"
+
+def _explain(error: Exception) -> str:
+  """One line for a mistake found while parsing flags: a missing or broken config file, or an unknown key."""
+  given = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), None)
+  if given is not None:
+    from jaxgraphs.configs.common import load_config
+
+    try:
+      config = load_config(resolve_config_path(given))
+    except ConfigError as config_error:
+      return str(config_error)
+    except Exception as load_error:  # the file itself is broken: say where
+      return f"--config={given}: {type(load_error).__name__}: {load_error}"
+    for override in (a for a in sys.argv[1:] if a.startswith("--config.")):
+      node, keys = config, override.split("=", 1)[0][len("--config.") :].split(".")
+      for depth, key in enumerate(keys):
+        if not hasattr(node, "keys") or key not in node:
+          where = ".".join(["config", *keys[:depth]])
+          return f"{override}: {where} has no key {key!r} (keys are fixed by the config file)"
+        node = node[key]
+    overrides = " ".join(a for a in sys.argv[1:] if a.startswith("--config."))
+    if overrides:
+      return f"cannot apply {overrides}: {error}"
+  return str(error)
 
 
 def run():
-  """Entry point that turns known configuration mistakes into one clear line instead of a traceback."""
-  from jaxgraphs.errors import ConfigError
+  """Entry point (`python -m jaxgraphs.main`, `jaxgraphs`): shipped config names resolved, one-line errors."""
+  sys.argv = [sys.argv[0]] + [_resolve_config_flag(a) for a in sys.argv[1:]]
+  cli.run(main, _explain)
 
+
+def _resolve_config_flag(arg: str) -> str:
+  """`--config=NAME[:ARG]` with NAME a shipped config becomes its path; other arguments are unchanged."""
+  if not arg.startswith("--config="):
+    return arg
   try:
-    app.run(main)
-  except FloatingPointError as e:  # trainer.NonFiniteLossError: the message names the step
-    logging.error("%s", e)
-    raise SystemExit(f"error: {e}")
-  except ValueError as e:
-    # By convention an error that starts with the config key it is about is a user mistake, not a bug.
-    if not (isinstance(e, ConfigError) or str(e).startswith("config.")):
-      raise
-    logging.error("%s", e)
-    raise SystemExit(f"error: {e}")
-  except (AttributeError, KeyError) as e:
-    # Raised while absl parses `--config.x=y` for a key the locked config does not have.
-    if not any(a.startswith("--config.") for a in sys.argv[1:]) or FLAGS.is_parsed():
-      raise
-    raise SystemExit(_unknown_override(e))
+    return "--config=" + resolve_config_path(arg.split("=", 1)[1])
+  except ConfigError as error:
+    cli.fail(str(error))
 
 
 if __name__ == "__main__":

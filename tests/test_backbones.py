@@ -284,7 +284,9 @@ def test_adaptive_average_pool_uses_torch_bins():
 
 
 def test_unknown_names_and_settings_fail_clearly():
-  with pytest.raises(ValueError, match="unknown backbone 'resnet99'; valid names: resnet18, .*densenet121.*vgg16_bn"):
+  with pytest.raises(
+    ValueError, match="backbone='resnet99' is not a known backbone; valid names: resnet18, .*densenet121.*vgg16_bn"
+  ):
     build_backbone("resnet99")
   x = jnp.zeros((1, 32, 32, 3))
   with pytest.raises(ValueError, match="ResNet output_stride must be one of"):

@@ -11,7 +11,9 @@ from jaxgraphs.configs import common
 from jaxgraphs.errors import ConfigError
 from training_helpers import REPO
 
-CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
+CONFIG_FILES = sorted(
+  p for p in glob.glob(os.path.join(REPO, "configs", "*.py")) if not os.path.basename(p).startswith("_")
+)
 PAPER_CONFIGS = [p for p in CONFIG_FILES if not os.path.basename(p).endswith("_shapes.py")]
 
 

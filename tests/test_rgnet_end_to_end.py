@@ -91,7 +91,7 @@ def test_short_command_line_run_on_builtin_composition(tmp_path):
   with open(tmp_path / "eval_30.json") as f:
     result = json.load(f)
   assert result["num_examples"] == 128 and 0 <= result["accuracy"] <= 1
-  assert "Final evaluation:" in proc.stdout
+  assert "Final evaluation (step " in proc.stdout
 
   # jaxgraphs.predict on that run (config from its config.json): p(high) per image and the region pictures.
   image = tmp_path / "scene.png"

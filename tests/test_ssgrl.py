@@ -311,4 +311,4 @@ def test_short_run_on_the_builtin_dataset_evaluates_and_draws_attention(tmp_path
     result = json.load(f)
   assert result["split"] == "validation" and 0 < result["mAP"] <= 1 and len(result["per_class_AP"]) == 12
   assert "eval/attention_top3" in tensorboard_tags(workdir)
-  assert "Final evaluation:" in proc.stdout
+  assert "Final evaluation (step " in proc.stdout

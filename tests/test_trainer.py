@@ -317,4 +317,4 @@ def test_quickstart_sized_run_learns_far_above_chance(tmp_path, tmp_path_factory
     result = json.load(f)
   # Random scores give the mean label frequency as mAP, 0.22 on this split.
   assert result["mAP"] > 0.5, result["mAP"]
-  assert "Final evaluation:" in proc.stdout
+  assert "Final evaluation (step 150):" in proc.stdout

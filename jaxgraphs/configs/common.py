@@ -93,16 +93,65 @@ def tiny_run(config: ml_collections.ConfigDict, source: str, batch_size: int) ->
   config.log_every_steps = 1
   config.eval_every_steps = 0
   config.optimizer.schedule.warmup_steps = 0
+  config.allow_random_frozen_backbone = True  # unit tests train without ImageNet weights
+
+
+def shipped_configs_dir() -> str:
+  """The directory of the configs that come with the package (configs/ in a checkout)."""
+  spec = importlib.util.find_spec("jaxgraphs.shipped_configs")
+  if spec is not None and spec.submodule_search_locations:
+    return list(spec.submodule_search_locations)[0]
+  return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+
+
+def shipped_config_names() -> list[str]:
+  """Names of the shipped configs ('ssgrl_coco', ...)."""
+  directory = shipped_configs_dir()
+  files = os.listdir(directory) if os.path.isdir(directory) else []
+  return sorted(f[:-3] for f in files if f.endswith(".py") and not f.startswith("_"))
+
+
+def resolve_config_path(given: str) -> str:
+  """A config file path, or a shipped config's name ('ssgrl_coco', 'ssgrl_coco.py:arg') turned into its path."""
+  path, arg = given.rsplit(":", 1) if ":" in os.path.basename(given) else (given, None)
+  if not os.path.isfile(os.path.expanduser(path)):
+    name = os.path.basename(path)
+    name = name[:-3] if name.endswith(".py") else name
+    if name not in shipped_config_names():
+      raise ConfigError(
+        f"--config={given}: no such config file, and no shipped config named {name!r} "
+        f"(shipped: {', '.join(shipped_config_names())})"
+      )
+    path = os.path.join(shipped_configs_dir(), name + ".py")
+  path = os.path.expanduser(path)
+  return path if arg is None else f"{path}:{arg}"
 
 
 def load_config(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """Runs `get_config` of the config file at `path` ('configs/x.py' or 'configs/x.py:ARG')."""
+  """Runs `get_config` of a config file ('configs/x.py' or 'configs/x.py:ARG', or a shipped config's name)."""
+  path = resolve_config_path(path)
   if arg is None and ":" in os.path.basename(path):
     path, arg = path.rsplit(":", 1)
-  if not os.path.isfile(path):
-    raise ConfigError(f"--config={path}: no such config file")
   name = "jaxgraphs_config_" + os.path.splitext(os.path.basename(path))[0]
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config() if arg is None else module.get_config(arg)
+
+
+def config_differences(base: ml_collections.ConfigDict, final: ml_collections.ConfigDict) -> list[str]:
+  """'key: file value -> value' for every leaf that differs between a config file's output and the run's config."""
+  flat_base, flat_final = _flatten(base.to_dict()), _flatten(final.to_dict())
+  return [
+    f"{key}: {flat_base.get(key)!r} -> {value!r}" for key, value in flat_final.items() if flat_base.get(key) != value
+  ]
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat

@@ -38,6 +38,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxgraphs.errors import ConfigError
+
 SSGRL_PP_TRAIN = (
   "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
 )
@@ -343,6 +345,12 @@ class Source:
     builder = tfds.builder(self.tfds_name, data_dir=data_dir)
     if download:
       builder.download_and_prepare()
+    elif not builder.is_prepared():
+      raise ConfigError(
+        f"config.data.source: {self.tfds_name} is not prepared in {builder.data_dir}; prepare it once with "
+        f"`python -m jaxgraphs.tools.prepare_dataset --dataset={self.tfds_name}` (README, Datasets), "
+        "or point --config.data.data_dir at the TFDS directory that holds it"
+      )
     return builder
 
   def adapter(self, options) -> Callable[[Mapping], dict]:
@@ -355,7 +363,7 @@ class Source:
 def get_source(name: str) -> Source:
   """The registered source `name`; an unknown name fails naming `config.data.source` and the valid ones."""
   if name not in SOURCES:
-    raise ValueError(f"config.data.source: unknown source {name!r}; valid sources: {', '.join(sorted(SOURCES))}")
+    raise ConfigError(f"config.data.source: unknown source {name!r}; valid sources: {', '.join(sorted(SOURCES))}")
   return SOURCES[name]
 
 

@@ -10,46 +10,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxgraphs.training.defaults import default_optimizer_config  # noqa: F401  (part of this module's API)
 from jaxgraphs.training.tree_paths import path_strings
 from jaxgraphs.errors import ConfigError
-
-
-def default_optimizer_config() -> ml_collections.ConfigDict:
-  """The documented defaults of `config.optimizer`."""
-  return ml_collections.ConfigDict(
-    {
-      "name": "adam",  # adam | adamw | sgd
-      "learning_rate": 1e-4,
-      "b1": 0.9,
-      "b2": 0.999,
-      "eps": 1e-8,
-      "momentum": 0.9,  # sgd only
-      "nesterov": False,  # sgd only
-      # adam/sgd: L2 added to the gradient as torch's `weight_decay`; adamw: decoupled decay.
-      "weight_decay": 0.0,
-      # Parameters whose '/'-joined path matches one of these regexes get no weight decay.
-      "weight_decay_exclude": (r"(^|/)bias$", r"(^|/)scale$"),
-      # Parameters whose path matches one of these regexes are frozen (no update, no optimiser state).
-      "freeze": (),
-      "grad_clip_norm": 0.0,  # 0 disables clipping by global norm
-      "schedule": {
-        "name": "constant",  # constant | step | poly | cosine
-        "warmup_steps": 0,  # linear warmup from 0, before any schedule
-        "boundaries": (),  # step: the steps at which the rate is multiplied by decay_factor
-        "decay_factor": 0.1,
-        "power": 0.9,  # poly: lr * (1 - t / T) ** power
-        "end_factor": 0.0,  # cosine/poly: final rate as a fraction of the peak
-      },
-      "plateau": {
-        "enabled": False,  # multiply the rate by `factor` when the train loss stops improving
-        "factor": 0.1,
-        "patience": 10,  # in units of `accumulation_size` steps
-        "cooldown": 0,
-        "rtol": 1e-4,
-        "accumulation_size": 100,
-      },
-    }
-  )
 
 
 def build_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
@@ -78,6 +41,14 @@ def regex_mask(params: Any, patterns: Sequence[str]) -> Any:
   compiled = [re.compile(p) for p in patterns]
   paths = path_strings(params)
   return jax.tree.map(lambda p: any(c.search(p) for c in compiled), paths)
+
+
+def trained_params(params: Any, cfg: ml_collections.ConfigDict) -> list[Any]:
+  """The parameter leaves `config.optimizer.freeze` leaves to the optimiser."""
+  if not cfg.get("freeze"):
+    return jax.tree.leaves(params)
+  frozen = regex_mask(params, cfg.freeze)
+  return [p for p, f in zip(jax.tree.leaves(params), jax.tree.leaves(frozen)) if not f]
 
 
 def _base_optimizer(cfg, schedule, params) -> optax.GradientTransformation:

@@ -42,3 +42,35 @@ def run_app(main) -> None:
     if asked_for_help and exit_.code == 1:
       raise SystemExit(0) from None
     raise
+
+
+def log_startup(config_origin: str, changed_keys: list[str]) -> None:
+  """Logs the backend, devices and processes in use, where the config came from and what the command line
+  changed; warns when an accelerator is present but JAX runs on CPU (a jax without CUDA/TPU support)."""
+  import os
+  import shutil
+
+  import jax
+  from absl import logging
+
+  devices = jax.devices()
+  kinds = sorted({d.device_kind for d in devices})
+  logging.info(
+    "JAX %s on %s: %d device(s) (%s), %d local, process %d of %d",
+    jax.__version__,
+    jax.default_backend(),
+    len(devices),
+    ", ".join(kinds),
+    jax.local_device_count(),
+    jax.process_index(),
+    jax.process_count(),
+  )
+  gpu_present = os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi")
+  if jax.default_backend() == "cpu" and gpu_present and os.environ.get("JAX_PLATFORMS") != "cpu":
+    logging.warning(
+      "An NVIDIA GPU is present but JAX runs on CPU: install JAX with CUDA (pip install -e '.[cuda]'), "
+      "or set JAX_PLATFORMS=cpu to silence this"
+    )
+  logging.info("Config %s%s", config_origin, "" if changed_keys else " (as written)")
+  for change in changed_keys:
+    logging.info("  changed on the command line: %s", change)

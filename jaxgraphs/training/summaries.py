@@ -45,6 +45,27 @@ class SummaryWriter:
     with self._writer.as_default(step=step):
       self._tf.summary.text(name, value)
 
+  def hparams(self, config: Mapping[str, Any]) -> None:
+    """Writes the run's settings (flattened config) to TensorBoard's HParams dashboard, to compare runs."""
+    if self._writer is None:
+      return
+    from tensorboard.plugins.hparams import api as hp
+
+    flat = {}
+
+    def visit(prefix: str, node: Mapping[str, Any]) -> None:
+      for key, value in node.items():
+        if isinstance(value, Mapping):
+          visit(f"{prefix}{key}.", value)
+        elif isinstance(value, (bool, int, float, str)):
+          flat[f"{prefix}{key}"] = value
+        elif value is not None:
+          flat[f"{prefix}{key}"] = str(value)  # tuples of regexes, pp lists: shown as text
+
+    visit("", config)
+    with self._writer.as_default(step=0):
+      hp.hparams(flat)
+
   def flush(self) -> None:
     """Pushes buffered events to disk."""
     if self._writer is not None:
@@ -67,12 +88,13 @@ class Progress:
 
   def line(self, step: int, rates: Mapping[str, float], values: Mapping[str, float]) -> str:
     """'step 120/1000 (12%) | loss 0.43 | ... | 5.1 steps/s | ETA 0:02:53'."""
-    eta = (self.total_steps - step) / max(rates["steps_per_sec"], 1e-9)
+    rate = rates["steps_per_sec"]
+    eta = str(datetime.timedelta(seconds=int((self.total_steps - step) / rate))) if rate > 0 else "unknown"
     parts = [f"step {step}/{self.total_steps} ({100 * step / max(self.total_steps, 1):.0f}%)"]
     parts += [f"{k} {v:.4g}" for k, v in values.items()]
     parts += [
       f"{rates['steps_per_sec']:.2f} steps/s",
       f"{rates['images_per_sec']:.1f} img/s",
-      f"ETA {datetime.timedelta(seconds=int(eta))}",
+      f"ETA {eta}",
     ]
     return " | ".join(parts)

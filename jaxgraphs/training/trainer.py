@@ -23,7 +23,7 @@ from jax.experimental import multihost_utils
 
 from jaxgraphs import models, tasks
 from jaxgraphs.data import label_priors, pipeline
-from jaxgraphs.errors import ConfigError
+from jaxgraphs.errors import ConfigError, Interrupted, Preempted, RunError
 from jaxgraphs.models.backbones.common import implementation_for_platform, kernel_implementation
 from jaxgraphs.training import optimizers, sharding
 from jaxgraphs.training.checkpointing import Checkpoints
@@ -31,7 +31,7 @@ from jaxgraphs.training.summaries import Progress, SummaryWriter
 from jaxgraphs.training.train_state import TrainState
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(RunError, FloatingPointError):
   """Raised when the training loss becomes NaN or Inf; the last good checkpoint is kept."""
 
 
@@ -50,6 +50,7 @@ class Experiment:
     self.total_steps = int(config.total_steps)
     # Convolution and pooling kernels for the platform the mesh runs on, decided once (models/backbones/common.py).
     self.kernel_implementation = implementation_for_platform(self.mesh.devices.flat[0].platform)
+    self._eval_compiled = False
 
   # ---- state ---------------------------------------------------------------------------------------
   def _init_fn(self, example: dict[str, jax.ShapeDtypeStruct]):
@@ -250,6 +251,9 @@ class Experiment:
     evaluator = self.task.make_evaluator()
     start = time.perf_counter()
     pictures = {}
+    if not self._eval_compiled:
+      logging.info("Compiling the evaluation step (the first batch waits for it)...")
+      self._eval_compiled = True
     for i, local in enumerate(batches):
       batch = sharding.global_batch(local, self.mesh)
       outputs, raw = self.jit_eval_and_forward(state, batch)
@@ -258,7 +262,13 @@ class Experiment:
       evaluator.update(_to_host(outputs))
       if (i + 1) % 50 == 0 or i + 1 == num_batches:
         logging.info("eval %s: batch %d/%d (%.1fs)", split, i + 1, num_batches, time.perf_counter() - start)
-    return evaluator.result(), pictures
+    metrics = evaluator.result()
+    # Undecodable images are masked out of the metrics; report how many (each process counts its own part).
+    skipped = batches.num_skipped
+    if jax.process_count() > 1:
+      skipped = int(np.sum(multihost_utils.process_allgather(np.int64(skipped))))
+    metrics["skipped_images"] = skipped
+    return metrics, pictures
 
 
 def _to_host(tree) -> dict[str, np.ndarray]:
@@ -269,7 +279,8 @@ def _to_host(tree) -> dict[str, np.ndarray]:
 
 
 def _split_scalars(metrics: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
-  scalars = {k: float(v) for k, v in metrics.items() if np.ndim(v) == 0 and v is not None}
+  is_number = lambda v: isinstance(v, (int, float, np.number, np.ndarray, jax.Array)) and np.ndim(v) == 0  # noqa: E731
+  scalars = {k: float(v) for k, v in metrics.items() if is_number(v)}
   return scalars, {k: v for k, v in metrics.items() if k not in scalars}
 
 
@@ -283,22 +294,116 @@ def _write_json(path: str, payload: dict[str, Any]) -> None:
   os.replace(tmp, path)
 
 
-def _check_finite(pending: list[tuple[int, Any]]) -> None:
+def _check_finite(pending: list[tuple[int, Any]], restored_from: str | None = None) -> None:
   """Fails naming the first step whose loss is NaN or Inf among those not yet checked."""
   losses = jax.device_get([m["loss"] for _, m in pending])
   for (step, _), loss in zip(pending, losses):
     if not np.isfinite(loss):
-      raise NonFiniteLossError(
-        f"training loss became {float(loss)} at step {step}; stopping. "
-        "The last checkpoint saved before this step is intact."
+      where = (
+        f"the run had just restored {restored_from}, so that checkpoint may be bad too; the one before it is kept"
+        if restored_from
+        else "the last checkpoint saved before this step is intact"
       )
+      raise NonFiniteLossError(f"training loss became {float(loss)} at step {step}; stopping. {where}.")
+
+
+def _count_parameters(params) -> int:
+  return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
+
+
+class _StopRequest:
+  """Turns SIGTERM (what TPU, SLURM and Kubernetes send before preempting) into a flag the loop checks."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    self.requested = True
+    logging.warning("SIGTERM received: finishing this step, saving, then stopping")
+
+  def should_stop(self, step: int) -> bool:
+    """True on every process at the same step once any process was asked to stop."""
+    if jax.process_count() == 1:
+      return self.requested
+    # JAX's preemption sync point: every process learns of a preemption notice at the same step.
+    return multihost_utils.reached_preemption_sync_point(step) or self.requested
+
+  def __exit__(self, *exc):
+    import signal
+
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+    return False
+
+
+def _latest_eval(workdir: str, step: int) -> dict[str, Any]:
+  """The metrics a finished run wrote at its last step (to report them again on a restart)."""
+  path = os.path.join(workdir, f"eval_{step}.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final eval metrics."""
-  os.makedirs(workdir, exist_ok=True)
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final eval metrics.
+
+  Everything that can fail on a configuration mistake (data, model, shapes, weights) runs before the first
+  file is written into `workdir`.
+  """
+  from jaxgraphs.training.defaults import check_config
+
+  check_config(config)
   experiment = Experiment(config)
-  checkpoints = Checkpoints(workdir, max_to_keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
+  checkpoint_dir = os.path.join(workdir, "checkpoints")
+  existing = Checkpoints(workdir, max_to_keep=config.checkpoint.keep) if os.path.isdir(checkpoint_dir) else None
+  resume_step = (existing.latest_step() if existing else None) or 0
+
+  def train_stream(step: int) -> pipeline.TrainIterator:
+    # The stream starts where the checkpoint stopped; its element spec gives the state's shapes.
+    return pipeline.build_train_dataset(
+      config.data,
+      local_batch_size=experiment.local_batch_size,
+      seed=config.seed,
+      start_example=step * experiment.local_batch_size,
+    )
+
+  train_iter = train_stream(resume_step)
+  steps_per_epoch = max(1, train_iter.num_examples * jax.process_count() // config.batch_size)
+  logging.info(
+    "Data %s: train split %r, %d images, %d steps per epoch at batch %d (%.1f epochs in %d steps); eval split %r",
+    config.data.source,
+    experiment.data_info.train_split,
+    train_iter.num_examples * jax.process_count(),
+    steps_per_epoch,
+    config.batch_size,
+    experiment.total_steps / steps_per_epoch,
+    experiment.total_steps,
+    experiment.data_info.eval_split,
+  )
+  logging.info("Initialising the model (compiles its initialiser)...")
+  state = experiment.build_state(train_iter.batch_spec, load_weights=not resume_step)
+  logging.info(
+    "Model %s: %s parameters (%s trained)",
+    config.model.name,
+    f"{_count_parameters(state.params):,}",
+    f"{_count_parameters(optimizers.trained_params(state.params, config.optimizer)):,}",
+  )
+  experiment.compile()
+
+  os.makedirs(workdir, exist_ok=True)
+  checkpoints = existing or Checkpoints(
+    workdir, max_to_keep=config.checkpoint.keep, async_save=config.checkpoint.async_save
+  )
   best = None
   best_metric, best_mode = config.checkpoint.best_metric, config.checkpoint.best_mode
   if best_metric == "task":
@@ -307,26 +412,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     best = Checkpoints(workdir, max_to_keep=1, subdir="checkpoints_best", async_save=False)
   writer = SummaryWriter(workdir)
 
-  # The stream starts where the latest checkpoint stopped; its element spec gives the state's shapes.
-  resume_step = checkpoints.latest_step() or 0
-  train_iter = pipeline.build_train_dataset(
-    config.data,
-    local_batch_size=experiment.local_batch_size,
-    seed=config.seed,
-    start_example=resume_step * experiment.local_batch_size,
-  )
-  state = experiment.build_state(train_iter.batch_spec, load_weights=not resume_step)
-  experiment.compile()
-  meta = {"best_value": None}
+  meta, restored_from = {"best_value": None}, None
   if resume_step:
-    state, meta = checkpoints.restore(experiment.abstract_state, resume_step)
-    logging.info("Resumed from %s at step %d", checkpoints.directory, int(state.step))
+    state, meta = checkpoints.restore(experiment.abstract_state)
+    restored_step = int(jax.device_get(state.step))
+    restored_from = f"{checkpoints.directory}/{restored_step}"
+    logging.info("Resumed from %s", restored_from)
+    if restored_step != resume_step:  # the latest step could not be read: continue from the one restored
+      resume_step, train_iter = restored_step, train_stream(restored_step)
   start_step = int(jax.device_get(state.step))
-  if start_step != resume_step:
-    raise RuntimeError(f"{checkpoints.directory}/{resume_step} holds step {start_step}")
   if start_step == 0 and jax.process_index() == 0:
     writer.text(0, "config", f"```\n{config}\n```")
+    writer.hparams(config.to_dict())
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  if start_step >= experiment.total_steps:
+    logging.info("The run already finished at step %d: reporting its last evaluation", start_step)
+    checkpoints.close()
+    return _latest_eval(workdir, start_step)
 
   progress = Progress(experiment.total_steps, start_step, config.batch_size)
   pending: list[tuple[int, Any]] = []
@@ -334,80 +436,101 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   profile = tuple(config.profile_steps)
 
   def save(step):
-    _check_finite(pending)  # never save parameters that already went through a NaN step
+    _check_finite(pending, restored_from)  # never save parameters that already went through a NaN step
     checkpoints.save(state, {**meta, "step": step, "examples_consumed": step * experiment.local_batch_size})
+    logging.info("Saving checkpoint %s/%d (in the background)", checkpoints.directory, step)
 
-  # Whatever stops the loop (a NaN, a kill signal turned exception, Ctrl-C), pending asynchronous saves
-  # are finished first, so the last good checkpoint is complete on disk.
+  # Whatever stops the loop (a NaN, SIGTERM, Ctrl-C), pending asynchronous saves are finished first, so the
+  # last good checkpoint is complete on disk.
+  step = start_step
   try:
-    step, started = start_step, time.perf_counter()
-    for step in range(start_step + 1, experiment.total_steps + 1):
-      if profile and step == profile[0] and jax.process_index() == 0:
-        jax.profiler.start_trace(os.path.join(workdir, "profile"))
-      local = next(train_iter)
-      if step == start_step + 1:
-        writer.images(step, experiment.task.summary_images(local))
-      state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
-      pending.append((step, metrics))
-      if step == start_step + 1:
-        jax.block_until_ready(metrics)  # keep compilation out of the first window's steps/s
-        logging.info("Compiled and ran the first step in %.1fs", time.perf_counter() - started)
-        progress = Progress(experiment.total_steps, step, config.batch_size)
-      if profile and step == profile[1] and jax.process_index() == 0:
-        jax.block_until_ready(state)
-        jax.profiler.stop_trace()
-        logging.info("Wrote a profile of steps %d-%d to %s/profile", profile[0], profile[1], workdir)
+    with _StopRequest() as stop:
+      started = time.perf_counter()
+      for step in range(start_step + 1, experiment.total_steps + 1):
+        if profile and step == profile[0] and jax.process_index() == 0:
+          jax.profiler.start_trace(os.path.join(workdir, "profile"))
+        local = next(train_iter)
+        if step == start_step + 1:
+          writer.images(step, experiment.task.summary_images(local))
+          logging.info("Compiling the train step (the first step waits for it)...")
+        state, metrics = experiment.jit_train_step(state, sharding.global_batch(local, experiment.mesh))
+        pending.append((step, metrics))
+        if step == start_step + 1:
+          jax.block_until_ready(metrics)  # keep compilation out of the first window's steps/s
+          logging.info("Compiled and ran the first step in %.1fs", time.perf_counter() - started)
+          progress = Progress(experiment.total_steps, step, config.batch_size)
+        if profile and step == profile[1] and jax.process_index() == 0:
+          jax.block_until_ready(state)
+          jax.profiler.stop_trace()
+          logging.info("Wrote a profile of steps %d-%d to %s/profile", profile[0], profile[1], workdir)
 
-      if step % config.log_every_steps == 0 or step == experiment.total_steps:
-        _check_finite(pending)
-        averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
-        rates = progress.tick(step)
-        skipped = train_iter.num_skipped
-        writer.scalars(
-          step,
-          {
-            **{f"train/{k}": v for k, v in averaged.items()},
-            **{f"train/{k}": v for k, v in rates.items()},
-            "data/skipped_images": skipped,
-          },
-        )
-        logging.info(
-          "%s",
-          progress.line(step, rates, {"loss": averaged["loss"], "lr": averaged["learning_rate"], "skipped": skipped}),
-        )
-        pending = []
+        if step % config.log_every_steps == 0 or step == experiment.total_steps:
+          _check_finite(pending, restored_from)
+          averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
+          rates = progress.tick(step)
+          skipped = train_iter.num_skipped
+          writer.scalars(
+            step,
+            {
+              **{f"train/{k}": v for k, v in averaged.items()},
+              **{f"train/{k}": v for k, v in rates.items()},
+              "data/skipped_images": skipped,
+            },
+          )
+          values = {"loss": averaged["loss"], "lr": averaged["learning_rate"], "skipped": skipped}
+          logging.info("%s", progress.line(step, rates, values))
+          pending = []
+          restored_from = None  # a whole logging window passed the finite check after the restore
 
-      is_last = step == experiment.total_steps
-      if is_last or (config.eval_every_steps and step % config.eval_every_steps == 0):
-        _check_finite(pending)
-        eval_metrics, pictures = experiment.evaluate(state, experiment.data_info.eval_split)
-        scalars, _ = _split_scalars(eval_metrics)
-        writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
-        writer.images(step, pictures)
-        logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
-        _write_json(
-          os.path.join(workdir, f"eval_{step}.json"),
-          {"step": step, "split": experiment.data_info.eval_split, **eval_metrics},
-        )
-        if best is not None:
-          if best_metric not in scalars:
-            raise ConfigError(
-              f"config.checkpoint.best_metric={best_metric!r} is not an eval metric; they are {sorted(scalars)}"
-            )
-          value = scalars[best_metric]
-          better = meta["best_value"] is None or (value > meta["best_value"]) == (best_mode == "max")
-          if better:
-            meta["best_value"] = value
-            best.save(state, {**meta, "step": step, "metric": best_metric})
-      if is_last or step % config.checkpoint.every_steps == 0:
-        save(step)
-      writer.flush()
+        is_last = step == experiment.total_steps
+        if is_last or (config.eval_every_steps and step % config.eval_every_steps == 0):
+          _check_finite(pending, restored_from)
+          eval_metrics, pictures = experiment.evaluate(state, experiment.data_info.eval_split)
+          scalars, _ = _split_scalars(eval_metrics)
+          writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
+          writer.images(step, pictures)
+          logging.info("eval at step %d: %s", step, ", ".join(f"{k} {_number(eval_metrics[k])}" for k in scalars))
+          eval_metrics = {"step": step, "split": experiment.data_info.eval_split, **eval_metrics}
+          _write_json(os.path.join(workdir, f"eval_{step}.json"), eval_metrics)
+          if best is not None:
+            if best_metric not in scalars:
+              raise ConfigError(
+                f"config.checkpoint.best_metric={best_metric!r} is not an eval metric; they are {sorted(scalars)}"
+              )
+            value = scalars[best_metric]
+            better = meta["best_value"] is None or (value > meta["best_value"]) == (best_mode == "max")
+            if better:
+              meta["best_value"] = value
+              best.save(state, {**meta, "step": step, "metric": best_metric})
+              logging.info(
+                "Saved the best checkpoint so far (%s %s) to %s", best_metric, _number(value), best.directory
+              )
+        stopping = not is_last and stop.should_stop(step)
+        if is_last or stopping or step % config.checkpoint.every_steps == 0:
+          save(step)
+        writer.flush()
+        if stopping:
+          checkpoints.wait()
+          raise Preempted(
+            f"stopped by SIGTERM after step {step}; saved {checkpoints.directory}/{step}. "
+            "Run the same command again to resume exactly there"
+          )
+  except KeyboardInterrupt:
+    raise Interrupted(
+      f"interrupted (Ctrl-C) at step {step}; the latest complete checkpoint is kept in {checkpoints.directory}. "
+      "Run the same command again to resume from it"
+    ) from None
   finally:
     checkpoints.close()
     if best is not None:
       best.close()
     writer.flush()
   return eval_metrics
+
+
+def _number(value: float) -> str:
+  """Counts as integers, rates with four decimals."""
+  return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
 def evaluate_checkpoint(
@@ -418,8 +541,12 @@ def evaluate_checkpoint(
   split = split or experiment.data_info.eval_split
   state = experiment.restore(workdir, checkpoint)
   step = int(jax.device_get(state.step))
+  subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
+  restored = os.path.join(os.path.abspath(workdir), subdir, str(step))
+  logging.info("Evaluating %s (--checkpoint=%s) on split %r", restored, checkpoint, split)
   metrics, _ = experiment.evaluate(state, split)
   path = os.path.join(workdir, f"eval_{split.replace('/', '_').replace('+', '_')}_step{step}.json")
-  _write_json(path, {"step": step, "split": split, "checkpoint": checkpoint, **metrics})
+  metrics = {"step": step, "split": split, "checkpoint": restored, **metrics}
+  _write_json(path, metrics)
   logging.info("Wrote %s", path)
   return metrics

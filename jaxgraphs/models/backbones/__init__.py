@@ -2,6 +2,8 @@
 
 import functools
 
+from jaxgraphs.errors import ConfigError
+
 from jaxgraphs.models.backbones.densenet import DenseNet
 from jaxgraphs.models.backbones.resnet import ResNet
 from jaxgraphs.models.backbones.vgg import VGG
@@ -17,5 +19,5 @@ BACKBONES = {
 def build_backbone(name: str, **kwargs):
   """The backbone registered as `name` (e.g. 'resnet101', 'densenet121', 'vgg16_bn') with `kwargs` as attributes."""
   if name not in BACKBONES:
-    raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(BACKBONES)}")
+    raise ConfigError(f"config.model.backbone={name!r} is not a known backbone; valid names: {', '.join(BACKBONES)}")
   return BACKBONES[name](**kwargs)
