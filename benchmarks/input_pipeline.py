@@ -10,9 +10,10 @@ augmentation, batch, prefetch), read for `--num_batches` batches after `--warmup
 
 Baseline, measured in the same run: the images/s the multi-label baseline's train step consumes at the same
 input size (configs/baseline_coco.py: ResNet-101 + global average pooling + linear, sigmoid cross-entropy,
-Adam), jitted by the trainer's own `Experiment` on this machine's JAX devices, fed random batches of
-`--model_batch_size`. The pipeline keeps up when its column is the larger one. `--model=none` skips it
-(a ResNet-101 step at 576 px takes seconds per image on a CPU).
+Adam): the trainer's own `Experiment.jit_train_step` on this machine's JAX devices, fed random batches of
+`--model_batch_size` and timed by benchmarks/step_timing.py (median of `--model_steps` steps after the first).
+The pipeline keeps up when its column is the larger one. `--model=none` skips it (a ResNet-101 step at 576 px
+takes seconds per image on a CPU).
 
   python benchmarks/input_pipeline.py                                    # pipeline + ResNet-101 step
   JAX_PLATFORMS=cpu python benchmarks/input_pipeline.py --model=none     # pipeline only
@@ -25,6 +26,7 @@ import argparse
 import io
 import os
 import pathlib
+import sys
 import tempfile
 import time
 
@@ -32,7 +34,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxgraphs.configs import common as config_loader
+if __package__ in (None, ""):  # run as `python benchmarks/input_pipeline.py`: the repository root holds `benchmarks`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import step_timing
 from jaxgraphs.data import pipeline, sources
 
 PP = {
@@ -103,38 +108,22 @@ def pipeline_images_per_second(data_dir: str, size: int, args) -> tuple[float, f
   return args.num_batches * args.batch_size / (time.perf_counter() - start), startup
 
 
-def load_config(path: pathlib.Path):
-  return config_loader.load_config(str(path))
-
-
 def train_step_images_per_second(size: int, args) -> float:
-  """Images/s of the baseline's jitted train step (the trainer's Experiment) on random batches."""
-  import jax
-  from jaxgraphs.training import sharding
-  from jaxgraphs.training.trainer import Experiment
-
-  config = load_config(pathlib.Path(__file__).resolve().parent.parent / "configs" / "baseline_coco.py")
+  """Images/s of the baseline's train step (the trainer's Experiment.jit_train_step) on random batches."""
+  config = step_timing.load_config("baseline_coco")
   config.batch_size = args.model_batch_size
   config.model.backbone = args.model
-  experiment = Experiment(config)
+  from jaxgraphs.training import sharding
+
   rng = np.random.default_rng(0)
-  b = experiment.local_batch_size
+  b = sharding.check_batch_size(args.model_batch_size)  # this process's part
   local = {
     "image": rng.normal(size=(b, size, size, 3)).astype(np.float32),
     "labels": (rng.random((b, NUM_CLASSES)) < 0.05).astype(np.float32),
     "label_weights": np.ones((b, NUM_CLASSES), np.float32),
     "mask": np.ones((b,), np.float32),
   }
-  state = experiment.build_state(local)
-  experiment.compile()
-  batch = sharding.global_batch(local, experiment.mesh)
-  state, metrics = experiment.jit_train_step(state, batch)  # compile
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for _ in range(args.model_steps):
-    state, metrics = experiment.jit_train_step(state, batch)
-  jax.block_until_ready(metrics)
-  return args.model_steps * args.model_batch_size / (time.perf_counter() - start)
+  return step_timing.measure(f"{args.model} baseline", config, local, args.model_steps).images_per_s
 
 
 def main():

@@ -1,0 +1,120 @@
+"""The step benchmarks at their tiny size: each prints its table and times the trainer's own jitted train step
+through benchmarks/step_timing.py (a benchmark that went back to a hand-written step fails here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+from training_helpers import REPO
+
+if REPO not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
+  sys.path.insert(0, REPO)
+
+from benchmarks import linknet_step, rgnet_step, ssgrl_step, step_timing
+from jaxgraphs.training import trainer
+
+
+@pytest.fixture
+def timed_steps(monkeypatch):
+  """Records (experiment, timing, experiments whose own train_step was traced so far) of every step the helper
+  times; `Experiment.train_step` is what `Experiment.compile` jits, so it is traced when the step is lowered."""
+  traced, records = [], []
+  train_step, time_train_step = trainer.Experiment.train_step, step_timing.time_train_step
+
+  def traced_train_step(self, state, batch):
+    traced.append(self)
+    return train_step(self, state, batch)
+
+  def recorded_time_train_step(experiment, state, batch, name, steps=3):
+    timing = time_train_step(experiment, state, batch, name, steps)
+    records.append((experiment, timing, list(traced)))
+    return timing
+
+  monkeypatch.setattr(trainer.Experiment, "train_step", traced_train_step)
+  monkeypatch.setattr(step_timing, "time_train_step", recorded_time_train_step)
+  return records
+
+
+def check_trainer_steps(records, rows, names):
+  """Each printed row is a StepTiming of an Experiment whose own train step was traced for it."""
+  assert [row.name for row in rows] == names
+  assert [timing for _, timing, _ in records] == rows
+  for experiment, timing, traced in records:
+    assert isinstance(experiment, trainer.Experiment), timing.name
+    assert any(other is experiment for other in traced), f"{timing.name}: not the trainer's train step"
+    assert timing.steps == 1 and timing.step_s > 0 and timing.compile_s > 0 and timing.memory.peak > 0
+  # One experiment per row: the rows compare different configs, not one step timed twice.
+  assert len({id(experiment) for experiment, _, _ in records}) == len(rows)
+
+
+def table_rows(output: str, names) -> dict[str, list[str]]:
+  """The table lines of `output` that start with one of `names`, split into columns after the name."""
+  lines = {}
+  for line in output.splitlines():
+    for name in names:
+      if line.startswith(name + "  "):
+        lines[name] = line[len(name) :].split()
+  return lines
+
+
+def check_table(output: str, names, baseline: str):
+  """The helper's table is printed with every row, and the baseline's ratio column reads 1.00."""
+  assert "step_s" not in output and f"over that of '{baseline}'" in output
+  rows = table_rows(output, names)
+  assert sorted(rows) == sorted(names), output
+  assert all(len(columns) == 7 for columns in rows.values()), output
+  assert rows[baseline][-1] == "1.00"
+
+
+@pytest.mark.slow  # ~2 min on a shared 2-core CPU, nearly all of it compiling three tiny train steps
+def test_ssgrl_step_times_the_trainer_step_of_each_row(timed_steps, capsys):
+  rows = ssgrl_step.main(["--tiny", "--reps=1"])
+  names = ["ssgrl", "ssgrl, mask only (baseline 1)", "resnet18 linear (baseline 2)"]
+  check_trainer_steps(timed_steps, rows, names)
+  models = [type(experiment.model).__name__ for experiment, _, _ in timed_steps]
+  assert models == ["SSGRL", "MaskOnlySSGRL", "MultiLabelClassifier"]
+  # The config's optimiser, as the trainer builds it: the stages before layer4 keep no optimiser state.
+  assert all(experiment.config.optimizer.freeze for experiment, _, _ in timed_steps)
+  output = capsys.readouterr().out
+  check_table(output, names, "resnet18 linear (baseline 2)")
+  assert "configs/ssgrl_shapes.py:tiny" in output and "% of the ssgrl step" in output
+  assert ssgrl_step.MASK_ONLY not in ssgrl_step.models.MODELS  # the benchmark's model is not left registered
+
+
+@pytest.mark.slow  # ~1.5 min: two tiny RGNet experiments, a memory analysis each, one timed step
+def test_rgnet_step_times_the_trainer_step_and_analyses_its_memory(timed_steps, capsys):
+  rows = rgnet_step.main(["--tiny", "--graphs=explicit", "--steps=1", "--batch=2"])
+  check_trainer_steps(timed_steps, rows, ["fcn_a_g explicit"])
+  assert timed_steps[0][0].config.model.head.graph_implementation == "explicit"
+  output = capsys.readouterr().out
+  check_table(output, ["fcn_a_g explicit"], "fcn_a_g explicit")
+  memory_rows = [line.split() for line in output.splitlines() if line.startswith("   48 ")]
+  assert [row[3:5] for row in memory_rows] == [["fcn_a", "-"], ["fcn_a_g", "explicit"]]
+  assert memory_rows[0][1] == "6x6" and memory_rows[1][-2] == "1.00"  # 48 px at output stride 8
+
+
+@pytest.mark.slow  # ~1 min: LinkNet and the baseline at the unit tests' widths
+def test_linknet_step_times_the_trainer_step_beside_its_backbone(timed_steps, capsys):
+  rows = linknet_step.main(["--tiny", "--steps=1"])
+  names = ["LinkNet PredCls (tiny widths)", "baseline: tiny VGG + GAP + linear (same input)"]
+  check_trainer_steps(timed_steps, rows, names)
+  linknet, baseline = (experiment for experiment, _, _ in timed_steps)
+  assert (linknet.config.model.name, baseline.config.model.name) == ("linknet", "multilabel_classifier")
+  assert baseline.config.model.backbone_kwargs.to_dict() == linknet.config.model.backbone_kwargs.to_dict()
+  check_table(capsys.readouterr().out, names, names[1])
+
+
+def test_table_gives_each_row_as_a_multiple_of_the_named_baseline():
+  memory = step_timing.Memory(temp=2**20, arguments=2**20, peak=3 * 2**20)
+  fast = step_timing.StepTiming("fast", 4, 1.0, 0.5, 0.25, 3, memory, None, 0.7)
+  slow = dataclasses.replace(fast, name="slow", step_s=1.0, device_peak_bytes=5 * 2**20)
+  lines = step_timing.table([fast, slow], baseline="slow")
+  rows = table_rows("\n".join(lines), ["fast", "slow"])
+  # images/s, s/step, compile s, 1st step s, XLA peak MiB, device peak MiB, x baseline
+  assert rows["fast"] == ["16.000", "0.250", "1.0", "0.50", "3", "-", "0.25"]
+  assert rows["slow"] == ["4.000", "1.000", "1.0", "0.50", "3", "5", "1.00"]
+  assert fast.images_per_s == 16.0
+  with pytest.raises(ValueError, match="baseline 'other' is not one of the rows"):
+    step_timing.table([fast, slow], baseline="other")
