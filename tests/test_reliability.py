@@ -258,6 +258,7 @@ def test_a_failed_save_raises_one_line_and_earlier_checkpoints_stay(tmp_path, mo
   ckpt.close()  # reported once: closing does not raise it again
   errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
   assert errors == [], [r.getMessage()[:200] for r in errors]
+  assert not any(isinstance(f, checkpointing._QuietOrbaxErrors) for f in logging.getLogger("absl").filters)
 
   again = Checkpoints(str(tmp_path), max_to_keep=1)
   assert again.all_steps() == [2]

@@ -10,14 +10,17 @@ Zarr shard index carry CRC32C); the array chunks themselves have no checksum, so
 file restore silently as wrong weights, and a truncated one fails with a TensorStore error. Every save therefore
 records `_CHECKSUMS.json` (size and SHA-256 of each file below the step's item folders). Process 0 writes it from
 Orbax's post-finalisation callback, inside the temporary directory just before Orbax renames it into place, so
-every step that looks complete has its manifest, asynchronous saves included. A step without one (saved before
-manifests existed, or by another tool) is restored unverified, with a warning.
+a run killed before the manifest is written leaves only a temporary directory (ignored, and removed by the next
+run) and every step that looks complete has its manifest, asynchronous saves included. A step without one (saved
+before manifests existed, or by another tool) is restored unverified, with a warning.
 
-`latest_step(verify=True)` and `restore()` of the latest step check the manifest first. A step that does not match
-it, or (single process only) fails to read while an older step reads with the same target, is moved to
-`<checkpoints>/corrupt/<step>` (kept, never deleted; Orbax no longer lists it) with one warning line, and the next
-older step is used. A step requested by number that does not match raises `CheckpointCorruptError`. A step whose
-files match but that fails to read (e.g. a config whose shapes differ) is never moved: its error is raised.
+`latest_step(verify=True)` and `restore()` without a step check the manifests newest first. A step that does not
+match its manifest is moved to `<checkpoints>/corrupt/<step>` (kept, never deleted; Orbax no longer lists it) with
+one warning line naming the step, its path and the reason, and the next older step is used. `restore()` also
+falls back past steps that fail to read, but sets them aside only once an older step has read with the same
+target (single process only; several processes raise the read error): when no step reads, the target is what is
+wrong (e.g. a config with another model) and nothing is moved. A step asked for by number that does not match
+its manifest is set aside and raises `CheckpointCorruptError`; one that fails to read raises Orbax's error.
 
 Failed saves. A save that fails (full disk, no permission) raises one `CheckpointWriteError` with a one-line message
 naming the step, its path and the free space, at the latest when the next `save`, `wait` or `close` runs. Orbax's own
@@ -53,7 +56,7 @@ _READ_CHUNK = 1 << 22
 _ORBAX_DIR = os.path.dirname(ocp.__file__)
 
 
-class CheckpointError(OSError):
+class CheckpointError(RuntimeError):
   """A checkpoint problem whose one-line message the command line prints as `error: ...`."""
 
 
@@ -89,7 +92,6 @@ class Checkpoints:
     self._problems: dict[int, str | None] = {}  # verification verdicts, so that a step is hashed once
     self._barriers = 0
     self._quiet = _QuietOrbaxErrors()
-    logging.get_absl_logger().addFilter(self._quiet)
     # Always Orbax's asynchronous checkpointer: only it runs the callback that records the checksums before the
     # rename. A synchronous save is an asynchronous one waited for at once.
     options = ocp.CheckpointManagerOptions(
@@ -121,7 +123,7 @@ class Checkpoints:
     self._finish()  # a failed earlier save is reported before another one starts
     self._saving = step
     self._problems.pop(step, None)
-    self._quiet.active = True
+    logging.get_absl_logger().addFilter(self._quiet)
     try:
       self._manager.save(
         step,
@@ -131,7 +133,8 @@ class Checkpoints:
         force=True,
       )
     except Exception as error:
-      self._saving, self._quiet.active = None, False
+      self._saving = None
+      logging.get_absl_logger().removeFilter(self._quiet)
       raise self._write_error(step, error) from error
     if not self._async:
       self._finish()
@@ -175,7 +178,6 @@ class Checkpoints:
       self._finish()
     finally:
       self._manager.close()
-      logging.get_absl_logger().removeFilter(self._quiet)
 
   def _finish(self) -> None:
     """Waits for the save in flight and turns its failure into one CheckpointWriteError."""
@@ -185,7 +187,8 @@ class Checkpoints:
       raise self._write_error(self._saving, error) from error
     finally:
       # Cleared only now: Orbax's callback reads it from the background thread until the save is done.
-      self._saving, self._quiet.active = None, False
+      self._saving = None
+      logging.get_absl_logger().removeFilter(self._quiet)
 
   def _record_checksums(self) -> None:
     """Writes the manifest of the step being saved (Orbax calls this on process 0 just before the rename)."""
@@ -303,15 +306,11 @@ class Checkpoints:
 
 
 class _QuietOrbaxErrors(std_logging.Filter):
-  """Drops Orbax's error records while a save is in flight: its failure is raised once as CheckpointWriteError."""
-
-  def __init__(self):
-    super().__init__()
-    self.active = False
+  """On absl's logger while a save is in flight: drops Orbax's error records, the failure is raised once instead."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
-    """False for an Orbax error record logged while a save is in flight."""
-    return not (self.active and record.levelno >= std_logging.ERROR and record.pathname.startswith(_ORBAX_DIR))
+    """False for an error record logged by Orbax."""
+    return not (record.levelno >= std_logging.ERROR and record.pathname.startswith(_ORBAX_DIR))
 
 
 def _covered_files(step_dir: str) -> list[str]:
