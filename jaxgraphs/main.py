@@ -67,6 +67,22 @@ def check_workdir(workdir: str | None) -> str:
   return workdir
 
 
+def check_checkpoint_flag(workdir: str, checkpoint: str) -> None:
+  """Fails in one line, before anything is built, when `--checkpoint` names nothing in `workdir`."""
+  if checkpoint not in ("latest", "best") and not checkpoint.isdigit():
+    raise ConfigError(f"--checkpoint={checkpoint}: expected 'latest', 'best' or a step number")
+  if "://" in workdir:
+    return
+  directory = os.path.join(workdir, "checkpoints_best" if checkpoint == "best" else "checkpoints")
+  if not os.path.isdir(directory):
+    raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist (no run has saved there)")
+  steps = sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+  if not steps:
+    raise ConfigError(f"--checkpoint={checkpoint}: {directory} holds no complete checkpoint")
+  if checkpoint.isdigit() and int(checkpoint) not in steps:
+    raise ConfigError(f"--checkpoint={checkpoint}: no such step in {directory}; it has {steps}")
+
+
 def _config_for_eval(workdir: str):
   """The run's saved config.json, for `--mode=eval` without `--config`."""
   from jaxgraphs.training.run_dirs import config_from_workdir
@@ -95,6 +111,8 @@ def main(argv):
     (config, origin), changed = _config_for_eval(workdir), []
   else:
     raise ConfigError("--config is required, e.g. --config=configs/baseline_shapes.py")
+  if FLAGS.mode == "eval":
+    check_checkpoint_flag(workdir, FLAGS.checkpoint)
   from jaxgraphs.training.defaults import check_config
 
   check_config(config, training=FLAGS.mode == "train")

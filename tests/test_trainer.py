@@ -318,3 +318,68 @@ def test_quickstart_sized_run_learns_far_above_chance(tmp_path, tmp_path_factory
   # Random scores give the mean label frequency as mAP, 0.22 on this split.
   assert result["mAP"] > 0.5, result["mAP"]
   assert "Final evaluation (step 150):" in proc.stdout
+
+
+@pytest.mark.slow  # two command-line runs
+def test_sigterm_saves_exits_75_and_the_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir, reference_run):
+  workdir = str(tmp_path / "preempted")
+  proc = subprocess.Popen(
+    main_command(workdir, data_dir, *STEPS),
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
+  lines = []
+  for line in proc.stdout:  # the handler is in place once the loop announces the first compilation
+    lines.append(line)
+    if "Compiling the train step" in line:
+      proc.send_signal(signal.SIGTERM)
+      break
+  lines += proc.stdout.readlines()
+  assert proc.wait(timeout=600) == 75, "".join(lines[-20:])
+  last = [line for line in lines if line.startswith("error:")]
+  assert len(last) == 1 and "stopped by SIGTERM after step" in last[0], last
+  stopped = int(last[0].split("after step ")[1].split(";")[0])
+  kept = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit())
+  assert stopped < 24 and kept[-1] == stopped
+
+  run_main(workdir, data_dir, *STEPS)
+  a, b = checkpoint_arrays(reference_run, 24), checkpoint_arrays(workdir, 24)
+  assert a.keys() == b.keys()
+  for path in a:
+    np.testing.assert_array_equal(a[path], b[path], err_msg=path)
+
+
+@pytest.mark.slow  # command-line runs
+def test_finished_run_reports_its_last_eval_and_eval_mode_reads_config_json(reference_run, data_dir):
+  import sys
+
+  again = run_main(reference_run, data_dir, *STEPS)
+  with open(os.path.join(reference_run, "eval_24.json")) as f:
+    saved = json.load(f)
+  assert "already finished at step 24" in again.stdout
+  assert "Final evaluation (step 24):" in again.stdout
+  assert f"mAP                      {saved['mAP']:.4f}" in again.stdout
+
+  # No --config: the run's own config.json (its data_dir included).
+  proc = subprocess.run(
+    [sys.executable, "-m", "jaxgraphs.main", f"--workdir={reference_run}", "--mode=eval", "--checkpoint=8"],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stdout[-2000:]
+  restored = os.path.join(reference_run, "checkpoints", "8")
+  assert f"Evaluating {restored} (--checkpoint=8)" in proc.stdout
+  with open(os.path.join(reference_run, "eval_validation_step8.json")) as f:
+    result = json.load(f)
+  assert result["checkpoint"] == restored and result["step"] == 8
+  assert isinstance(result["skipped_images"], int)
+  from jaxgraphs.data.sources import get_source
+
+  assert list(result["per_class_AP"]) == list(get_source("builtin_shapes/tiny").class_names)

@@ -108,7 +108,21 @@ def convert_file(arch: str, src: str, dst: str) -> dict:
   from jaxgraphs.models import backbones  # pylint: disable=import-outside-toplevel
   from jaxgraphs.training import pretrained  # pylint: disable=import-outside-toplevel
 
-  tree = convert_state_dict(read_torch_checkpoint(src), arch)
+  from jaxgraphs.errors import ConfigError  # pylint: disable=import-outside-toplevel
+
+  # Checked before PyTorch is asked for, so a typo is not answered with "install torch".
+  if arch not in backbones.BACKBONES:
+    raise ConfigError(
+      f"--arch={arch} is not a torchvision architecture this project builds: {', '.join(backbones.BACKBONES)}"
+    )
+  if not os.path.isfile(os.path.expanduser(src)):
+    raise ConfigError(f"--src={src}: no such file")
+  if os.path.exists(os.path.expanduser(dst)):
+    raise ConfigError(f"--dst={dst} already exists; give a new directory")
+  try:
+    tree = convert_state_dict(read_torch_checkpoint(src), arch)
+  except ImportError as error:
+    raise ConfigError(str(error)) from None
   classifier = tree["params"].get(classifier_name(arch))
   # A features-only checkpoint (e.g. vgg16_features-amdegroot-88682ab5.pth) matches the FCN form.
   model = backbones.build_backbone(arch, num_classes=classifier["bias"].shape[0] if classifier else None)

@@ -15,6 +15,7 @@ data_dir=...)`. Without `--data_dir`, TFDS uses $TFDS_DATA_DIR or ~/tensorflow_d
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import tensorflow_datasets as tfds
@@ -23,6 +24,7 @@ from etils import epath
 
 from jaxgraphs.data.builders import registry
 from jaxgraphs.data.builders.image_checks import REPORT_FILENAME, read_skip_report
+from jaxgraphs.errors import ConfigError
 
 FLAGS = flags.FLAGS
 
@@ -119,11 +121,30 @@ def prepare(
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not FLAGS.dataset:
-    raise app.UsageError("--dataset is required, e.g. --dataset=ava")
-  builder = make_builder(FLAGS.dataset, FLAGS.data_dir, FLAGS.config_override, FLAGS.config_name)
-  prepare(builder, FLAGS.manual_dir, FLAGS.download_dir, FLAGS.overwrite)
+    raise ConfigError("--dataset is required, e.g. --dataset=ava")
+  manual_dir = FLAGS.manual_dir and os.path.expanduser(FLAGS.manual_dir)
+  if manual_dir and not (os.path.isdir(manual_dir) and os.listdir(manual_dir)):
+    raise ConfigError(
+      f"--manual_dir={FLAGS.manual_dir} does not exist or is empty; it must hold the extracted download "
+      f"(the README, Datasets, lists the files each dataset needs)"
+    )
+  try:
+    builder = make_builder(FLAGS.dataset, FLAGS.data_dir, FLAGS.config_override, FLAGS.config_name)
+  except tfds.core.registered.DatasetNotFoundError:
+    ours = ", ".join(sorted(registry.BUILDER_MODULES))
+    raise ConfigError(
+      f"--dataset={FLAGS.dataset}: no such TFDS dataset (ours: {ours}; or TFDS's, e.g. coco/2014)"
+    ) from None
+  except ValueError as error:  # a bad --config_override
+    raise ConfigError(str(error)) from None
+  try:
+    prepare(builder, manual_dir, FLAGS.download_dir, FLAGS.overwrite)
+  except (AssertionError, FileNotFoundError) as error:
+    # TFDS's manual-download messages run to dozens of lines: the first says what is missing.
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise ConfigError(f"--dataset={FLAGS.dataset}: {first}") from None
 
 
 if __name__ == "__main__":

@@ -25,23 +25,11 @@ def prepare_host() -> None:
   tf.config.set_visible_devices([], "GPU")
 
 
-HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull")
-
-
 def run_app(main) -> None:
-  """`absl.app.run(main)`, except that asking for help exits 0 (absl prints the flags and exits 1)."""
-  import sys
+  """`absl.app.run(main)` for a tool: help exits 0, a ConfigError or Ctrl-C is one `error:` line (jaxgraphs.cli)."""
+  from jaxgraphs import cli
 
-  from absl import app
-
-  asked_for_help = any(arg in HELP_FLAGS for arg in sys.argv[1:])
-  try:
-    app.run(main)
-  except SystemExit as exit_:
-    # With a help flag absl stops while parsing, before `main`, so its exit 1 can only be the help's.
-    if asked_for_help and exit_.code == 1:
-      raise SystemExit(0) from None
-    raise
+  cli.run(main)
 
 
 def log_startup(config_origin: str, changed_keys: list[str]) -> None:

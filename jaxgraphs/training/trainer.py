@@ -312,7 +312,11 @@ def _count_parameters(params) -> int:
 
 
 class _StopRequest:
-  """Turns SIGTERM (what TPU, SLURM and Kubernetes send before preempting) into a flag the loop checks."""
+  """SIGTERM (what TPU, SLURM and Kubernetes send before preempting) as a step at which to save and stop.
+
+  One process: a Python handler sets a flag the loop reads after each step. Several processes: JAX's
+  preemption service (started by `jax.distributed`, it owns SIGTERM there) tells every process the same step.
+  """
 
   def __init__(self):
     self.requested = False
@@ -322,7 +326,7 @@ class _StopRequest:
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self
 
@@ -331,11 +335,10 @@ class _StopRequest:
     logging.warning("SIGTERM received: finishing this step, saving, then stopping")
 
   def should_stop(self, step: int) -> bool:
-    """True on every process at the same step once any process was asked to stop."""
+    """True on every process at the same step once a stop was asked for."""
     if jax.process_count() == 1:
       return self.requested
-    # JAX's preemption sync point: every process learns of a preemption notice at the same step.
-    return multihost_utils.reached_preemption_sync_point(step) or self.requested
+    return multihost_utils.reached_preemption_sync_point(step)
 
   def __exit__(self, *exc):
     import signal
