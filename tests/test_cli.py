@@ -13,6 +13,7 @@ HELP_FLAGS = {
   "jaxgraphs.tools.convert_torchvision": ("--arch", "--src", "--dst"),
   "jaxgraphs.tools.prepare_dataset": ("--dataset", "--manual_dir"),
   "jaxgraphs.tools.word_vectors": ("--glove", "--out"),
+  "jaxgraphs.tools.make_readme_pictures": ("--out", "--steps", "--workdir"),
 }
 
 

@@ -2,6 +2,8 @@
 mapped back onto the photo (boxes round-trip through the real preprocessing), display sizes, titles and
 colour bars present, colour scales fixed, and only the relations above the threshold drawn."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -229,3 +231,22 @@ def test_colour_scales_are_fixed_and_checked():
     display.ColourScale(1.0, 1.0, "flat")
   bar = display.colour_bar(300, scale)
   assert bar.shape == (3 * display.LINE_HEIGHT, 300, 3)
+
+
+def test_readme_pictures_pick_test_images_that_show_something(tmp_path):
+  import json
+
+  from PIL import Image
+
+  from jaxgraphs.data.builders import shapes
+  from jaxgraphs.tools import make_readme_pictures
+
+  images = make_readme_pictures.pick_test_images(str(tmp_path / "tfds"), str(tmp_path))
+  assert sorted(images) == ["linknet", "rgnet", "ssgrl"]
+  with open(tmp_path / "boxes.json") as f:
+    entry = json.load(f)[os.path.basename(images["linknet"])]
+  boxes = np.array(entry["boxes"])
+  assert len(boxes) >= 3 and len(entry["labels"]) == len(boxes)
+  assert (boxes >= 0).all() and (boxes <= 48).all() and (boxes[:, 2:] > boxes[:, :2]).all()
+  assert set(entry["labels"]) <= set(shapes.CATEGORY_NAMES)
+  assert np.asarray(Image.open(images["ssgrl"])).shape == (48, 48, 3)
