@@ -8,16 +8,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-
-from jaxgraphs import models
-from jaxgraphs.models import rgnet
-from jaxgraphs.configs import rgnet as rgnet_configs
-from jaxgraphs.errors import ConfigError
 from training_helpers import config_file
 
+from jaxgraphs import models
+from jaxgraphs.configs import rgnet as rgnet_configs
+from jaxgraphs.errors import ConfigError
+from jaxgraphs.models import rgnet
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_DENSENET = {"growth_rate": 4, "block_config": (1, 1, 1, 1), "num_init_features": 8}
-TINY_HEAD = {"aspp_inter_features": 8, "aspp_out_features": 4, "aspp_rates": (1, 2)}
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
 
 
@@ -31,6 +29,11 @@ def load_config(name, arg=None):
   return config_file(name, arg)
 
 
+def tiny_model(arg=""):
+  """RGNet as configs/rgnet_shapes.py:ARG,tiny builds it: the unit tests' widths (DenseNet by default)."""
+  return models.build_model(load_config("rgnet_shapes", f"{arg},tiny").model, None)
+
+
 STAGES = {
   "fcn": ("fcn",),
   "fcn_a": ("fcn", "aspp"),
@@ -42,7 +45,7 @@ STAGES = {
 
 @pytest.mark.parametrize("variant", sorted(STAGES))
 def test_region_outputs_of_each_variant(variant):
-  shapes = output_shapes(rgnet.RGNet(variant=variant, backbone_kwargs=TINY_DENSENET, head_kwargs=TINY_HEAD))
+  shapes = output_shapes(tiny_model(variant))
   # 40 px at output stride 8 -> 5 x 5 regions.
   expected = {
     "logits": (2, 2),
@@ -57,30 +60,25 @@ def test_region_outputs_of_each_variant(variant):
 
 @pytest.mark.parametrize("kind,outputs", [("binary", 2), ("regression", 1), ("distribution", 10)])
 def test_fc_cnn_is_global_pool_and_fc(kind, outputs):
-  module = rgnet.RGNet(kind=kind, variant="fc_cnn", backbone_kwargs=TINY_DENSENET)
-  shapes = output_shapes(module, size=64)
+  shapes = output_shapes(tiny_model(f"fc_cnn,kind={kind}"), size=64)
   assert shapes["logits"] == (2, outputs)
   assert "region_scores" not in shapes
   assert ("distribution" in shapes) == (kind == "distribution")
 
 
-@pytest.mark.parametrize(
-  "backbone,kwargs",
-  [
-    ("vgg16", {"width": 8, "fc_width": 16, "stage_sizes": (1, 1, 1, 1, 1)}),
-    ("resnet101", {"width": 4, "stage_sizes": (1, 1, 1, 1)}),
-  ],
-)
-def test_other_backbones_at_output_stride_8(backbone, kwargs):
-  module = rgnet.RGNet(backbone=backbone, backbone_kwargs=kwargs, head_kwargs=TINY_HEAD)
+@pytest.mark.parametrize("backbone", ["vgg16", "resnet101"])
+def test_other_backbones_at_output_stride_8(backbone):
+  module = tiny_model(f"backbone={backbone}")
+  assert module.backbone == backbone
   assert output_shapes(module, size=64)["region_scores"] == (2, 8, 8, 2)
   _, variables = jax.eval_shape(module.init_with_output, RNGS, jnp.zeros((1, 64, 64, 3)))
-  if backbone == "vgg16":  # fc6 and fc7 become convolutions (Sec. 4.2)
-    assert variables["params"]["backbone"]["classifier_0"]["kernel"].shape == (7, 7, 64, 16)
+  if backbone == "vgg16":  # fc6 and fc7 become convolutions (Sec. 4.2): 7 x 7 from conv5's 8 x width channels
+    width, fc_width = module.backbone_kwargs["width"], module.backbone_kwargs["fc_width"]
+    assert variables["params"]["backbone"]["classifier_0"]["kernel"].shape == (7, 7, 8 * width, fc_width)
 
 
 def test_densenet121_gives_the_papers_37_by_37_map_and_d_prime():
-  module = rgnet.RGNet()
+  module = models.build_model(load_config("rgnet_ava").model, None)
   images = jnp.zeros((1, 300, 300, 3), jnp.float32)
   outputs, variables = jax.eval_shape(module.init_with_output, RNGS, images)
   assert outputs["region_scores"].shape == (1, 37, 37, 2)
@@ -113,8 +111,9 @@ def test_region_quality_per_kind():
 
 def test_forward_values_query_region_and_similarity_maps():
   # Wide enough that no region's ReLU features are all zero (cosine similarity of a zero vector is 0 here).
-  wider = {"growth_rate": 16, "block_config": (1, 1, 1, 1), "num_init_features": 32}
-  module = rgnet.RGNet(variant="fcn_a_g", backbone_kwargs=wider, head_kwargs=TINY_HEAD)
+  config = load_config("rgnet_shapes", "fcn_a_g,tiny")
+  config.model.backbone_kwargs = {"growth_rate": 16, "block_config": (1, 1, 1, 1), "num_init_features": 32}
+  module = models.build_model(config.model, None)
   images = jnp.asarray(np.random.default_rng(2).normal(size=(2, 40, 40, 3)), jnp.float32)
   outputs, _ = jax.jit(module.init_with_output)(RNGS, images)
   outputs = jax.tree.map(np.asarray, outputs)
