@@ -71,12 +71,12 @@ def check_checkpoint_flag(workdir: str, checkpoint: str) -> None:
   """Fails in one line, before anything is built, when `--checkpoint` names nothing in `workdir`."""
   if checkpoint not in ("latest", "best") and not checkpoint.isdigit():
     raise ConfigError(f"--checkpoint={checkpoint}: expected 'latest', 'best' or a step number")
-  if "://" in workdir:
-    return
-  directory = os.path.join(workdir, "checkpoints_best" if checkpoint == "best" else "checkpoints")
-  if not os.path.isdir(directory):
+  from jaxgraphs.training import run_dirs
+
+  directory = run_dirs.join(workdir, "checkpoints_best" if checkpoint == "best" else "checkpoints")
+  if not run_dirs.is_dir(directory):
     raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist (no run has saved there)")
-  steps = sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+  steps = sorted(int(name) for name in run_dirs.list_dir(directory) if name.isdigit())
   if not steps:
     raise ConfigError(f"--checkpoint={checkpoint}: {directory} holds no complete checkpoint")
   if checkpoint.isdigit() and int(checkpoint) not in steps:
@@ -88,7 +88,7 @@ def _config_for_eval(workdir: str):
   from jaxgraphs.training.run_dirs import config_from_workdir
 
   try:
-    return config_from_workdir(workdir), os.path.join(workdir, "config.json")
+    return config_from_workdir(workdir), workdir.rstrip("/") + "/config.json"
   except FileNotFoundError as error:
     raise ConfigError(f"--mode=eval without --config: {error}") from None
 

@@ -8,8 +8,6 @@ local devices and on several processes joined by `jax.distributed`.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Any
 
@@ -25,7 +23,7 @@ from jaxgraphs import models, tasks
 from jaxgraphs.data import label_priors, pipeline
 from jaxgraphs.errors import ConfigError, Interrupted, Preempted, RunError
 from jaxgraphs.models.backbones.common import implementation_for_platform, kernel_implementation
-from jaxgraphs.training import optimizers, sharding
+from jaxgraphs.training import optimizers, run_dirs, sharding
 from jaxgraphs.training.checkpointing import Checkpoints
 from jaxgraphs.training.summaries import Progress, SummaryWriter
 from jaxgraphs.training.train_state import TrainState
@@ -123,8 +121,8 @@ class Experiment:
     `backbone_init` or `init_from` (the checkpoint replaces them) and compiles the steps.
     """
     subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
-    directory = os.path.abspath(os.path.join(workdir, subdir))
-    if not os.path.isdir(directory):  # checked first: Orbax would create the folder
+    directory = run_dirs.join(run_dirs.absolute(workdir), subdir)
+    if not run_dirs.is_dir(directory):  # checked first: Orbax would create the folder
       raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist")
     if checkpoint not in ("latest", "best") and not str(checkpoint).isdigit():
       raise ConfigError(f"--checkpoint={checkpoint}: expected 'latest', 'best' or a step number")
@@ -286,12 +284,8 @@ def _split_scalars(metrics: dict[str, Any]) -> tuple[dict[str, float], dict[str,
 
 def _write_json(path: str, payload: dict[str, Any]) -> None:
   """Writes JSON atomically (process 0 only), so a reader never sees half a file."""
-  if jax.process_index() != 0:
-    return
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, default=float)
-  os.replace(tmp, path)
+  if jax.process_index() == 0:
+    run_dirs.write_json(path, payload)
 
 
 def _check_finite(pending: list[tuple[int, Any]], restored_from: str | None = None) -> None:
@@ -350,11 +344,8 @@ class _StopRequest:
 
 def _latest_eval(workdir: str, step: int) -> dict[str, Any]:
   """The metrics a finished run wrote at its last step (to report them again on a restart)."""
-  path = os.path.join(workdir, f"eval_{step}.json")
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  path = run_dirs.join(workdir, f"eval_{step}.json")
+  return run_dirs.read_json(path) if run_dirs.exists(path) else {}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -367,8 +358,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   check_config(config)
   experiment = Experiment(config)
-  checkpoint_dir = os.path.join(workdir, "checkpoints")
-  existing = Checkpoints(workdir, max_to_keep=config.checkpoint.keep) if os.path.isdir(checkpoint_dir) else None
+  checkpoint_dir = run_dirs.join(workdir, "checkpoints")
+  existing = Checkpoints(workdir, max_to_keep=config.checkpoint.keep) if run_dirs.is_dir(checkpoint_dir) else None
   resume_step = (existing.latest_step() if existing else None) or 0
 
   def train_stream(step: int) -> pipeline.TrainIterator:
@@ -403,7 +394,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   )
   experiment.compile()
 
-  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    run_dirs.make_dirs(workdir)
   checkpoints = existing or Checkpoints(
     workdir, max_to_keep=config.checkpoint.keep, async_save=config.checkpoint.async_save
   )
@@ -427,7 +419,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if start_step == 0 and jax.process_index() == 0:
     writer.text(0, "config", f"```\n{config}\n```")
     writer.hparams(config.to_dict())
-    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    _write_json(run_dirs.join(workdir, "config.json"), config.to_dict())
   if start_step >= experiment.total_steps:
     logging.info("The run already finished at step %d: reporting its last evaluation", start_step)
     checkpoints.close()
@@ -451,7 +443,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       started = time.perf_counter()
       for step in range(start_step + 1, experiment.total_steps + 1):
         if profile and step == profile[0] and jax.process_index() == 0:
-          jax.profiler.start_trace(os.path.join(workdir, "profile"))
+          jax.profiler.start_trace(run_dirs.join(workdir, "profile"))
         local = next(train_iter)
         if step == start_step + 1:
           writer.images(step, experiment.task.summary_images(local))
@@ -494,7 +486,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           writer.images(step, pictures)
           logging.info("eval at step %d: %s", step, ", ".join(f"{k} {_number(eval_metrics[k])}" for k in scalars))
           eval_metrics = {"step": step, "split": experiment.data_info.eval_split, **eval_metrics}
-          _write_json(os.path.join(workdir, f"eval_{step}.json"), eval_metrics)
+          _write_json(run_dirs.join(workdir, f"eval_{step}.json"), eval_metrics)
           if best is not None:
             if best_metric not in scalars:
               raise ConfigError(
@@ -545,10 +537,10 @@ def evaluate_checkpoint(
   state = experiment.restore(workdir, checkpoint)
   step = int(jax.device_get(state.step))
   subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
-  restored = os.path.join(os.path.abspath(workdir), subdir, str(step))
+  restored = run_dirs.join(run_dirs.absolute(workdir), subdir, str(step))
   logging.info("Evaluating %s (--checkpoint=%s) on split %r", restored, checkpoint, split)
   metrics, _ = experiment.evaluate(state, split)
-  path = os.path.join(workdir, f"eval_{split.replace('/', '_').replace('+', '_')}_step{step}.json")
+  path = run_dirs.join(workdir, f"eval_{split.replace('/', '_').replace('+', '_')}_step{step}.json")
   metrics = {"step": step, "split": split, "checkpoint": restored, **metrics}
   _write_json(path, metrics)
   logging.info("Wrote %s", path)
