@@ -1,5 +1,6 @@
 """Backbones vs torchvision (fixtures from small torchvision networks; no torch needed), shapes, bf16, remat, BN."""
 
+import functools
 import glob
 import json
 import os
@@ -11,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from training_helpers import config_file
 
-from jaxgraphs.models.backbones import DenseNet, ResNet, VGG, build_backbone
-from jaxgraphs.models.backbones import common
+from jaxgraphs.models.backbones import VGG, DenseNet, ResNet, build_backbone, common
 from jaxgraphs.models.backbones.common import adaptive_average_pool
 from jaxgraphs.models.layers.batch_norm import BatchNorm
 from jaxgraphs.tools.convert_torchvision import convert_state_dict
@@ -99,16 +100,16 @@ def test_legacy_densenet_keys_convert_like_current_ones():
 @pytest.mark.parametrize(
   "name, kwargs, size, expected",
   [
-    ("densenet121", dict(output_stride=8), 300, (37, 37, 1024)),
-    ("densenet121", dict(output_stride=16), 300, (18, 18, 1024)),
-    ("densenet121", dict(output_stride=32), 300, (9, 9, 1024)),
-    ("resnet101", dict(output_stride=8), 576, (72, 72, 2048)),
-    ("resnet101", dict(output_stride=16), 576, (36, 36, 2048)),
-    ("resnet101", dict(output_stride=32), 576, (18, 18, 2048)),
-    ("resnet18", dict(output_stride=8), 224, (28, 28, 512)),
-    ("vgg16", dict(output_stride=8), 592, (74, 74, 512)),
-    ("vgg16_bn", dict(output_stride=16, fc_as_conv=True), 592, (37, 37, 4096)),
-    ("vgg16", dict(output_stride=32), 592, (18, 18, 512)),
+    ("densenet121", {"output_stride": 8}, 300, (37, 37, 1024)),
+    ("densenet121", {"output_stride": 16}, 300, (18, 18, 1024)),
+    ("densenet121", {"output_stride": 32}, 300, (9, 9, 1024)),
+    ("resnet101", {"output_stride": 8}, 576, (72, 72, 2048)),
+    ("resnet101", {"output_stride": 16}, 576, (36, 36, 2048)),
+    ("resnet101", {"output_stride": 32}, 576, (18, 18, 2048)),
+    ("resnet18", {"output_stride": 8}, 224, (28, 28, 512)),
+    ("vgg16", {"output_stride": 8}, 592, (74, 74, 512)),
+    ("vgg16_bn", {"output_stride": 16, "fc_as_conv": True}, 592, (37, 37, 4096)),
+    ("vgg16", {"output_stride": 32}, 592, (18, 18, 512)),
   ],
 )
 def test_feature_map_shape_at_output_stride(name, kwargs, size, expected):
@@ -128,12 +129,22 @@ def test_classifier_forms_have_pre_logits_and_logits():
     assert params == {"resnet50": 25_557_032, "densenet121": 7_978_856, "vgg16": 138_357_544}[name]
 
 
+@functools.cache
+def tiny_widths(backbone: str) -> dict:
+  """The unit tests' widths of a backbone family: what configs/rgnet_shapes.py's ',tiny' argument gives it."""
+  return dict(config_file("rgnet_shapes", f"backbone={backbone},tiny").model.backbone_kwargs)
+
+
+# The tiny widths with more depth where a test needs it: a bottleneck ResNet with two blocks in layer4 and a
+# DenseNet with two layers per block, so remat and frozen batch norm act on more than one block of a stage.
 TINY = {
-  "resnet": lambda **kw: ResNet(50, width=4, stage_sizes=(1, 1, 1, 2), output_stride=8, num_classes=3, **kw),
-  "densenet": lambda **kw: DenseNet(
-    growth_rate=4, block_config=(2, 2, 2, 2), num_init_features=8, output_stride=8, num_classes=3, **kw
+  "resnet": lambda **kw: ResNet(
+    50, **{**tiny_widths("resnet101"), "stage_sizes": (1, 1, 1, 2)}, output_stride=8, num_classes=3, **kw
   ),
-  "vgg_bn": lambda **kw: VGG(batch_norm=True, width=4, fc_width=8, stage_sizes=(1, 1, 1, 1, 1), num_classes=3, **kw),
+  "densenet": lambda **kw: DenseNet(
+    **{**tiny_widths("densenet121"), "block_config": (2, 2, 2, 2)}, output_stride=8, num_classes=3, **kw
+  ),
+  "vgg_bn": lambda **kw: VGG(batch_norm=True, **tiny_widths("vgg16"), num_classes=3, **kw),
 }
 
 
@@ -262,13 +273,15 @@ def test_batch_norm_statistics_cover_the_global_batch_when_sharded():
 
 
 def test_vgg_fc_head_takes_any_leading_shape_and_rejects_other_windows():
-  model = VGG(width=4, fc_width=8, stage_sizes=(1, 1, 1, 1, 1), num_classes=3)
+  widths = tiny_widths("vgg16")
+  model = VGG(**widths, num_classes=3)
+  channels, fc_width = 8 * widths["width"], widths["fc_width"]  # conv5's channels, fc6/fc7's
   variables = random_variables(model, jnp.zeros((1, 32, 32, 3)))
-  rois = jax.random.normal(jax.random.key(1), (2, 5, 7, 7, 32))
+  rois = jax.random.normal(jax.random.key(1), (2, 5, 7, 7, channels))
   fc7 = model.apply(variables, rois, method=VGG.fc_head)
-  assert fc7.shape == (2, 5, 8)
-  flat = model.apply(variables, rois.reshape(10, 7, 7, 32), method=VGG.fc_head)
-  assert relative_error(fc7.reshape(10, 8), flat) < 1e-6
+  assert fc7.shape == (2, 5, fc_width)
+  flat = model.apply(variables, rois.reshape(10, 7, 7, channels), method=VGG.fc_head)
+  assert relative_error(fc7.reshape(10, fc_width), flat) < 1e-6
   with pytest.raises(ValueError, match=r"\(\.\.\., 7, 7, C\)"):
     model.apply(variables, rois[..., :6, :6, :], method=VGG.fc_head)
 
@@ -314,10 +327,15 @@ def test_cpu_convolutions_equal_lax_convolution_and_its_gradients(implementation
     assert relative_error(a, e) < 1e-5, name
 
 
-def test_max_pool_matches_reduce_window_values_and_gradients():
+POOLS = [(3, 2, 1), (2, 2, 0), (3, 1, 1)]  # kernel size, stride, padding
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", POOLS)
+def test_max_pool_matches_reduce_window_values_and_gradients(kernel_size, stride, padding):
   x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
-  for kernel_size, stride, padding in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
-    reference = lambda x: jax.lax.reduce_window(  # noqa: E731
+
+  def reference(x):
+    return jax.lax.reduce_window(
       x,
       -jnp.inf,
       jax.lax.max,
@@ -325,49 +343,60 @@ def test_max_pool_matches_reduce_window_values_and_gradients():
       (1, stride, stride, 1),
       ((0, 0), (padding, padding), (padding, padding), (0, 0)),
     )
-    pooled = lambda x: common.max_pool(x, kernel_size, stride, padding, implementation="cpu_matmul")  # noqa: E731
-    np.testing.assert_array_equal(pooled(x), reference(x))
-    np.testing.assert_allclose(
-      jax.grad(lambda x: jnp.sum(pooled(x) ** 2))(x), jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-6
-    )
+
+  def pooled(x):
+    return common.max_pool(x, kernel_size, stride, padding, implementation="cpu_matmul")
+
+  np.testing.assert_array_equal(pooled(x), reference(x))
+  np.testing.assert_allclose(
+    jax.grad(lambda x: jnp.sum(pooled(x) ** 2))(x), jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("size", [6, 20])  # im2col (<= 16x16 outputs) and the tap-matmul kernel gradient
 @pytest.mark.parametrize("kernel_size, stride, dilation", [(3, 1, 1), (3, 2, 2), (7, 2, 1)])
 def test_conv2d_xla_and_cpu_matmul_paths_agree_in_value_and_gradient(size, kernel_size, stride, dilation):
   x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
-  outputs, grads = {}, {}
-  for implementation in ("xla", "cpu_matmul"):
+
+  def output_and_grads(implementation):
     module = common.Conv2d(5, kernel_size, stride, dilation, use_bias=True, implementation=implementation)
     params = module.init(jax.random.key(1), x)
-    loss = lambda params, x: jnp.sum(jnp.sin(module.apply(params, x)))  # noqa: E731
-    outputs[implementation] = module.apply(params, x)
-    grads[implementation] = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+
+    def loss(params, x):
+      return jnp.sum(jnp.sin(module.apply(params, x)))
+
+    return module.apply(params, x), jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+
+  outputs, grads = {}, {}
+  for implementation in ("xla", "cpu_matmul"):
+    outputs[implementation], grads[implementation] = output_and_grads(implementation)
   assert relative_error(outputs["cpu_matmul"], outputs["xla"]) < 1e-5
   for a, e in zip(jax.tree.leaves(grads["cpu_matmul"]), jax.tree.leaves(grads["xla"])):
     assert relative_error(a, e) < 1e-5
 
 
-def test_max_pool_xla_and_cpu_matmul_paths_agree_in_value_and_gradient():
+@pytest.mark.parametrize("kernel_size, stride, padding", POOLS)
+def test_max_pool_xla_and_cpu_matmul_paths_agree_in_value_and_gradient(kernel_size, stride, padding):
   x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
-  for kernel_size, stride, padding in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
-    paths = {
-      name: (lambda x, name=name: common.max_pool(x, kernel_size, stride, padding, implementation=name))
-      for name in ("xla", "cpu_matmul")
-    }
-    np.testing.assert_array_equal(paths["xla"](x), paths["cpu_matmul"](x))
-    np.testing.assert_allclose(
-      jax.grad(lambda x: jnp.sum(paths["xla"](x) ** 2))(x),
-      jax.grad(lambda x: jnp.sum(paths["cpu_matmul"](x) ** 2))(x),
-      rtol=1e-6,
+  paths = {
+    name: functools.partial(
+      common.max_pool, kernel_size=kernel_size, stride=stride, padding=padding, implementation=name
     )
+    for name in ("xla", "cpu_matmul")
+  }
+  np.testing.assert_array_equal(paths["xla"](x), paths["cpu_matmul"](x))
+  np.testing.assert_allclose(
+    jax.grad(lambda x: jnp.sum(paths["xla"](x) ** 2))(x),
+    jax.grad(lambda x: jnp.sum(paths["cpu_matmul"](x) ** 2))(x),
+    rtol=1e-6,
+  )
 
 
 @pytest.mark.parametrize("platform, expected", [("cpu", "cpu_matmul"), ("gpu", "xla"), ("cuda", "xla"), ("tpu", "xla")])
 def test_a_platform_resolves_to_its_kernels_and_the_scope_reaches_every_layer(platform, expected):
   assert common.implementation_for_platform(platform) == expected
   x = jnp.zeros((1, 20, 20, 3))
-  module = ResNet(18, width=4, stage_sizes=(1, 1, 1, 1))
+  module = ResNet(18, **tiny_widths("resnet101"))
   params = jax.eval_shape(module.init, jax.random.key(0), x)
   with common.kernel_implementation(expected):
     jaxpr = str(jax.make_jaxpr(lambda p: jax.grad(lambda p: jnp.sum(module.apply(p, x)["layer4"]))(p))(params))
@@ -377,6 +406,8 @@ def test_a_platform_resolves_to_its_kernels_and_the_scope_reaches_every_layer(pl
 
 
 def test_unknown_kernel_implementation_is_refused():
-  with pytest.raises(ValueError, match="kernel implementation 'cudnn' is not one of"):
-    with common.kernel_implementation("cudnn"):
-      pass
+  with (
+    pytest.raises(ValueError, match="kernel implementation 'cudnn' is not one of"),
+    common.kernel_implementation("cudnn"),
+  ):
+    pass
