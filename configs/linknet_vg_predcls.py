@@ -7,7 +7,8 @@ embedding modules (r = 2, hidden 256), union-box fc7 features, layout embedding 
 image (<= 64 annotated, the rest background), one predicate per pair, flips; SGD 6e-3 (1e-3 per image, batch
 6), momentum 0.9, weight decay 1e-4, gradient norm 5, 9 epochs with lr / 10 after 6 (the reference decays on
 a validation plateau). Evaluated on the 5,000-image val split every epoch (best checkpoint by R@50); the
-paper reports test. What differs from the reference implementation: jaxgraphs/models/linknet.py docstring.
+paper reports test. What differs from the reference implementation: jaxgraphs/models/linknet.py docstring and
+(docs/paper_details.md, What differs from the reimplementation).
 
   python -m jaxgraphs.tools.prepare_dataset --dataset=vg150 --manual_dir=~/vg150_files
   python -m jaxgraphs.tools.convert_torchvision --arch=vgg16 --src=vgg16-397923af.pth --dst=~/weights/vgg16

@@ -3,12 +3,14 @@ r"""SSGRL on MS-COCO 2014 (the paper's Table 1 and, with `:arg`, the Table 5 abl
 ResNet-101 (torchvision's ImageNet weights) + 2x2 average pool + semantic decoupling + GGNN (T=3) + 80 unshared
 classifiers, as in the official code: everything before layer4 frozen (batch norm in inference mode, no
 gradient, no optimiser state), Adam lr 1e-5 (betas 0.9, 0.999, no weight decay), batch 4, the learning rate
-divided by 10 when the training loss plateaus (the paper: "when the error plateaus"; it gives no epoch count,
-20 epochs here). Transforms (the official code's): resize 640x640, random crop of a side from {640, 576, 512, 384,
-320}, resize 576, flip; test: resize 640, center crop 576. GGNN gates: the correct ones (the released code
+divided by 10 when the training loss plateaus (the paper: "when the error plateaus"; the official scripts never
+lower it; the paper gives no epoch count, 20 epochs here). Transforms: the official code's resize 640x640, random
+crop of a side from {640, 576, 512, 384, 320}, resize 576 (test: resize 640, center crop 576), plus a horizontal
+flip that the official code does not have. GGNN gates: the correct ones (a version of the released code
 reuses U_z in the reset gate: `--config.model.shared_reset_gate_bug=True`).
 COCO has no labelled test split: val2014 is the reported set, so nothing is selected on it; the last
 checkpoint is the result (the official code keeps the best val2014 mAP, which is model selection on test).
+More on the official code and where this config departs from it: (docs/paper_details.md, SSGRL training).
 
   # once: ImageNet weights, GloVe class vectors, COCO (TFDS, ~38 GB)
   python -m jaxgraphs.tools.convert_torchvision --arch=resnet101 --src=resnet101-63fe2227.pth --dst=~/weights/resnet101

@@ -2,8 +2,9 @@
 
 Definition (the SSGRL group's later code): A[i, j] = #images with both i and j / #images with i,
 diagonal 1, no threshold. A class without any training image gets the row e_i (1 on the diagonal, 0 elsewhere)
-instead of 0/0. Counts come from a multi-hot NumPy matrix or from one pass over a TFDS split that decodes only the
-label feature; the pass is cached as a .npy of pair counts plus a .json describing it.
+instead of 0/0 (docs/paper_details.md, SSGRL label graph and word vectors). Counts come from a multi-hot NumPy
+matrix or from one pass over a TFDS split that decodes only the label feature; the pass is cached as a .npy of pair
+counts plus a .json describing it.
 """
 
 from __future__ import annotations

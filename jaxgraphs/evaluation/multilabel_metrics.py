@@ -11,7 +11,8 @@ Conventions shared by every function here:
 Ties in the scores: precision and recall are only read at distinct score thresholds, i.e. a group of tied
 entries is retrieved all at once (as scikit-learn does). The result therefore never depends on the order of
 the examples. For tie-free scores this equals the per-rank computation of the SSGRL / VOC devkit code
-exactly; that code instead breaks ties by the (unstable) order of `np.argsort(-scores)`.
+exactly; that code instead breaks ties by the (unstable) order of `np.argsort(-scores)`. Why the area AP and
+not VOC 2007's 11-point AP, and the CF1 / OF1 conventions: (docs/paper_details.md, Multi-label metrics).
 """
 
 from __future__ import annotations

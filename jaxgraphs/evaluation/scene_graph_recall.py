@@ -1,6 +1,6 @@
 """Scene-graph recall (NumPy, host side): R@K, ngR@K, mR@K, zR@K and per-predicate recall.
 
-The standard protocol of neural-motifs / Scene-Graph-Benchmark:
+The standard protocol of neural-motifs / Scene-Graph-Benchmark (docs/paper_details.md, Scene-graph recall):
 
 - Scores. A predicted relation (subject i, object j, predicate p) scores
   `object_score[i] * object_score[j] * predicate_score[pair, p]`, computed in float64.

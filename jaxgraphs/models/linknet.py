@@ -8,7 +8,8 @@ F_ij = fc7(RoIAlign(union of boxes i and j)). Pairs are the ones given (training
 `sample_relation_pairs`) or all ordered pairs of distinct real objects, in the dense layout
 p = subject * N + object (evaluation).
 
-What the inputs mean per mode, as the third-party reimplementation on neural-motifs does it:
+What the inputs mean per mode, as the third-party reimplementation on neural-motifs does it
+(docs/paper_details.md, LinkNet):
 - K0 l_i: the reference feeds softmax(detector logits) of a frozen VG-trained Faster R-CNN in every mode.
   Without such a detector, `label_input='auto'` (default) uses the one-hot ground-truth labels in PredCls
   and, in SGCls, the softmax of an object classifier on f_RoI trained alongside ('detector_logits', its own

@@ -17,7 +17,8 @@ Besides the head's 'logits', the module returns what the aesthetics task draws (
 and, for the rating-distribution kind, 'distribution' (B, num_bins). The feature maps themselves stay on
 the device (a batch of 32 at 37 x 37 x 1280 would be 220 MB per stage).
 
-New layers (the head, FC-CNN's fc) use He initialisation (the paper's "method in [13]").
+New layers (the head, FC-CNN's fc) use He initialisation (the paper's "method in [13]"). What the paper leaves
+open and how the project fills it in: (docs/paper_details.md, RGNet).
 """
 
 from __future__ import annotations

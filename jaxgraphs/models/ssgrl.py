@@ -10,7 +10,8 @@ adjacency is counted on the train split; see jaxgraphs/data/label_priors.py).
 Frozen part (as in the official code): everything before layer4. `frozen_stages` names those stages; the module
 runs their batch norm in inference mode and cuts the gradient at their parameters (so XLA never computes the backward pass
 through them), and the configs also list them in `config.optimizer.freeze` (`freeze_regexes`) so the optimiser
-keeps no state for them.
+keeps no state for them. More on the official code, and where the project departs from it:
+(docs/paper_details.md, SSGRL).
 """
 
 from __future__ import annotations

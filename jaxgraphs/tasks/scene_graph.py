@@ -6,7 +6,7 @@ Loss (eq. 18 with configurable weights), every term a mean over what is real (ma
   + global_weight * BCE(global multi-label head, classes present)  (GCEM; mean over classes and images)
   + detector_weight * CE(object classifier feeding K0 in SGCls) (stands in for the reference's detector).
 The paper's GCEM is "binary sigmoid classifiers" (`global_activation='sigmoid'`, default); the reference code
-applies a softmax over the classes before its BCELoss (`'softmax'`).
+applies a softmax over the classes before its BCELoss (`'softmax'`) (docs/paper_details.md, LinkNet network).
 
 Evaluation: `SceneGraphEvaluator` in the task's mode (R@K, ngR@K, mR@K, zR@K with the training split's
 triplets, per-predicate recall) on GT boxes in the network's input frame (identical boxes on both sides,

@@ -7,7 +7,8 @@ d + len(rates) * out channels (d' = d + 4 * 64 in the paper).
 As in that code, the first block has no leading BN (the backbone ends with its own BN,
 DenseNet's norm5; `first_block_norm=True` adds one), the convolutions have biases, and the
 dropout is channel-wise (torch's Dropout2d: whole feature maps are dropped). That code sets
-BN momentum 3e-4 (torch convention); RGNet does not say, so the default is torch's 0.1.
+BN momentum 3e-4 (torch convention); RGNet does not say, so the default is torch's 0.1
+(docs/paper_details.md, RGNet network).
 """
 
 from __future__ import annotations

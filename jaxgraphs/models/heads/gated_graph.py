@@ -10,8 +10,9 @@ Every W (2D -> D) and U (D -> D) is a linear layer with its own bias, so each su
 Parameter names map to the official ones: update_gate_{w,u} = fc_eq3_{w,u}, reset_gate_{w,u} = fc_eq4_{w,u},
 candidate_{w,u} = fc_eq5_{w,u}.
 
-`shared_reset_gate_bug=True` reproduces the released code, whose reset gate computes W_r a_c + U_z h_c (fc_eq3_u);
-its U_r is then never used, so it is not created here. The authors' later code uses a separate U_r (the default).
+`shared_reset_gate_bug=True` reproduces a version of the released code whose reset gate computes W_r a_c + U_z h_c
+(fc_eq3_u); its U_r is then never used, so it is not created here. Another version of that file and the authors'
+later code use a separate U_r (the default) (docs/paper_details.md, SSGRL network).
 """
 
 from __future__ import annotations
