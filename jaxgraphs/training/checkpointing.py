@@ -48,6 +48,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from jaxgraphs.errors import RunError
 from jaxgraphs.training.train_state import TrainState
 
 MANIFEST = "_CHECKSUMS.json"
@@ -56,8 +57,8 @@ _READ_CHUNK = 1 << 22
 _ORBAX_DIR = os.path.dirname(ocp.__file__)
 
 
-class CheckpointError(RuntimeError):
-  """A checkpoint problem whose one-line message the command line prints as `error: ...`."""
+class CheckpointError(RunError):
+  """A checkpoint problem whose one-line message the command line prints as `error: ...` (exit code 1)."""
 
 
 class CheckpointWriteError(CheckpointError):
