@@ -102,9 +102,15 @@ def write_random_label_graph(config, rng: np.random.Generator) -> None:
   np.fill_diagonal(counts, counts.sum(axis=1))  # each class seen at least as often as any pair it is in
   path = os.path.join(config.model.adjacency_cache_dir, stem)
   np.save(path + ".npy", counts)
-  description = {"dataset": info.tfds_name, "version": version, "split": info.train_split}
+  # The description the data layer compares before it trusts a cached count (label_graph.tfds_cooccurrence_adjacency).
+  description = {
+    "dataset": info.tfds_name,
+    "version": version,
+    "split": info.train_split,
+    "label_key": info.positive_label_key,
+  }
   with open(path + ".json", "w") as f:
-    json.dump({**description, "label_key": info.positive_label_key}, f)
+    json.dump(description, f)
 
 
 def head_seconds(model: ssgrl.SSGRL, images: np.ndarray, reps: int) -> tuple[float, tuple[int, ...]]:
