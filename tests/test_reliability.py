@@ -15,6 +15,7 @@ import pytest
 
 from jaxgraphs.training import checkpointing, sharding
 from jaxgraphs.training.checkpointing import (
+  CORRUPT_SUBDIR,
   MANIFEST,
   CheckpointCorruptError,
   Checkpoints,
@@ -223,6 +224,28 @@ def test_a_step_set_aside_twice_keeps_both_copies(tmp_path):
   ckpt.close()
   assert ckpt.set_aside == [SetAside(2, os.path.join(directory, "corrupt", "2-1"), ckpt.set_aside[0].reason)]
   assert os.path.isdir(os.path.join(directory, "corrupt", "2-1", "state"))
+
+
+def test_a_corrupt_step_that_cannot_be_moved_is_reported_once_and_skipped(tmp_path, monkeypatch, caplog):
+  directory = _save_steps(tmp_path, [1, 2])
+  _truncate(_largest_data_file(os.path.join(directory, "2")))
+  rename = os.rename
+
+  def read_only_rename(source, target):
+    if CORRUPT_SUBDIR in str(target):
+      raise PermissionError(errno.EACCES, "Permission denied", source)
+    rename(source, target)
+
+  monkeypatch.setattr(checkpointing.os, "rename", read_only_rename)
+  caplog.set_level(logging.WARNING)
+  ckpt = Checkpoints(str(tmp_path), max_to_keep=3)
+  assert ckpt.latest_step(verify=True) == 1
+  state, meta = ckpt.restore(_abstract())
+  ckpt.close()
+  _assert_equal_to_saved(state, meta, 1)
+  assert ckpt.all_steps() == [1, 2] and [(s.step, s.path) for s in ckpt.set_aside] == [(2, f"{directory}/2")]
+  (record,) = _our_records(caplog)
+  assert "left in place (cannot move it: Permission denied)" in record.getMessage()
 
 
 def _fail_writing_step(monkeypatch, failing_step):

@@ -92,6 +92,7 @@ class Checkpoints:
     self._saving: int | None = None  # the step whose save may still run in the background
     self._problems: dict[int, str | None] = {}  # verification verdicts, so that a step is hashed once
     self._barriers = 0
+    self._unmovable: set[int] = set()  # corrupt steps that could not be moved (reported once, then skipped)
     self._quiet = _QuietOrbaxErrors()
     # Always Orbax's asynchronous checkpointer: only it runs the callback that records the checksums before the
     # rename. A synchronous save is an asynchronous one waited for at once.
@@ -232,7 +233,7 @@ class Checkpoints:
   def _usable(self, step: int) -> bool:
     """Whether `step` matches its manifest; a step that does not is set aside."""
     problem = self._problem(step)
-    if problem is not None:
+    if problem is not None and step not in self._unmovable:
       self._set_aside([(step, problem)])
     return problem is None
 
@@ -270,22 +271,26 @@ class Checkpoints:
 
   def _set_aside(self, bad: list[tuple[int, str]], log: bool = True) -> list[SetAside]:
     """Moves corrupt steps to `corrupt/` (process 0 only) and lists the steps again on every process."""
-    moved = []
     targets = [self._free_corrupt_path(step) for step, _ in bad]
     self._sync()  # every process has named the targets before process 0 takes them
     for (step, reason), target in zip(bad, targets):
-      source, kept = self.step_directory(step), target
+      source, where = self.step_directory(step), f"kept at {target}"
       if jax.process_index() == 0:
         try:
           os.makedirs(os.path.dirname(target), exist_ok=True)
           os.rename(source, target)
-        except OSError as error:  # e.g. another run's read-only checkpoints: skipped all the same, left in place
-          kept = f"{source} (could not move it: {error.strerror or error})"
+        except OSError as error:  # e.g. another run's read-only checkpoints: skipped all the same
+          where = f"left in place (cannot move it: {error.strerror or error})"
         if log:
-          logging.warning("Checkpoint step %d at %s is corrupt: %s; kept at %s", step, source, reason, kept)
-      moved.append(SetAside(step, kept, reason))
+          logging.warning("Checkpoint step %d at %s is corrupt: %s; %s", step, source, reason, where)
       self._problems[step] = reason
     self._sync()
+    # Seen after the barrier by every process alike, so that all of them skip it from now on.
+    self._unmovable.update(step for step, _ in bad if os.path.lexists(self.step_directory(step)))
+    moved = [
+      SetAside(step, self.step_directory(step) if step in self._unmovable else target, reason)
+      for (step, reason), target in zip(bad, targets)
+    ]
     self._manager.reload()
     self.set_aside.extend(moved)
     return moved
