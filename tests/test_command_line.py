@@ -23,9 +23,9 @@ def main_cli(*args, timeout=120):
 
 
 def assert_one_line(proc, expected: str, *, silent: bool = True):
-  errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
   assert proc.returncode == 2, proc.stderr[-2000:]
-  assert errors == [errors[0]] and errors[0].startswith("error: "), proc.stderr[-2000:]
+  assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr[-2000:]
   assert expected in errors[0], errors[0]
   assert "Traceback" not in proc.stderr
   assert not (silent and proc.stdout.strip()), proc.stdout
@@ -135,3 +135,17 @@ def test_prepare_dataset_with_a_file_missing_names_it(tmp_path):
     "jaxgraphs.tools.prepare_dataset", "--dataset=ava", f"--manual_dir={tmp_path / 'manual'}", f"--data_dir={tmp_path}"
   )
   assert_one_line(proc, f"--dataset=ava: {tmp_path / 'manual' / 'AVA.txt'} not found", silent=False)
+
+
+@pytest.mark.slow  # reads TFDS metadata (about 8 s)
+@pytest.mark.parametrize(
+  "override,expected",
+  [
+    ("--config.data.source=vocc/2007", "config.data.source: unknown source 'vocc/2007'; valid sources: aadb, ava"),
+    ("--config.data.data_dir=/nonexistent/tfds", "config.data.source: voc is not prepared in /nonexistent/tfds/voc"),
+  ],
+)
+def test_dataset_mistakes_are_one_line(tmp_path, override, expected):
+  proc = main_cli("--config=configs/baseline_voc2007.py", f"--workdir={tmp_path / 'run'}", override)
+  assert_one_line(proc, expected, silent=False)
+  assert not (tmp_path / "run").exists()

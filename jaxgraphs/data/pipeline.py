@@ -54,6 +54,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from jaxgraphs.data import image_decoding, sources, transforms
+from jaxgraphs.errors import ConfigError
 from jaxgraphs.data.data_config import default_data_config  # noqa: F401  (part of this module's API)
 
 SKIPPED_KEY = image_decoding.SKIPPED_KEY
@@ -246,13 +247,21 @@ def _process_layout(process_index: int | None, process_count: int | None) -> tup
 
 
 def _read(builder: tfds.core.DatasetBuilder, split) -> tf.data.Dataset:
-  """Raw examples of `split` in file order, images left encoded."""
-  return builder.as_dataset(
-    split=split,
-    decoders={"image": tfds.decode.SkipDecoding()},
-    shuffle_files=False,
-    read_config=tfds.ReadConfig(try_autocache=False),
-  )
+  """Raw examples of `split` in file order, images left encoded; an unprepared dataset fails in one line."""
+  try:
+    return builder.as_dataset(
+      split=split,
+      decoders={"image": tfds.decode.SkipDecoding()},
+      shuffle_files=False,
+      read_config=tfds.ReadConfig(try_autocache=False),
+    )
+  except AssertionError as error:  # TFDS's "could not find data in ... call download_and_prepare()"
+    name = builder.info.name
+    raise ConfigError(
+      f"config.data.source: {name} is not prepared in {builder.data_dir}; prepare it once with "
+      f"`python -m jaxgraphs.tools.prepare_dataset --dataset={name}` (README, Datasets), or point "
+      f"--config.data.data_dir at the TFDS directory that holds it ({str(error).splitlines()[0][:120]})"
+    ) from None
 
 
 def _count(ds: tf.data.Dataset) -> int:

@@ -345,12 +345,6 @@ class Source:
     builder = tfds.builder(self.tfds_name, data_dir=data_dir)
     if download:
       builder.download_and_prepare()
-    elif not builder.is_prepared():
-      raise ConfigError(
-        f"config.data.source: {self.tfds_name} is not prepared in {builder.data_dir}; prepare it once with "
-        f"`python -m jaxgraphs.tools.prepare_dataset --dataset={self.tfds_name}` (README, Datasets), "
-        "or point --config.data.data_dir at the TFDS directory that holds it"
-      )
     return builder
 
   def adapter(self, options) -> Callable[[Mapping], dict]:
