@@ -33,12 +33,16 @@ def bucket_on(root):
   def glob(original, pattern):
     return [p.replace(str(root), BUCKET) for p in original(local(pattern))]
 
+  def walk(original, top, **kwargs):
+    for folder, dirs, files in original(local(top), **kwargs):
+      yield str(folder).replace(str(root), BUCKET), dirs, files
+
   singles = ("exists", "isdir", "listdir", "makedirs", "mkdir", "open", "remove", "rmtree", "stat")
   # With TensorFlow installed epath sends gs:// to tf.io.gfile directly; without it, to the mockable table.
   with (
     mock.patch.object(gpath, "_is_tf_installed", lambda: False),
     epath.testing.mock_epath(
-      **{name: one_path for name in singles}, rename=two_paths, replace=two_paths, copy=two_paths, glob=glob
+      **{name: one_path for name in singles}, rename=two_paths, replace=two_paths, copy=two_paths, glob=glob, walk=walk
     ),
   ):
     yield
@@ -95,3 +99,19 @@ def test_trainer_and_command_line_read_and_write_through_it(bucket):
   main.check_checkpoint_flag(run, "4")
   with pytest.raises(ConfigError, match=r"no such step in gs://bucket/run/checkpoints; it has \[4\]"):
     main.check_checkpoint_flag(run, "8")
+
+
+def test_checkpoint_checksums_are_written_and_checked_in_the_bucket(bucket):
+  from jaxgraphs.training import checkpointing
+
+  step = bucket / "run" / "checkpoints" / "4"
+  os.makedirs(step / "state" / "d")
+  (step / "state" / "d" / "chunk").write_bytes(bytes(range(256)) * 8)
+  (step / "_CHECKPOINT_METADATA").write_text("{}")  # Orbax rewrites it after the manifest: not covered
+  remote = f"{BUCKET}/run/checkpoints/4"
+  checkpointing._write_manifest(remote)
+  manifest = json.loads((step / checkpointing.MANIFEST).read_text())
+  assert list(manifest["files"]) == ["state/d/chunk"] and manifest["files"]["state/d/chunk"]["size"] == 2048
+  assert checkpointing._manifest_problem(remote) is None
+  (step / "state" / "d" / "chunk").write_bytes(bytes(2048))
+  assert "does not match the SHA-256" in checkpointing._manifest_problem(remote)

@@ -16,7 +16,6 @@ with `--out`, written as JSON with the per-run metrics. One process (no multi-ho
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -175,8 +174,9 @@ def main(argv):
     scalars = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
     print(f"{name}: {scalars}")
   if FLAGS.out:
-    with open(os.path.expanduser(FLAGS.out), "w") as f:
-      json.dump(result, f, indent=1, default=float)
+    from jaxgraphs.training import run_dirs
+
+    run_dirs.write_json(run_dirs.absolute(FLAGS.out), result)  # local or gs://
 
 
 if __name__ == "__main__":

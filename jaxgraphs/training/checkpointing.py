@@ -47,8 +47,10 @@ import flax.serialization
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
 from jaxgraphs.errors import RunError
+from jaxgraphs.training import run_dirs
 from jaxgraphs.training.train_state import TrainState
 
 MANIFEST = "_CHECKSUMS.json"
@@ -85,7 +87,7 @@ class Checkpoints:
   """
 
   def __init__(self, workdir: str, *, max_to_keep: int, subdir: str = "checkpoints", async_save: bool = True):
-    self.directory = os.path.abspath(os.path.join(workdir, subdir))
+    self.directory = run_dirs.join(run_dirs.absolute(workdir), subdir)
     self.restored_step: int | None = None
     self.set_aside: list[SetAside] = []
     self._async = async_save
@@ -117,7 +119,7 @@ class Checkpoints:
 
   def step_directory(self, step: int) -> str:
     """Where Orbax keeps the finished checkpoint of `step`."""
-    return os.path.join(self.directory, str(step))
+    return run_dirs.join(self.directory, str(step))
 
   def save(self, state: TrainState, meta: dict[str, Any]) -> None:
     """Starts writing `state` (asynchronously by default) with JSON metadata; raises CheckpointWriteError on failure."""
@@ -195,8 +197,8 @@ class Checkpoints:
   def _record_checksums(self) -> None:
     """Writes the manifest of the step being saved (Orbax calls this on process 0 just before the rename)."""
     step = self._saving
-    pattern = os.path.join(glob.escape(self.directory), f"{step}.orbax-checkpoint-tmp*")
-    unfinished = sorted(glob.glob(pattern), key=os.path.getmtime)
+    pattern = f"{glob.escape(str(step))}.orbax-checkpoint-tmp*"
+    unfinished = [str(p) for p in sorted(epath.Path(self.directory).glob(pattern), key=lambda p: p.stat().mtime)]
     # Without a temporary directory (a storage Orbax commits in place) the step is already at its final path.
     _write_manifest(unfinished[-1] if unfinished else self.step_directory(step))
 
@@ -206,7 +208,7 @@ class Checkpoints:
     try:
       usage = shutil.disk_usage(self.directory)
       space = f"{_size(usage.free)} free of {_size(usage.total)} there"
-    except OSError:
+    except (OSError, ValueError):  # a bucket has no free space to report
       space = "free space unknown"
     try:
       # Orbax already dropped the steps this save would have replaced from its list: list them again.
@@ -223,7 +225,7 @@ class Checkpoints:
     """Why `step` does not match its manifest, or None (also when it has none: then it is restored unverified)."""
     if step not in self._problems:
       path = self.step_directory(step)
-      if os.path.lexists(os.path.join(path, MANIFEST)):
+      if run_dirs.exists(run_dirs.join(path, MANIFEST)):
         self._problems[step] = _manifest_problem(path)
       else:
         logging.warning("Checkpoint %s has no %s (saved without checksums); restoring it unverified", path, MANIFEST)
@@ -277,8 +279,8 @@ class Checkpoints:
       source, where = self.step_directory(step), f"kept at {target}"
       if jax.process_index() == 0:
         try:
-          os.makedirs(os.path.dirname(target), exist_ok=True)
-          os.rename(source, target)
+          run_dirs.make_dirs(target.rsplit("/", 1)[0])
+          epath.Path(source).rename(target)
         except OSError as error:  # e.g. another run's read-only checkpoints: skipped all the same
           where = f"left in place (cannot move it: {error.strerror or error})"
         if log:
@@ -286,7 +288,7 @@ class Checkpoints:
       self._problems[step] = reason
     self._sync()
     # Seen after the barrier by every process alike, so that all of them skip it from now on.
-    self._unmovable.update(step for step, _ in bad if os.path.lexists(self.step_directory(step)))
+    self._unmovable.update(step for step, _ in bad if run_dirs.exists(self.step_directory(step)))
     moved = [
       SetAside(step, self.step_directory(step) if step in self._unmovable else target, reason)
       for (step, reason), target in zip(bad, targets)
@@ -297,9 +299,9 @@ class Checkpoints:
 
   def _free_corrupt_path(self, step: int) -> str:
     """`corrupt/<step>`, or `corrupt/<step>-<n>` when that step was set aside before."""
-    base = os.path.join(self.directory, CORRUPT_SUBDIR, str(step))
+    base = run_dirs.join(self.directory, CORRUPT_SUBDIR, str(step))
     path, n = base, 0
-    while os.path.lexists(path):
+    while run_dirs.exists(path):
       n += 1
       path = f"{base}-{n}"
     return path
@@ -321,19 +323,19 @@ class _QuietOrbaxErrors(std_logging.Filter):
 
 def _covered_files(step_dir: str) -> list[str]:
   """Paths (relative to `step_dir`) of the files a manifest covers: all of them below the item folders."""
+  root = epath.Path(step_dir)
   files = []
-  for folder, subfolders, names in os.walk(step_dir):
-    subfolders.sort()
+  for folder, _, names in root.walk():
     # Files directly in the step folder are Orbax's step metadata, which it rewrites after the manifest is taken.
-    if folder != step_dir:
-      files.extend(os.path.relpath(os.path.join(folder, name), step_dir) for name in sorted(names))
-  return files
+    if epath.Path(folder) != root:
+      files.extend(str((epath.Path(folder) / name).relative_to(root)) for name in names)
+  return sorted(files)
 
 
 def _sha256(path: str) -> str:
   """Hex SHA-256 of a file, read in chunks."""
   digest = hashlib.sha256()
-  with open(path, "rb") as f:
+  with epath.Path(path).open("rb") as f:
     while chunk := f.read(_READ_CHUNK):
       digest.update(chunk)
   return digest.hexdigest()
@@ -343,28 +345,28 @@ def _write_manifest(step_dir: str) -> None:
   """Records size and SHA-256 of every covered file in `step_dir/_CHECKSUMS.json`."""
   files = {}
   for name in _covered_files(step_dir):
-    path = os.path.join(step_dir, name)
-    files[name] = {"size": os.path.getsize(path), "sha256": _sha256(path)}
-  tmp = os.path.join(step_dir, MANIFEST + ".tmp")
-  with open(tmp, "w") as f:
+    path = run_dirs.join(step_dir, name)
+    files[name] = {"size": epath.Path(path).stat().length, "sha256": _sha256(path)}
+  tmp = run_dirs.join(step_dir, MANIFEST + ".tmp")
+  with epath.Path(tmp).open("w") as f:
     json.dump({"version": 1, "files": files}, f, indent=1)
     f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, os.path.join(step_dir, MANIFEST))
+    if not run_dirs.is_remote(tmp):
+      os.fsync(f.fileno())  # on disk before Orbax renames the step into place
+  epath.Path(tmp).replace(run_dirs.join(step_dir, MANIFEST))
 
 
 def _manifest_problem(step_dir: str) -> str | None:
   """The first way `step_dir` differs from its manifest, or None."""
   try:
-    with open(os.path.join(step_dir, MANIFEST)) as f:
-      files = json.load(f)["files"]
+    files = run_dirs.read_json(run_dirs.join(step_dir, MANIFEST))["files"]
     expected = {str(name): (int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()}
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
     return f"its {MANIFEST} is unreadable ({_one_line(error)})"
   for name, (size, digest) in sorted(expected.items()):
-    path = os.path.join(step_dir, name)
+    path = run_dirs.join(step_dir, name)
     try:
-      actual = os.path.getsize(path)
+      actual = epath.Path(path).stat().length
       if actual != size:
         return f"{name} has {actual} bytes, {size} were written"
       if _sha256(path) != digest:

@@ -359,8 +359,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   check_config(config)
   experiment = Experiment(config)
   checkpoint_dir = run_dirs.join(workdir, "checkpoints")
-  existing = Checkpoints(workdir, max_to_keep=config.checkpoint.keep) if run_dirs.is_dir(checkpoint_dir) else None
-  resume_step = (existing.latest_step() if existing else None) or 0
+  existing = None
+  if run_dirs.is_dir(checkpoint_dir):
+    existing = Checkpoints(workdir, max_to_keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
+  # Verified: a step whose files do not match the checksums of its save is set aside here, and the run resumes
+  # from the newest good one.
+  resume_step = (existing.latest_step(verify=True) if existing else None) or 0
 
   def train_stream(step: int) -> pipeline.TrainIterator:
     # The stream starts where the checkpoint stopped; its element spec gives the state's shapes.
@@ -412,7 +416,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     state, meta = checkpoints.restore(experiment.abstract_state)
     restored_step = int(jax.device_get(state.step))
     restored_from = f"{checkpoints.directory}/{restored_step}"
-    logging.info("Resumed from %s", restored_from)
+    logging.info("Resumed from %s at %s", checkpoints.directory, checkpoints.describe_restore())
     if restored_step != resume_step:  # the latest step could not be read: continue from the one restored
       resume_step, train_iter = restored_step, train_stream(restored_step)
   start_step = int(jax.device_get(state.step))
