@@ -68,19 +68,20 @@ def check_table(output: str, names, baseline: str):
   assert rows[baseline][-1] == "1.00"
 
 
-@pytest.mark.slow  # ~2 min on a shared 2-core CPU, nearly all of it compiling three tiny train steps
-def test_ssgrl_step_times_the_trainer_step_of_each_row(timed_steps, capsys):
-  rows = ssgrl_step.main(["--tiny", "--reps=1"])
-  names = ["ssgrl", "ssgrl, mask only (baseline 1)", "resnet18 linear (baseline 2)"]
-  check_trainer_steps(timed_steps, rows, names)
-  models = [type(experiment.model).__name__ for experiment, _, _ in timed_steps]
-  assert models == ["SSGRL", "MaskOnlySSGRL", "MultiLabelClassifier"]
-  # The config's optimiser, as the trainer builds it: the stages before layer4 keep no optimiser state.
-  assert all(experiment.config.optimizer.freeze for experiment, _, _ in timed_steps)
-  output = capsys.readouterr().out
-  check_table(output, names, "resnet18 linear (baseline 2)")
-  assert "configs/ssgrl_shapes.py:tiny" in output and "% of the ssgrl step" in output
-  assert ssgrl_step.MASK_ONLY not in ssgrl_step.models.MODELS  # the benchmark's model is not left registered
+@pytest.mark.parametrize("module", [ssgrl_step, rgnet_step, linknet_step], ids=lambda m: m.__name__)
+def test_step_benchmarks_build_experiments_and_write_no_step_of_their_own(module):
+  # The in-process runs below check RGNet and LinkNet end to end; SSGRL's three tiny experiments take minutes
+  # to compile, so for all three this reads the source: no loss-and-update code of their own (a plain
+  # `jax.grad` of the SSGRL head alone is its backbone/head time split, not a train step).
+  import ast
+  import inspect
+
+  tree = ast.parse(inspect.getsource(module))
+  names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+  assert "time_train_step" in names or "measure" in names, "must time through benchmarks/step_timing.py"
+  assert not names & {"value_and_grad", "apply_updates", "adam", "adamw", "sgd", "build_optimizer"}, names
+  imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+  assert "step_timing" in imported
 
 
 @pytest.mark.slow  # ~1.5 min: two tiny RGNet experiments, a memory analysis each, one timed step
