@@ -36,8 +36,15 @@ def parse_flags(argv: list[str], explain: Callable[[Exception], str] | None = No
 def run(main: Callable[[list[str]], None], explain: Callable[[Exception], str] | None = None) -> None:
   """Runs `main` under absl with one-line errors; `explain` rewords flag-parsing errors (e.g. naming a key)."""
   asked_for_help = any(arg in HELP_FLAGS for arg in sys.argv[1:])
+
+  def main_with_usage_errors_as_config_errors(argv):
+    try:
+      return main(argv)
+    except app.UsageError as error:  # absl would print the whole flag help for it
+      raise ConfigError(str(error)) from None
+
   try:
-    app.run(main, flags_parser=lambda argv: parse_flags(argv, explain))
+    app.run(main_with_usage_errors_as_config_errors, flags_parser=lambda argv: parse_flags(argv, explain))
   except SystemExit as exit_:
     # With a help flag absl stops while parsing, before `main`, so its exit 1 can only be the help's.
     if asked_for_help and exit_.code == 1:

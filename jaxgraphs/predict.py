@@ -39,6 +39,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from jaxgraphs.errors import ConfigError
 from jaxgraphs.training.run_dirs import config_from_workdir, resolve_checkpoint
 
 FLAGS = flags.FLAGS
@@ -220,24 +221,25 @@ def main(argv):
   try:
     config = FLAGS.config if FLAGS.config is not None else config_from_workdir(resolve_checkpoint(FLAGS.checkpoint)[0])
     failed = predict(config, FLAGS.checkpoint, image_paths, FLAGS.out_dir, FLAGS.boxes)
-  except FileNotFoundError as error:
-    raise SystemExit(f"error: {error}") from None
+  except FileNotFoundError as error:  # no such run, checkpoint or config.json: a usage mistake
+    raise ConfigError(str(error)) from None
   if failed:
     raise SystemExit(1)
 
 
 def run():
-  """Entry point: configuration mistakes become one line, as in jaxgraphs.main."""
-  from jaxgraphs.errors import ConfigError
+  """Entry point: mistakes become one line and exit 2, as in jaxgraphs.main (jaxgraphs.cli)."""
   from jaxgraphs.training.runtime import run_app
 
   define_flags()
   try:
     run_app(main)
   except ValueError as error:
-    if not (isinstance(error, ConfigError) or str(error).startswith("config.")):
+    if not str(error).startswith("config."):  # by convention a message naming its config key is a mistake
       raise
-    raise SystemExit(f"error: {error}") from None
+    from jaxgraphs import cli
+
+    cli.fail(str(error))
 
 
 if __name__ == "__main__":

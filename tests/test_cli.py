@@ -58,7 +58,7 @@ def test_importing_the_entry_points_defines_no_flags():
 def test_fused_eval_reaches_the_run_and_names_what_is_missing(tmp_path):
   # Its evaluation path imports the prediction helpers; that once redefined --checkpoint and failed every call.
   proc = run_module("jaxgraphs.tools.fused_eval", f"--workdir={tmp_path}")
-  assert proc.returncode == 1, proc.stdout[-3000:]
+  assert proc.returncode == 2, proc.stdout[-3000:]
   assert proc.stdout.strip().splitlines()[-1] == (
     f"error: {tmp_path}/config.json does not exist; pass --config=configs/<the training config>.py"
   )
@@ -68,5 +68,14 @@ def test_predict_without_a_run_is_one_line(tmp_path):
   image = tmp_path / "image.png"
   image.write_bytes(b"")
   proc = run_module("jaxgraphs.predict", f"--checkpoint={tmp_path / 'nowhere'}", str(image))
-  assert proc.returncode == 1, proc.stdout[-3000:]
+  assert proc.returncode == 2, proc.stdout[-3000:]
   assert proc.stdout.strip().splitlines()[-1].startswith(f"error: --checkpoint={tmp_path / 'nowhere'}: no checkpoint")
+
+
+@pytest.mark.slow  # imports TensorFlow and generates the tiny built-in dataset (about 10 s)
+def test_prepare_dataset_prepares_the_builtin_data(tmp_path):
+  proc = run_module("jaxgraphs.tools.prepare_dataset", "--dataset=builtin_shapes/tiny", f"--data_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stdout[-3000:]
+  summary = [line for line in proc.stdout.splitlines() if line.startswith("builtin_shapes/tiny/")][-1]
+  assert "train 256, validation 128, test 128 examples" in summary, summary
+  assert (tmp_path / "builtin_shapes" / "tiny").is_dir()

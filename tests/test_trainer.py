@@ -383,3 +383,27 @@ def test_finished_run_reports_its_last_eval_and_eval_mode_reads_config_json(refe
   from jaxgraphs.data.sources import get_source
 
   assert list(result["per_class_AP"]) == list(get_source("builtin_shapes/tiny").class_names)
+
+
+@pytest.mark.slow  # a command-line run
+def test_ctrl_c_is_one_line_exit_130_and_says_how_to_resume(tmp_path, data_dir):
+  workdir = str(tmp_path / "interrupted")
+  proc = subprocess.Popen(
+    main_command(workdir, data_dir, *STEPS),
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
+  lines = []
+  for line in proc.stdout:
+    lines.append(line)
+    if "Compiling the train step" in line:
+      proc.send_signal(signal.SIGINT)
+      break
+  lines += proc.stdout.readlines()
+  assert proc.wait(timeout=600) == 130, "".join(lines[-20:])
+  errors = [line for line in lines if line.startswith("error:")]
+  assert len(errors) == 1 and "interrupted (Ctrl-C) at step" in errors[0] and "again to resume" in errors[0]
+  assert not any("Traceback" in line for line in lines)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 
 import numpy as np
 from absl import app, flags, logging
+
+from jaxgraphs.errors import ConfigError
 
 FLAGS = flags.FLAGS
 
@@ -162,8 +163,8 @@ def main(argv):
   try:
     runs = [run_probabilities(w, FLAGS.checkpoint, FLAGS.split, FLAGS.ten_crop) for w in workdirs]
     fused = fuse(runs, workdirs)
-  except (FileNotFoundError, ValueError) as error:
-    sys.exit(f"error: {error}")
+  except (FileNotFoundError, ValueError) as error:  # no such run or checkpoint, runs that do not match
+    raise ConfigError(str(error)) from None
   result = {
     "ten_crop": FLAGS.ten_crop,
     "workdirs": workdirs,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +24,7 @@ from jaxgraphs.data.label_graph import class_label_feature, default_label_key
 
 # Re-exported: the tool's users load what it writes with these.
 from jaxgraphs.data.label_priors import DEFAULT_ALIASES, MAKE_COMMAND, class_words, load_word_vectors  # noqa: F401
+from jaxgraphs.errors import ConfigError
 
 MISSING_POLICIES = ("error", "zero", "random")
 
@@ -191,8 +191,8 @@ def main(argv):
     vectors, report = build_word_vectors(
       names, FLAGS.glove, FLAGS.dim, FLAGS.missing, parse_aliases(FLAGS.aliases), FLAGS.seed
     )
-  except (ValueError, KeyError, OSError) as error:
-    sys.exit(f"error: {error}")
+  except (ValueError, KeyError, OSError) as error:  # a bad GloVe file, class list or output path
+    raise ConfigError(str(error)) from None
   json_path = save_word_vectors(FLAGS.out, vectors, report)
   for name, words in report["missing_words"].items():
     print(
