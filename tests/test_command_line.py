@@ -10,9 +10,10 @@ import pytest
 from training_helpers import REPO, cpu_env
 
 
-def main_cli(*args, timeout=120):
+def tool_cli(module, *args, timeout=120):
+  """Runs `python -m module args` from the repository; stdout and stderr kept apart."""
   return subprocess.run(
-    [sys.executable, "-m", "jaxgraphs.main", *args],
+    [sys.executable, "-m", module, *args],
     cwd=REPO,
     env=cpu_env(),
     stdout=subprocess.PIPE,
@@ -20,6 +21,10 @@ def main_cli(*args, timeout=120):
     text=True,
     timeout=timeout,
   )
+
+
+def main_cli(*args):
+  return tool_cli("jaxgraphs.main", *args)
 
 
 def assert_one_line(proc, expected: str, *, silent: bool = True):
@@ -95,18 +100,6 @@ def test_eval_checkpoint_that_does_not_exist(tmp_path, checkpoint, expected):
   )
   assert_one_line(proc, expected)
   assert sorted(os.listdir(tmp_path / "run")) == ["checkpoints"]
-
-
-def tool_cli(module, *args, timeout=120):
-  return subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=REPO,
-    env=cpu_env(),
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    timeout=timeout,
-  )
 
 
 def test_convert_torchvision_checks_the_architecture_before_asking_for_pytorch(tmp_path):

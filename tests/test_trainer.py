@@ -320,9 +320,9 @@ def test_quickstart_sized_run_learns_far_above_chance(tmp_path, tmp_path_factory
   assert "Final evaluation (step 150):" in proc.stdout
 
 
-@pytest.mark.slow  # two command-line runs
-def test_sigterm_saves_exits_75_and_the_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir, reference_run):
-  workdir = str(tmp_path / "preempted")
+def signalled_run(workdir: str, data_dir: str, signum: int) -> tuple[int, list[str]]:
+  """Runs the command line and sends `signum` when the loop announces its first compilation (the SIGTERM
+  handler is in place by then); returns the exit code and the output lines."""
   proc = subprocess.Popen(
     main_command(workdir, data_dir, *STEPS),
     cwd=REPO,
@@ -332,13 +332,20 @@ def test_sigterm_saves_exits_75_and_the_resumed_run_equals_an_uninterrupted_one(
     text=True,
   )
   lines = []
-  for line in proc.stdout:  # the handler is in place once the loop announces the first compilation
+  for line in proc.stdout:
     lines.append(line)
     if "Compiling the train step" in line:
-      proc.send_signal(signal.SIGTERM)
+      proc.send_signal(signum)
       break
   lines += proc.stdout.readlines()
-  assert proc.wait(timeout=600) == 75, "".join(lines[-20:])
+  return proc.wait(timeout=600), lines
+
+
+@pytest.mark.slow  # two command-line runs
+def test_sigterm_saves_exits_75_and_the_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir, reference_run):
+  workdir = str(tmp_path / "preempted")
+  code, lines = signalled_run(workdir, data_dir, signal.SIGTERM)
+  assert code == 75, "".join(lines[-20:])
   last = [line for line in lines if line.startswith("error:")]
   assert len(last) == 1 and "stopped by SIGTERM after step" in last[0], last
   stopped = int(last[0].split("after step ")[1].split(";")[0])
@@ -387,23 +394,8 @@ def test_finished_run_reports_its_last_eval_and_eval_mode_reads_config_json(refe
 
 @pytest.mark.slow  # a command-line run
 def test_ctrl_c_is_one_line_exit_130_and_says_how_to_resume(tmp_path, data_dir):
-  workdir = str(tmp_path / "interrupted")
-  proc = subprocess.Popen(
-    main_command(workdir, data_dir, *STEPS),
-    cwd=REPO,
-    env=cpu_env(),
-    stdout=subprocess.PIPE,
-    stderr=subprocess.STDOUT,
-    text=True,
-  )
-  lines = []
-  for line in proc.stdout:
-    lines.append(line)
-    if "Compiling the train step" in line:
-      proc.send_signal(signal.SIGINT)
-      break
-  lines += proc.stdout.readlines()
-  assert proc.wait(timeout=600) == 130, "".join(lines[-20:])
+  code, lines = signalled_run(str(tmp_path / "interrupted"), data_dir, signal.SIGINT)
+  assert code == 130, "".join(lines[-20:])
   errors = [line for line in lines if line.startswith("error:")]
   assert len(errors) == 1 and "interrupted (Ctrl-C) at step" in errors[0] and "again to resume" in errors[0]
   assert not any("Traceback" in line for line in lines)
