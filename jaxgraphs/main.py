@@ -39,15 +39,32 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with 
 
 
 def _start_distributed():
+  """Joins a multi-process run (`jax.distributed`) and arms the dead-peer watch (jaxgraphs/training/peers.py).
+
+  When a process dies (killed, crashed), every other one stops within about a second: one line
+  `error: process J of N stopped (lost connection: ...); the last complete checkpoint is <workdir>/checkpoints/<step>;
+  rerun the same command to resume`, exit code 75, without waiting in JAX's shutdown barrier. Timeouts, in seconds,
+  from the environment (launch/local_multiprocess.py sets them from its flags of the same names):
+    JAXGRAPHS_HEARTBEAT_TIMEOUT (default 10; JAX's is 100): a process whose heartbeats stop for this long (frozen,
+      unreachable: its sockets stay open) is declared dead by JAX's coordination service, which aborts the others.
+    JAXGRAPHS_SHUTDOWN_TIMEOUT (default 60; JAX's is 300): how long an exiting process waits for the others at
+      the shutdown barrier, e.g. one that failed alone while the others wait in a collective for it.
+  """
+  if not (FLAGS.coordinator_address or FLAGS.distributed):
+    return
   import jax
 
+  from jaxgraphs.training import peers
+
+  timeouts = peers.timeouts_from_environment()
   if FLAGS.coordinator_address:
     # Only affects the CPU backend (collectives across processes there); asking for the backend here
     # would initialise it before jax.distributed, which JAX forbids.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  elif FLAGS.distributed:
-    jax.distributed.initialize()
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, **timeouts)
+  else:
+    jax.distributed.initialize(**timeouts)
+  peers.watch(FLAGS.workdir, training=FLAGS.mode == "train")
 
 
 def check_workdir(workdir: str | None) -> str:
