@@ -91,6 +91,73 @@ def test_timeouts_come_from_the_environment(monkeypatch):
     peers.timeouts_from_environment()
 
 
+# One process of a pretend run: the lifeline alone (no JAX), with a key-value store made of files. It says when
+# its lifeline is up (process 0: once every other process has said hello), then waits to be stopped.
+LIFELINE_PROCESS = textwrap.dedent(
+  """
+  import os, sys, threading, time
+
+  from jaxgraphs.training import peers
+
+  class FileStore:
+    def key_value_set(self, key, value):
+      path = os.path.join(folder, key.replace("/", "_"))
+      with open(path + ".tmp", "w") as f:
+        f.write(value)
+      os.replace(path + ".tmp", path)
+
+    def blocking_key_value_get(self, key, timeout_in_ms):
+      path = os.path.join(folder, key.replace("/", "_"))
+      while not os.path.exists(path):
+        time.sleep(0.01)
+      return open(path).read()
+
+  me, count, folder = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+  watch = peers._Watch(FileStore(), "127.0.0.1:1", me, count, lambda: "the checkpoint words")
+  threading.Thread(target=watch.run, daemon=True).start()
+  watch.connected.wait()
+  while me == 0 and sorted(p for p in watch._peers.values() if p is not None) != list(range(1, count)):
+    time.sleep(0.01)
+  open(os.path.join(folder, f"ready_{me}"), "w").close()
+  time.sleep(120)
+  """
+)
+
+
+@pytest.mark.parametrize("victim", [1, 0])
+def test_lifeline_tells_every_survivor_which_process_died(tmp_path, victim):
+  env = dict(os.environ, PYTHONPATH=REPO)
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "-c", LIFELINE_PROCESS, str(i), "3", str(tmp_path)],
+      env=env,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(3)
+  ]
+  try:
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready_{i}").exists() for i in range(3)):
+      assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "the lifelines did not come up"
+      time.sleep(0.05)
+    procs[victim].kill()
+    killed = time.monotonic()
+    survivors = [p for i, p in enumerate(procs) if i != victim]
+    codes = [p.wait(timeout=30) for p in survivors]
+    seconds = time.monotonic() - killed
+    lines = [p.stderr.read().splitlines() for p in survivors]
+  finally:
+    for p in procs:
+      p.kill()
+      p.wait()
+  assert codes == [75, 75] and seconds < 5, (codes, seconds, lines)
+  for words in lines:
+    assert len(words) == 1 and words[0].startswith(f"error: process {victim} of 3 stopped (lost connection: "), words
+    assert words[0].endswith("); the checkpoint words"), words
+
+
 # A stand-in for jaxgraphs.main, so that the launcher's own behaviour is tested in about a second: each process
 # writes its pid, then does what --do_<its id> says.
 FAKE_CHILD = textwrap.dedent(
