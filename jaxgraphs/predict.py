@@ -217,9 +217,10 @@ def main(argv):
     raise app.UsageError("--checkpoint is required (a workdir, its checkpoints/ folder or a step folder)")
   from jaxgraphs.training.runtime import prepare_host
 
-  prepare_host()
   try:
+    # Checked before TensorFlow and JAX start, so a wrong path is reported at once.
     config = FLAGS.config if FLAGS.config is not None else config_from_workdir(resolve_checkpoint(FLAGS.checkpoint)[0])
+    prepare_host()
     failed = predict(config, FLAGS.checkpoint, image_paths, FLAGS.out_dir, FLAGS.boxes)
   except FileNotFoundError as error:  # no such run, checkpoint or config.json: a usage mistake
     raise ConfigError(str(error)) from None

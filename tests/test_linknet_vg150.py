@@ -45,6 +45,7 @@ def test_train_step_and_evaluation_on_fake_vg150(fake_vg150, monkeypatch, tmp_pa
   config.model.update(embed_dim=8, hidden_dim=16, geometry_dim=8, union_chunk_size=2048)
   config.batch_size = 2
   config.total_steps = 1
+  config.allow_random_frozen_backbone = True  # a unit test: no ImageNet weights
   config.log_every_steps = 1
   config.data.shuffle_buffer = 4
   metrics = trainer.train_and_evaluate(config, str(tmp_path))

@@ -253,6 +253,7 @@ def test_missing_word_vectors_fail_with_the_command_that_makes_them(tmp_path):
       "--config=configs/ssgrl_coco.py",
       f"--workdir={tmp_path / 'run'}",
       f"--config.model.word_vectors={missing}",
+      "--config.allow_random_frozen_backbone=True",  # else the missing ImageNet weights are reported first
     ],
     cwd=REPO,
     env=cpu_env(),

@@ -156,12 +156,15 @@ def main(argv):
   """Evaluates every run, fuses them and prints the metrics."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from jaxgraphs.training import run_dirs
   from jaxgraphs.training.runtime import prepare_host
 
-  prepare_host()
-  workdirs = [os.path.abspath(os.path.expanduser(w)) for w in FLAGS.workdir]
+  workdirs = [run_dirs.absolute(w) for w in FLAGS.workdir]
   try:
-    runs = [run_probabilities(w, FLAGS.checkpoint, FLAGS.split, FLAGS.ten_crop) for w in workdirs]
+    # Read before TensorFlow and JAX start, so a wrong path is reported at once.
+    configs = [run_dirs.config_from_workdir(w) for w in workdirs]
+    prepare_host()
+    runs = [run_probabilities(w, FLAGS.checkpoint, FLAGS.split, FLAGS.ten_crop, c) for w, c in zip(workdirs, configs)]
     fused = fuse(runs, workdirs)
   except (FileNotFoundError, ValueError) as error:  # no such run or checkpoint, runs that do not match
     raise ConfigError(str(error)) from None
