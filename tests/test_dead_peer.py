@@ -281,6 +281,7 @@ def test_when_process_1_is_killed_process_0_stops_within_seconds_naming_it(tmp_p
     killed = time.monotonic()
     code = launcher.wait(timeout=120)
     seconds = time.monotonic() - killed
+    print(f"the launcher exited {seconds:.2f} s after process 1 was killed")  # shown by pytest -s
     stderr = launcher.stderr.read()
   finally:
     for pid in pids:
