@@ -48,7 +48,8 @@ def _start_distributed():
     JAXGRAPHS_HEARTBEAT_TIMEOUT (default 10; JAX's is 100): a process whose heartbeats stop for this long (frozen,
       unreachable: its sockets stay open) is declared dead by JAX's coordination service, which aborts the others.
     JAXGRAPHS_SHUTDOWN_TIMEOUT (default 60; JAX's is 300): how long an exiting process waits for the others at
-      the shutdown barrier, e.g. one that failed alone while the others wait in a collective for it.
+      the shutdown barrier; one that failed alone waits there while the others wait for it in a collective, until
+      JAX aborts them all.
   """
   if not (FLAGS.coordinator_address or FLAGS.distributed):
     return

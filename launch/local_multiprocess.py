@@ -16,9 +16,11 @@ next collective), prints `error: process J of N stopped (lost connection: ...); 
 without waiting in `jax.distributed`'s shutdown barrier. Rerunning the same command resumes from that checkpoint.
 Two timeouts of `jax.distributed.initialize` remain, passed to the processes as environment variables:
   --heartbeat_timeout (JAXGRAPHS_HEARTBEAT_TIMEOUT, default 10 s; JAX's is 100 s): a process whose heartbeats stop
-    this long (frozen, unreachable, its sockets still open) is declared dead and JAX aborts the others.
+    this long (frozen, unreachable: its sockets stay open, so nothing above notices) is declared dead by JAX's
+    coordination service, which aborts the others with its own message (SIGABRT) some seconds later.
   --shutdown_timeout (JAXGRAPHS_SHUTDOWN_TIMEOUT, default 60 s; JAX's is 300 s): how long a process that ends waits
-    for the others at the shutdown barrier (e.g. one that failed alone while the others wait for it in a collective).
+    for the others at the shutdown barrier. A process that fails alone (an error on that process only) prints its
+    error line and waits there while the others wait for it in a collective; after this long JAX aborts them all.
 """
 
 import argparse
