@@ -1,7 +1,8 @@
 r"""Multi-label baseline on MS-COCO 2014 (the "ResNet-101" row of SSGRL's Table 1): train -> validation.
 
 ResNet-101 from torchvision's ImageNet weights, global average pooling, one linear layer; SSGRL's
-transforms (resize 640, crop of a random size from {640, 576, 512, 384, 320}, resize 576, flip).
+transforms (resize 640, crop of a random size from {640, 576, 512, 384, 320}, resize 576) plus a random
+horizontal flip that the official SSGRL code does not have (configs/ssgrl_coco.py:baseline trains without it).
 
   python -m jaxgraphs.tools.convert_torchvision --arch=resnet101 --src=resnet101-63fe2227.pth --dst=~/weights/resnet101
   python -m jaxgraphs.main --config=configs/baseline_coco.py --workdir=~/runs/baseline_coco \

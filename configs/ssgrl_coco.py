@@ -5,8 +5,8 @@ classifiers, as in the official code: everything before layer4 frozen (batch nor
 gradient, no optimiser state), Adam lr 1e-5 (betas 0.9, 0.999, no weight decay), batch 4, the learning rate
 divided by 10 when the training loss plateaus (the paper: "when the error plateaus"; the official scripts never
 lower it; the paper gives no epoch count, 20 epochs here). Transforms: the official code's resize 640x640, random
-crop of a side from {640, 576, 512, 384, 320}, resize 576 (test: resize 640, center crop 576), plus a horizontal
-flip that the official code does not have. GGNN gates: the correct ones (a version of the released code
+crop of a side from {640, 576, 512, 384, 320}, resize 576 (test: resize 640, center crop 576), and no horizontal
+flip, as there (`:flip` or `:<variant>,flip` adds a random one, p = 0.5). GGNN gates: the correct ones (a version of the released code
 reuses U_z in the reset gate: `--config.model.shared_reset_gate_bug=True`).
 COCO has no labelled test split: val2014 is the reported set, so nothing is selected on it; the last
 checkpoint is the result (the official code keeps the best val2014 mAP, which is model selection on test).
@@ -21,6 +21,9 @@ More on the official code and where this config departs from it: (docs/paper_det
   python -m jaxgraphs.main --config=configs/ssgrl_coco.py --workdir=~/runs/ssgrl_coco \
       --config.model.backbone_init=~/weights/resnet101
   python -m jaxgraphs.main --config=configs/ssgrl_coco.py:without_si --workdir=~/runs/ssgrl_coco_without_si \
+      --config.model.backbone_init=~/weights/resnet101
+  # the same with a random horizontal flip in training (not in the official code)
+  python -m jaxgraphs.main --config=configs/ssgrl_coco.py:full,flip --workdir=~/runs/ssgrl_coco_flip \
       --config.model.backbone_init=~/weights/resnet101
 """
 
@@ -40,11 +43,10 @@ def get_config(arg: str = "full"):
   config.data.source = "coco/2014"
   config.data.train_split = "train"
   config.data.eval_split = "validation"
-  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576, flip.
-  config.data.pp_train = (
-    "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
-  )
-  config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
+  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576; no flip
+  # as in the official code (',flip' in the config argument adds one). Test: resize 640, centre crop 576.
+  config.data.pp_train = ssgrl.train_pp()
+  config.data.pp_eval = ssgrl.eval_pp()
   config.batch_size = BATCH_SIZE
   config.total_steps = STEPS_PER_EPOCH * EPOCHS
   config.log_every_steps = 200

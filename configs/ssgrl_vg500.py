@@ -1,7 +1,8 @@
 r"""SSGRL on Visual Genome's 500 most frequent object names (the paper's Table 4): train -> test.
 
 The network and training of configs/ssgrl_coco.py (ResNet-101 frozen before layer4, Adam 1e-5, batch 4,
-learning rate /10 on a plateau of the training loss; 20 epochs, the paper gives no count). The dataset is
+learning rate /10 on a plateau of the training loss; 20 epochs, the paper gives no count) and its transforms
+(no horizontal flip, as in the official code; `:flip` or `:<variant>,flip` adds one). The dataset is
 jaxgraphs' `vg500` builder (jaxgraphs/data/builders/vg500.py): the 500 names found in the most training images
 after normalisation, a fixed-seed 10,000-image test split, the rest train. VG-500 has no validation split:
 nothing is selected on test, the last checkpoint is the result and `test` is evaluated once at the end.
@@ -31,11 +32,10 @@ def get_config(arg: str = "full"):
   config.data.source = "vg500"
   config.data.train_split = "train"
   config.data.eval_split = "test"
-  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576, flip.
-  config.data.pp_train = (
-    "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
-  )
-  config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
+  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576; no flip
+  # as in the official code (',flip' in the config argument adds one). Test: resize 640, centre crop 576.
+  config.data.pp_train = ssgrl.train_pp()
+  config.data.pp_eval = ssgrl.eval_pp()
   config.batch_size = BATCH_SIZE
   config.total_steps = STEPS_PER_EPOCH * EPOCHS
   config.log_every_steps = 200

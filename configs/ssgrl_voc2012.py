@@ -16,7 +16,8 @@ Otherwise the network and training of configs/ssgrl_voc2007.py; the difficult-ob
       --config.init_from.workdir=~/runs/ssgrl_coco
 
 "Ours (pre & fusion)": a second model at scale 512 (`:scale512`, or `:<variant>,scale512`: resize 512, crops
-from {512, 448, 384, 320, 256} resized to 448; test resize 512, center crop 448), then ten-crop evaluation of
+from {512, 448, 384, 320, 256} resized to 448; test resize 512, center crop 448; add `,flip` to either model for a
+horizontal flip the official code does not have), then ten-crop evaluation of
 both and the mean of their probabilities:
 
   python -m jaxgraphs.main --config=configs/ssgrl_voc2012.py:scale512 --workdir=~/runs/ssgrl_voc2012_pre_512 \
@@ -42,11 +43,14 @@ def get_config(arg: str = "full"):
   config.data.source = "voc/2012"
   config.data.train_split = "train"
   config.data.eval_split = "validation"
-  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576, flip.
-  config.data.pp_train = (
-    "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
-  )
-  config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
+  # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576; no flip
+  # as in the official code (',flip' in the config argument adds one). Test: resize 640, centre crop 576.
+  config.data.pp_train = ssgrl.train_pp()
+  config.data.pp_eval = ssgrl.eval_pp()
+  if "scale512" in words:
+    # Resize 512, crops from {512, 448, 384, 320, 256} resized to 448; test: resize 512, center crop 448.
+    config.data.pp_train = ssgrl.train_pp(512, (512, 448, 384, 320, 256), 448)
+    config.data.pp_eval = ssgrl.eval_pp(512, 448)
   config.batch_size = BATCH_SIZE
   config.total_steps = STEPS_PER_EPOCH * EPOCHS
   config.log_every_steps = 100
@@ -69,10 +73,4 @@ def get_config(arg: str = "full"):
 
   config.checkpoint.every_steps = 1000
   config.checkpoint.best_metric = ""  # the last checkpoint is the result: nothing is selected on the eval split
-  if "scale512" in words:
-    # Resize 512, crops from {512, 448, 384, 320, 256} resized to 448; test: resize 512, center crop 448.
-    config.data.pp_train = (
-      "decode|resize(512)|random_crop_choice((512, 448, 384, 320, 256))|resize(448)|flip_lr|normalize_imagenet"
-    )
-    config.data.pp_eval = "decode|resize(512)|center_crop(448)|normalize_imagenet"
   return config

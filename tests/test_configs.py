@@ -100,3 +100,29 @@ def test_lower_layers_never_import_higher_ones(layer, forbidden):
       if any(module == f"jaxgraphs.{name}" or module.startswith(f"jaxgraphs.{name}.") for name in forbidden):
         offending.append(f"{os.path.relpath(path, REPO)} imports {module}")
   assert not offending, offending
+
+
+@pytest.mark.parametrize(
+  "name, source", [("coco", "coco/2014"), ("voc2007", "voc/2007"), ("voc2012", "voc/2012"), ("vg500", "vg500")]
+)
+def test_ssgrl_configs_train_without_a_flip_unless_asked(name, source):
+  from jaxgraphs.data import sources, transforms
+
+  path = os.path.join(REPO, "configs", f"ssgrl_{name}.py")
+  ops = lambda pp: [op for op, _, _ in transforms.parse(pp)]
+  plain = ops(common.load_config(path).data.pp_train)
+  # The official transforms: no flip anywhere, in the config or in the source's default.
+  assert "flip_lr" not in plain and "flip_lr" not in ops(sources.SOURCES[source].pp_train)
+  flipped = common.load_config(path + ":without_si,flip")
+  assert ops(flipped.data.pp_train) == plain[:-1] + ["flip_lr", "normalize_imagenet"]
+  assert flipped.model.use_interaction is False  # the variant word still applies
+  if name == "voc2012":
+    scaled = common.load_config(path + ":scale512,flip").data.pp_train
+    assert scaled.startswith("decode|resize(512)|") and scaled.endswith("|resize(448)|flip_lr|normalize_imagenet")
+
+
+def test_ssgrl_flip_word_needs_a_pp_string_and_is_not_a_variant():
+  with pytest.raises(ConfigError, match="'flip' needs config.data.pp_train"):
+    common.load_config(os.path.join(REPO, "configs", "ssgrl_shapes.py:flip,tiny"))
+  with pytest.raises(ConfigError, match="unknown variant or augment 'flop'"):
+    common.load_config(os.path.join(REPO, "configs", "ssgrl_coco.py:flop"))

@@ -7,6 +7,7 @@ from typing import Any
 import ml_collections
 
 from jaxgraphs.configs import common
+from jaxgraphs.errors import ConfigError
 
 # The Table 5 rows (COCO mAP in the paper) as `config.model` overrides; 'baseline' is its ResNet-101 row (the
 # last layer replaced by a 2048-to-C linear layer on the average-pooled layer4 map).
@@ -17,7 +18,36 @@ VARIANTS = {
   "without_sd_concat": {"use_semantic_decoupling": False, "concat_word_vectors": True},  # w/o SD-concat: 79.6
   "without_si": {"use_interaction": False},  # Ours w/o SI: 82.2
 }
-VARIANT_ARG_HELP = f"get_config(arg): one SSGRL variant (Table 5): {' | '.join(VARIANTS)}"
+VARIANT_ARG_HELP = (
+  f"get_config(arg): one SSGRL variant (Table 5): {' | '.join(VARIANTS)}; optionally ',flip' to add a random"
+  " horizontal flip to the training transforms (the official code has none)"
+)
+# The official code's crop sides at the 640 -> 576 scale (utils/transforms.py of the released code).
+CROP_SIDES = (640, 576, 512, 384, 320)
+
+
+def train_pp(resize: int = 640, crops: tuple[int, ...] = CROP_SIDES, size: int = 576, flip: bool = False) -> str:
+  """The official training transforms: resize square, random crop of a side from `crops`, resize, ImageNet norm."""
+  # The released code has no horizontal flip; `flip` adds one (p = 0.5) as an opt-in augmentation.
+  return f"decode|resize({resize})|random_crop_choice({tuple(crops)})|resize({size})|" + (
+    "flip_lr|normalize_imagenet" if flip else "normalize_imagenet"
+  )
+
+
+def eval_pp(resize: int = 640, size: int = 576) -> str:
+  """The official test transforms: resize square, centre crop, ImageNet normalisation."""
+  return f"decode|resize({resize})|center_crop({size})|normalize_imagenet"
+
+
+def add_flip(pp: str) -> str:
+  """`pp` with a random horizontal flip (flip_lr, p = 0.5) inserted before its normalisation."""
+  ops = pp.split("|")
+  if "flip_lr" in ops:
+    return pp
+  if "normalize_imagenet" not in ops:
+    raise ValueError(f"add_flip: no normalize_imagenet op in {pp!r}")
+  ops.insert(ops.index("normalize_imagenet"), "flip_lr")
+  return "|".join(ops)
 
 
 def model_config(**overrides) -> dict[str, Any]:
@@ -47,10 +77,16 @@ def model_config(**overrides) -> dict[str, Any]:
 
 def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> str:
   """Sets `config.model` for the Table 5 row named by `arg` ('full' when empty) and returns its name; the
-  baseline keeps the backbone and its frozen stages so the rows differ only in the head."""
-  variant = common.parse_arg(arg, words={"variant": tuple(VARIANTS)}, keys={}, usage=VARIANT_ARG_HELP).get(
-    "variant", "full"
+  baseline keeps the backbone and its frozen stages so the rows differ only in the head. The word 'flip'
+  adds a horizontal flip to `config.data.pp_train` (set it first)."""
+  parsed = common.parse_arg(
+    arg, words={"variant": tuple(VARIANTS), "augment": ("flip",)}, keys={}, usage=VARIANT_ARG_HELP
   )
+  variant = parsed.get("variant", "full")
+  if parsed.get("augment") == "flip":
+    if not config.data.get("pp_train"):
+      raise ConfigError(f"config argument {arg!r}: 'flip' needs config.data.pp_train set before apply_arg")
+    config.data.pp_train = add_flip(config.data.pp_train)
   for key, value in VARIANTS[variant].items():
     config.model[key] = value
   if variant == "baseline" and config.model.frozen_stages:

@@ -40,9 +40,8 @@ import tensorflow_datasets as tfds
 
 from jaxgraphs.errors import ConfigError
 
-SSGRL_PP_TRAIN = (
-  "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|flip_lr|normalize_imagenet"
-)
+# SSGRL's official transforms, the multi-label sources' default: no horizontal flip (the released code has none).
+SSGRL_PP_TRAIN = "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|normalize_imagenet"
 SSGRL_PP_EVAL = "decode|resize(640)|center_crop(576)|normalize_imagenet"
 SHAPES_PP_TRAIN = "decode|resize(72)|random_crop(64)|flip_lr|normalize_imagenet"
 SHAPES_PP_EVAL = "decode|resize(72)|center_crop(64)|normalize_imagenet"
