@@ -84,7 +84,8 @@ def test_feature_pool_halves_the_attention_grid_and_class_features_stay_inside()
   images = jnp.zeros((1, 32, 32, 3))
   for pool, side in ((2, 2), (1, 4)):
     module = small_module(feature_pool=pool)
-    outputs = module.apply(module.init(jax.random.key(0), images), images)
+    # Jitted: op-by-op dispatch of a whole ResNet is several times slower than compiling it once.
+    outputs = jax.jit(module.apply)(jax.jit(module.init)(jax.random.key(0), images), images)
     assert outputs["logits"].shape == (1, 5) and outputs["attention"].shape == (1, 5, side, side)
     assert set(outputs) == {"logits", "attention"}
     np.testing.assert_allclose(outputs["attention"].sum(axis=(2, 3)), 1.0, rtol=1e-5)
