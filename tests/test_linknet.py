@@ -119,6 +119,47 @@ def test_layout_encoding_matches_equation_17():
     np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("relu", [True, False])
+def test_k2_relu_switch_lets_negative_layout_embeddings_through(relu):
+  # K2 alone feeds the classifier: zero rows for G0, an identity for the 4 geometry columns, no bias.
+  rng = np.random.default_rng(0)
+  objects, width = 3, 6
+  boxes = jnp.asarray([[[0, 0, 10, 10], [20, 5, 40, 30], [5, 30, 15, 60]]], jnp.float32)
+  pairs, pair_mask = linknet.dense_pairs(jnp.ones((1, objects)))
+  inputs = dict(
+    object_features=jnp.asarray(rng.normal(size=(1, objects, width)), jnp.float32),
+    label_distribution=jnp.eye(4)[None, 1:4],
+    context=None,
+    mask=jnp.ones((1, objects)),
+    boxes=boxes,
+    pairs=pairs,
+    pair_mask=pair_mask,
+    union_features=jnp.asarray(rng.normal(size=(1, pairs.shape[1], width)), jnp.float32),
+  )
+  head = linknet_head.LinkNetHead(
+    num_object_classes=4,
+    num_predicates=3,
+    embed_dim=4,
+    hidden_dim=8,
+    geometry_dim=4,
+    geometry_batch_norm=False,
+    geometry_relu=relu,
+    geometry_dropout=0.0,
+  )
+  params = jax.tree.map(np.asarray, head.init(jax.random.key(0), **inputs)["params"])
+  params["predicate_classifier"] = {"kernel": np.concatenate([np.zeros((width, 4)), np.eye(4)]), "bias": np.zeros(4)}
+  k2 = params["layout_embedding"]
+  layout = linknet_head.layout_encoding(boxes[0, pairs[0, :, 0]], boxes[0, pairs[0, :, 1]])
+  before = np.asarray(layout) @ k2["kernel"] + k2["bias"]
+  assert (before < -1e-3).any() and (before > 1e-3).any()  # both signs occur, so the switch is visible
+  real = np.asarray(pair_mask[0], bool)
+  logits = np.asarray(head.apply({"params": params}, **inputs)["relation_logits"][0])
+  np.testing.assert_allclose(logits[real], (np.maximum(before, 0) if relu else before)[real], rtol=1e-5, atol=1e-5)
+  # Dropout 0 is no dropout: training without a dropout key gives the same numbers.
+  trained = head.apply({"params": params}, **inputs, train=True)["relation_logits"][0]
+  np.testing.assert_allclose(np.asarray(trained)[real], logits[real], rtol=1e-6)
+
+
 def test_dense_pairs_and_union_boxes():
   mask = np.array([[1, 1, 0], [1, 1, 1]], np.float32)
   pairs, pair_mask = linknet.dense_pairs(jnp.asarray(mask))

@@ -67,6 +67,9 @@ def model_config() -> ml_collections.ConfigDict:
       "use_tanh": False,
       "geometry_batch_norm": True,  # the reference's BatchNorm1d(4) before K2
       "geometry_bn_momentum": 0.999,  # flax convention; torch momentum 0.001 as the reference
+      # K2 = BN -> Linear -> ReLU -> Dropout as the reimplementation; the paper's eq. (13) names only the linear
+      # map (geometry_batch_norm=False, geometry_relu=False, geometry_dropout=0.0 for that).
+      "geometry_relu": True,
       "geometry_dropout": 0.1,
     }
   )

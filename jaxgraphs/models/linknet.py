@@ -233,8 +233,11 @@ HEAD_KEYS = (
   "use_tanh",
   "geometry_batch_norm",
   "geometry_bn_momentum",
+  "geometry_relu",
   "geometry_dropout",
 )
+# Keys added after runs were saved: an older run's config lacks them and gets the behaviour it was trained with.
+HEAD_KEY_DEFAULTS = {"geometry_relu": True}
 
 
 def build_linknet(cfg, data_info, dtype) -> LinkNet:
@@ -246,7 +249,7 @@ def build_linknet(cfg, data_info, dtype) -> LinkNet:
     )
   if cfg.mode not in MODES:
     raise ConfigError(f"config.model.mode={cfg.mode!r}; LinkNet supports {MODES}")
-  missing = [key for key in HEAD_KEYS if key not in cfg]
+  missing = [key for key in HEAD_KEYS if key not in cfg and key not in HEAD_KEY_DEFAULTS]
   if missing:
     raise ConfigError(f"config.model lacks LinkNet keys {missing}; start from jaxgraphs.configs.linknet.model_config()")
   return LinkNet(
@@ -264,6 +267,6 @@ def build_linknet(cfg, data_info, dtype) -> LinkNet:
     label_input=cfg.label_input,
     teacher_forcing=cfg.teacher_forcing,
     use_global_context=cfg.use_global_context,
-    head_kwargs={key: cfg[key] for key in HEAD_KEYS},
+    head_kwargs={key: cfg[key] if key in cfg else HEAD_KEY_DEFAULTS[key] for key in HEAD_KEYS},
     dtype=dtype,
   )

@@ -10,6 +10,11 @@ A relational embedding module (the third-party LinkNet reimplementation on neura
 with W, U, H: d -> d // r (with bias, as torch.nn.Linear) and no nonlinearity. R is the shared
 `graph_propagate` op (`GraphAttention` with W = query, U = key, H = value); its normalisation and similarity
 are the Table 3 ablations. With `use_relations=False` (Table 3 without REM) the module is O2 = fc1(O).
+
+K2 (eq. 13): the paper calls it "a parameter matrix" that embeds b_o|s into 128 dimensions, i.e. a linear map.
+The reimplementation wraps it as BatchNorm(4) -> Linear(4, 128) -> ReLU -> Dropout(0.1), which is the default
+here; `geometry_batch_norm=False`, `geometry_relu=False` and `geometry_dropout=0` together give the paper's
+plain linear K2.
 """
 
 from __future__ import annotations
@@ -153,6 +158,7 @@ class LinkNetHead(nn.Module):
   use_tanh: bool = False
   geometry_batch_norm: bool = True
   geometry_bn_momentum: float = 0.999
+  geometry_relu: bool = True  # not in the paper's eq. (13); the reimplementation's K2 has it
   geometry_dropout: float = 0.1
   dtype: Any = jnp.float32
 
@@ -232,8 +238,12 @@ class LinkNetHead(nn.Module):
         layout = nn.BatchNorm(
           use_running_average=not train, momentum=self.geometry_bn_momentum, epsilon=1e-5, name="layout_norm"
         )(layout, mask=jnp.broadcast_to(pair_mask[..., None], layout.shape))
-      embedded = nn.relu(TorchLinear(4, self.geometry_dim, name="layout_embedding", dtype=self.dtype)(layout))
-      parts.append(nn.Dropout(self.geometry_dropout)(embedded, deterministic=not train))
+      embedded = TorchLinear(4, self.geometry_dim, name="layout_embedding", dtype=self.dtype)(layout)
+      if self.geometry_relu:
+        embedded = nn.relu(embedded)
+      if self.geometry_dropout:
+        embedded = nn.Dropout(self.geometry_dropout)(embedded, deterministic=not train)
+      parts.append(embedded)
     classifier = nn.Dense(
       self.num_predicates + 1,
       kernel_init=nn.initializers.glorot_normal(),
