@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,26 @@ def test_evaluation_of_perfect_and_wrong_predictions(mode):
     assert result[f"{mode}/zR@20"] == recall and result[f"{mode}/num_zero_shot_images"] == 1
     assert result["num_cut_objects"] == 2 and result["num_cut_relations"] == 1  # the padded image is not counted
   assert task.default_metric == f"{mode}/R@50"
+
+
+def test_evaluation_warns_when_packing_cut_relations(caplog):
+  batch, _ = _batch_and_outputs()
+  task = _task("predcls")
+  caplog.set_level(logging.WARNING, logger="absl")
+  evaluator = task.make_evaluator()
+  evaluator.update({k: np.asarray(v) for k, v in task.eval_outputs(_dense_outputs(batch, True), batch).items()})
+  result = evaluator.result()
+  # Only the real image counts: 2 objects and 1 relation cut, 2 relations kept.
+  assert (result["num_cut_objects"], result["num_cut_relations"], result["num_images_cut"]) == (2, 1, 1)
+  warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+  assert len(warnings) == 1 and "cut 2 objects and 1 of 3 ground-truth relations (33.33%) in 1 images" in warnings[0]
+
+  caplog.clear()
+  batch["num_cut_objects"][0] = batch["num_cut_relations"][0] = 0
+  evaluator = task.make_evaluator()
+  evaluator.update({k: np.asarray(v) for k, v in task.eval_outputs(_dense_outputs(batch, True), batch).items()})
+  assert evaluator.result()["num_images_cut"] == 0
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # nothing cut, nothing said
 
 
 def test_sgcls_wrong_labels_miss_even_with_the_right_predicates():

@@ -11,6 +11,10 @@ applies a softmax over the classes before its BCELoss (`'softmax'`) (docs/paper_
 Evaluation: `SceneGraphEvaluator` in the task's mode (R@K, ngR@K, mR@K, zR@K with the training split's
 triplets, per-predicate recall) on GT boxes in the network's input frame (identical boxes on both sides,
 so the frame does not change PredCls / SGCls hits); plus the objects / relations cut by the padding.
+`pack_scene_graph(max_objects, max_relations)` in `config.data.pp_eval` keeps at most that many per image
+(64 / 128 in the VG configs); a relation cut there (or lost with a cut object) is absent from R@K's
+denominator. The eval metrics count them (`num_cut_objects`, `num_cut_relations`, `num_images_cut`) and
+every evaluation that cut anything logs a warning with those counts.
 
 Pictures (scene_graph_pictures): at each evaluation the ground-truth relations of up to `num_pictures` images
 drawn found (green) or missed (red) by the top predictions, and the Fig. 2 matrices; from
@@ -24,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+from absl import logging
 import ml_collections
 import numpy as np
 import optax
@@ -112,15 +117,35 @@ class _Evaluator(base.Evaluator):
     )
     self._predicate_names = tuple(predicate_names)  # without the background
     self._cut = {"num_cut_objects": 0, "num_cut_relations": 0}
+    self._images_cut = 0
+    self._kept_relations = 0
 
   def update(self, outputs: Mapping[str, np.ndarray]) -> None:
     real = np.asarray(outputs["mask"]) > 0
+    cut_per_image = np.zeros(int(real.sum()), np.int64)
     for key in self._cut:
-      self._cut[key] += int(np.sum(np.asarray(outputs[key])[real]))
+      counts = np.asarray(outputs[key])[real]
+      self._cut[key] += int(np.sum(counts))
+      cut_per_image += counts.astype(np.int64)
+    self._images_cut += int(np.count_nonzero(cut_per_image))
+    self._kept_relations += int(np.sum(np.asarray(outputs["gt_relation_mask"])[real] > 0))
     self._recall.update_batch({k: v for k, v in outputs.items() if k not in self._cut})
 
   def result(self) -> dict[str, Any]:
-    metrics = {**self._recall.result(), **self._cut}
+    metrics = {**self._recall.result(), **self._cut, "num_images_cut": self._images_cut}
+    if self._images_cut:
+      # Cut relations silently leave R@K's denominator: say so wherever the metrics are read.
+      relations = self._cut["num_cut_relations"]
+      logging.warning(
+        "scene-graph evaluation: pack_scene_graph cut %d objects and %d of %d ground-truth relations (%.2f%%) in "
+        "%d images; R@K counts only the kept relations. Raise pack_scene_graph's limits in config.data.pp_eval "
+        "to evaluate every relation.",
+        self._cut["num_cut_objects"],
+        relations,
+        relations + self._kept_relations,
+        100.0 * relations / max(relations + self._kept_relations, 1),
+        self._images_cut,
+      )
     # Per-predicate recalls keyed by predicate name in the eval JSON (NaN: the predicate never occurs).
     for key, values in metrics.items():
       if "per_predicate_" in key and len(values) == len(self._predicate_names):
