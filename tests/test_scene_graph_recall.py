@@ -425,3 +425,37 @@ def test_rejected_image_leaves_no_trace():
   result = evaluator.result()
   assert result["predcls/num_images"] == 1
   assert result["predcls/R@1"] == 1.0 and result["sgcls/R@1"] == 1.0
+
+
+@pytest.mark.parametrize("convention", ["zero", "skip"])
+def test_image_without_candidate_pairs_counts_zero_or_is_skipped(convention):
+  images = [
+    # Hits (1, 2, on=3), misses (2, 3, 4) with a 5: recall 1/2.
+    predcls_image([1, 2, 3], [[0, 1, 3], [1, 2, 4]], [[0, 1], [1, 2]], one_hot_scores([3, 5])),
+    predcls_image([1, 2], [[0, 1, 3]], [[0, 1]], one_hot_scores([3])),  # recall 1
+    predcls_image([1, 2], [[0, 1, 2]], np.zeros((0, 2)), np.zeros((0, NUM_PREDICATES + 1))),  # nothing to rank
+  ]
+  train = [[1, 2, 3], [2, 3, 4]]  # (1, 2, 2) of the third image is the only zero-shot triplet
+  result = evaluate(images, ks=(100,), images_without_pairs=convention, train_triplets=train)
+  assert result["predcls/num_images_without_pairs"] == 1
+  per_predicate = result["predcls/per_predicate_R@100"]
+  if convention == "zero":
+    # (1/2 + 1 + 0) / 3; predicate 2 occurs in one image and is never hit; the zero-shot image scores 0.
+    assert result["predcls/num_images"] == 3 and result["predcls/R@100"] == pytest.approx(0.5)
+    assert per_predicate[1] == 0.0 and result["predcls/zR@100"] == 0.0
+    assert result["predcls/num_zero_shot_images"] == 1
+  else:
+    # (1/2 + 1) / 2: the third image is in no mean, so predicate 2 and zR have no image at all.
+    assert result["predcls/num_images"] == 2 and result["predcls/R@100"] == pytest.approx(0.75)
+    assert math.isnan(per_predicate[1]) and math.isnan(result["predcls/zR@100"])
+    assert result["predcls/num_zero_shot_images"] == 0
+  # Either way predicate 3 is always hit, predicate 4 never: mR = (0 + 0 + 1 + 0 + 0) / 5.
+  assert per_predicate[2] == 1.0 and per_predicate[3] == 0.0
+  assert result["predcls/mR@100"] == pytest.approx(1 / NUM_PREDICATES)
+  # Without graph constraint the 0.01 on predicate 4 is ranked too, so the first image is fully recalled.
+  assert result["predcls/ngR@100"] == pytest.approx({"zero": 2 / 3, "skip": 1.0}[convention])
+
+
+def test_images_without_pairs_rejects_unknown_conventions():
+  with pytest.raises(ValueError, match="images_without_pairs='drop'"):
+    SceneGraphEvaluator("predcls", images_without_pairs="drop")

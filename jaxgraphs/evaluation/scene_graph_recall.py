@@ -17,6 +17,11 @@ The standard protocol of neural-motifs / Scene-Graph-Benchmark (docs/paper_detai
   hit it; identical GT rows (duplicates in the annotations) are separate relations and each can be hit.
 - R@K of an image = hit GT relations / GT relations; the result is the mean over the images that have at
   least one GT relation (images without one are not counted at all).
+- An image with GT relations but no candidate pair (e.g. no predicted pair survives, or SGDet finds no
+  boxes) has recall 0 by default (`images_without_pairs='zero'`, as neural-motifs' evaluation, whose empty
+  prediction list matches nothing). Scene-Graph-Benchmark returns before recording such an image, so it
+  leaves every mean (R, ngR, mR, zR) of that mode: `images_without_pairs='skip'`. Either way
+  `{mode}/num_images_without_pairs` counts them, and `{mode}/num_images` counts the images averaged over.
 - mR@K: per predicate, the mean over the images that contain it of (hit / count) for that predicate; mR is
   the mean of the per-predicate recalls over ALL `num_predicates` predicates, a predicate that occurs in
   no evaluated image counting as 0 - exactly Scene-Graph-Benchmark's `SGMeanRecall` (it divides by 50).
@@ -41,6 +46,8 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 MODES = ("predcls", "sgcls", "sgdet")
+# An image with GT relations and no candidate pair: 'zero' recall (neural-motifs) or 'skip' (Scene-Graph-Benchmark).
+IMAGES_WITHOUT_PAIRS = ("zero", "skip")
 DEFAULT_KS = (20, 50, 100)
 NUM_PREDICATES = 50  # VG-150; pair_scores carry one more column, the background at index 0
 IOU_THRESHOLD = 0.5
@@ -156,16 +163,23 @@ def first_hit_ranks(
 
 
 class _RecallSums:
-  """Running sums behind R@K, mR@K and zR@K of one mode and one constraint."""
+  """Running sums behind R@K, mR@K and zR@K of one mode and one constraint, with the image counts they are
+  divided by (per mode, since `images_without_pairs='skip'` may leave an image out of one mode only)."""
 
   def __init__(self, ks: Sequence[int], num_predicates: int):
     self.ks = np.asarray(ks)
     self.recall = np.zeros(len(ks))
     self.predicate_recall = np.zeros((len(ks), num_predicates + 1))
     self.zero_shot_recall = np.zeros(len(ks))
+    self.images = 0
+    self.zero_shot_images = 0
+    self.predicate_images = np.zeros(num_predicates + 1, dtype=np.int64)
 
   def add(self, ranks, gt_predicates, predicate_counts, present, zero_shot) -> None:
     """Adds one image: `ranks` (m,) from `first_hit_ranks`, its GT predicates and zero-shot mask."""
+    self.images += 1
+    self.zero_shot_images += int(zero_shot.any())
+    self.predicate_images += present
     hit = ranks[None, :] < self.ks[:, None]  # (len(ks), m)
     self.recall += hit.mean(axis=1)
     for i, hit_at_k in enumerate(hit):
@@ -184,8 +198,12 @@ class SceneGraphEvaluator:
     ks: Sequence[int] = DEFAULT_KS,
     train_triplets=None,
     num_predicates: int = NUM_PREDICATES,
+    images_without_pairs: str = "zero",
   ):
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    if images_without_pairs not in IMAGES_WITHOUT_PAIRS:
+      raise ValueError(f"images_without_pairs={images_without_pairs!r}; expected one of {IMAGES_WITHOUT_PAIRS}")
+    self.images_without_pairs = images_without_pairs
     unknown = [mode for mode in modes if mode not in MODES]
     if not modes or unknown:
       raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes}")
@@ -202,9 +220,7 @@ class SceneGraphEvaluator:
 
   def reset(self) -> None:
     """Forgets every image added so far."""
-    self._num_images = 0
-    self._num_zero_shot_images = 0
-    self._predicate_images = np.zeros(self.num_predicates + 1, dtype=np.int64)
+    self._no_pair_images = dict.fromkeys(self.modes, 0)
     self._sums = {
       (mode, constraint): _RecallSums(self.ks, self.num_predicates)
       for mode in self.modes
@@ -247,15 +263,16 @@ class SceneGraphEvaluator:
     mode_ranks = {
       mode: self._ranks(self._predictions(image, mode), mode, gt_boxes, gt_labels, gt_relations) for mode in self.modes
     }
-    self._num_images += 1
-    self._num_zero_shot_images += int(zero_shot.any())
-    self._predicate_images += present
-    for mode, ranks in mode_ranks.items():
+    for mode, (ranks, num_pairs) in mode_ranks.items():
+      if num_pairs == 0:
+        self._no_pair_images[mode] += 1
+        if self.images_without_pairs == "skip":
+          continue
       for constraint, constraint_ranks in zip(("graph", "no_graph"), ranks):
         self._sums[mode, constraint].add(constraint_ranks, gt_predicates, predicate_counts, present, zero_shot)
 
   def _ranks(self, predictions: Mapping, mode: str, gt_boxes, gt_labels, gt_relations):
-    """`first_hit_ranks` of one mode's predictions, after checking them."""
+    """(`first_hit_ranks` of one mode's predictions, after checking them; the number of candidate pairs)."""
     objects = self._objects(predictions, mode, gt_boxes, gt_labels)
     pairs = _array(predictions, "pairs", 2, np.int64).reshape(-1, 2)
     pair_scores = _array(predictions, "pair_scores", 2)
@@ -267,7 +284,8 @@ class SceneGraphEvaluator:
     _check_indices("pairs", pairs, len(objects[1]), "predicted objects")
     if pair_scores.size and not (np.all(np.isfinite(pair_scores)) and pair_scores.min() >= 0):
       raise ValueError("pair_scores must be finite and non-negative (probabilities, not logits)")
-    return first_hit_ranks(gt_boxes, gt_labels, gt_relations, *objects, pairs, pair_scores, max(self.ks))
+    ranks = first_hit_ranks(gt_boxes, gt_labels, gt_relations, *objects, pairs, pair_scores, max(self.ks))
+    return ranks, len(pairs)
 
   def _objects(self, predictions: Mapping, mode: str, gt_boxes, gt_labels):
     """(boxes, labels, scores) of the predicted objects under `mode`'s protocol."""
@@ -291,14 +309,17 @@ class SceneGraphEvaluator:
       self.update(image)
 
   def result(self) -> dict:
-    """Metrics per mode as `{mode}/R@K`, `ngR@K`, `mR@K`, `ngmR@K`, `zR@K`, `ngzR@K` (floats) and
-    `per_predicate_R@K`, `per_predicate_ngR@K` (lists, entry i = predicate i + 1, NaN = never occurs)."""
-    images = self._num_images
-    predicate_images = self._predicate_images[1:]
-    seen = predicate_images > 0
+    """Metrics per mode as `{mode}/R@K`, `ngR@K`, `mR@K`, `ngmR@K`, `zR@K`, `ngzR@K` (floats),
+    `per_predicate_R@K`, `per_predicate_ngR@K` (lists, entry i = predicate i + 1, NaN = never occurs) and the
+    counts `num_images`, `num_images_without_pairs` (and `num_zero_shot_images` with training triplets)."""
     metrics: dict = {}
     for mode in self.modes:
+      counts = self._sums[mode, "graph"]  # both constraints see the same images
+      images = counts.images
+      predicate_images = counts.predicate_images[1:]
+      seen = predicate_images > 0
       metrics[f"{mode}/num_images"] = images
+      metrics[f"{mode}/num_images_without_pairs"] = self._no_pair_images[mode]
       for constraint, prefix in (("graph", ""), ("no_graph", "ng")):
         sums = self._sums[mode, constraint]
         per_predicate = np.full((len(self.ks), self.num_predicates), np.nan)
@@ -309,13 +330,13 @@ class SceneGraphEvaluator:
             float(np.nan_to_num(per_predicate[i], nan=0.0).mean()) if images else float("nan")
           )
           if self._train_keys is not None:
-            zero_shot_images = self._num_zero_shot_images
+            zero_shot_images = counts.zero_shot_images
             metrics[f"{mode}/{prefix}zR@{k}"] = (
               sums.zero_shot_recall[i] / zero_shot_images if zero_shot_images else float("nan")
             )
           metrics[f"{mode}/per_predicate_{prefix}R@{k}"] = [float(r) for r in per_predicate[i]]
       if self._train_keys is not None:
-        metrics[f"{mode}/num_zero_shot_images"] = self._num_zero_shot_images
+        metrics[f"{mode}/num_zero_shot_images"] = counts.zero_shot_images
     return {name: float(value) if isinstance(value, np.floating) else value for name, value in metrics.items()}
 
 

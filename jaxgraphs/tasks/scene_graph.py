@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgraphs.evaluation.scene_graph_recall import DEFAULT_KS, SceneGraphEvaluator
+from jaxgraphs.evaluation.scene_graph_recall import DEFAULT_KS, IMAGES_WITHOUT_PAIRS, SceneGraphEvaluator
 from jaxgraphs.tasks import base
 from jaxgraphs.tasks.base import masked_mean
 from jaxgraphs.tasks.display import GREEN, RED, YELLOW, as_uint8_image, images_for_display, same_size
@@ -64,6 +64,9 @@ def default_task_config() -> ml_collections.ConfigDict:
       "global_activation": "sigmoid",  # 'sigmoid' (paper) or 'softmax' (reference code)
       "recall_ks": DEFAULT_KS,
       "zero_shot": True,  # zR@K from the training split's triplets
+      # An image with GT relations but no candidate pair: 'zero' recall (neural-motifs) or 'skip' it
+      # (Scene-Graph-Benchmark leaves it out of every mean).
+      "images_without_pairs": "zero",
       "num_pictures": 4,  # eval pictures per evaluation
     }
   )
@@ -111,9 +114,13 @@ def top_relations(
 class _Evaluator(base.Evaluator):
   """SceneGraphEvaluator on the padded batches, plus the numbers of objects and relations cut by padding."""
 
-  def __init__(self, mode: str, ks, train_triplets, predicate_names: Sequence[str]):
+  def __init__(self, mode: str, ks, train_triplets, predicate_names: Sequence[str], images_without_pairs="zero"):
     self._recall = SceneGraphEvaluator(
-      modes=(mode,), ks=ks, train_triplets=train_triplets, num_predicates=len(predicate_names)
+      modes=(mode,),
+      ks=ks,
+      train_triplets=train_triplets,
+      num_predicates=len(predicate_names),
+      images_without_pairs=images_without_pairs,
     )
     self._predicate_names = tuple(predicate_names)  # without the background
     self._cut = {"num_cut_objects": 0, "num_cut_relations": 0}
@@ -172,6 +179,7 @@ class SceneGraphTask(base.Task):
     global_activation="sigmoid",
     recall_ks=DEFAULT_KS,
     num_pictures=4,
+    images_without_pairs="zero",
   ):
     if mode not in MODES:
       raise ValueError(f"config.task.mode={mode!r}; expected one of {MODES}")
@@ -190,6 +198,11 @@ class SceneGraphTask(base.Task):
     self.global_activation = global_activation
     self.recall_ks = tuple(recall_ks)
     self.num_pictures = int(num_pictures)
+    if images_without_pairs not in IMAGES_WITHOUT_PAIRS:
+      raise ValueError(
+        f"config.task.images_without_pairs={images_without_pairs!r}; expected one of {IMAGES_WITHOUT_PAIRS}"
+      )
+    self.images_without_pairs = images_without_pairs
     self.default_metric = f"{mode}/R@50"
 
   def model_inputs(self, batch):
@@ -252,7 +265,9 @@ class SceneGraphTask(base.Task):
     return result
 
   def make_evaluator(self):
-    return _Evaluator(self.mode, self.recall_ks, self.train_triplets, self.predicate_names[1:])
+    return _Evaluator(
+      self.mode, self.recall_ks, self.train_triplets, self.predicate_names[1:], self.images_without_pairs
+    )
 
   def summary_images(self, batch):
     return {"train/images": images_for_display(batch["image"][: self.num_pictures])}
@@ -456,6 +471,7 @@ def scene_graph_task(config: ml_collections.ConfigDict, data_info) -> SceneGraph
     global_activation=cfg.global_activation,
     recall_ks=cfg.recall_ks,
     num_pictures=cfg.num_pictures,
+    images_without_pairs=cfg.images_without_pairs,
   )
 
 
