@@ -1,10 +1,12 @@
 """Does RGNet's region graph keep the regions apart? Statistics of S and of the region features, trained vs init.
 
-  JAX_PLATFORMS=cpu python -m benchmarks.rgnet_graph_collapse --arg=fcn_a_g --workdir=/tmp/jaxgraphs/rgnet_shapes \
-      [--config=configs/rgnet_shapes.py] [--images=64] [--config_override=model.head.graph_scale=0.0864]
+  JAX_PLATFORMS=cpu python -m benchmarks.rgnet_graph_collapse --arg=fcn_a_g [--workdir=/tmp/jaxgraphs/rgnet_shapes] \
+      [--config=configs/rgnet_shapes.py] [--images=64] [--config_override=model.head.graph_scale=0.0864] \
+      [--config_override=model.head.batch_norm_before_weights=1]
 
 For the first `--images` evaluation images of a run of `--config`:`--arg` in `--workdir`, with its latest checkpoint
-and (the baseline, same run) with the initialisation of the same config and seed, prints
+and (the baseline, same run; alone without --workdir) with the initialisation of the same config and seed, each
+with batch norm in eval mode (running statistics) and in train mode (the batch's, as a training step sees it), prints
   top-column share  fraction of S's rows whose largest weight is on the image's most common such column
                     (1: every region copies one region)
   entropy           mean row entropy of S over log N (0: one-hot rows, 1: uniform)
@@ -17,17 +19,17 @@ from __future__ import annotations
 
 import argparse
 
+import jax
 import numpy as np
 
 from jaxgraphs.configs import common as config_loader
 from jaxgraphs.data import pipeline
-from jaxgraphs.models.heads.rgnet_head import RGNetHead
 from jaxgraphs.training.checkpointing import Checkpoints
 from jaxgraphs.training.trainer import Experiment
 
 
 def load_config(path: str, arg: str, overrides: list[str]):
-  """get_config(arg) of a config file, with key.path=value overrides (values take the type of the current value)."""
+  """get_config(arg) of a config file, with key.path=value overrides (values take the current value's type)."""
   config = config_loader.load_config(path, arg)
   for override in overrides:
     key, value = override.split("=", 1)
@@ -35,7 +37,9 @@ def load_config(path: str, arg: str, overrides: list[str]):
     node = config
     for part in parents:
       node = node[part]
-    node[leaf] = type(node[leaf])(value)
+    kind = type(node[leaf])
+    # bool("0") is True: booleans are read from their spelling.
+    node[leaf] = value.lower() in ("1", "true") if kind is bool else kind(value)
   return config
 
 
@@ -46,17 +50,24 @@ def mean_pairwise_cosine(features) -> float:
   return float(np.mean(unit @ unit.transpose(0, 2, 1)))
 
 
-def graph_statistics(experiment: Experiment, state, images) -> dict[str, float]:
-  """S and feature statistics of the model's region graph on `images`."""
+def graph_statistics(experiment: Experiment, state, images, train: bool) -> dict[str, float]:
+  """S and feature statistics of the model's region graph on `images`, batch norm in train or eval mode."""
   variables = {"params": state.params, **state.model_state}
-  _, captured = experiment.model.apply(variables, images, capture_intermediates=lambda m, _: m.name == "head")
-  head_outputs = captured["intermediates"]["head"]["__call__"][0]
-  head = RGNetHead(variant=experiment.model.variant, num_bins=experiment.model.num_bins, **experiment.model.head_kwargs)
-  head_state = {k: v["head"] for k, v in state.model_state.items() if "head" in v}
-  outputs = head.apply(
-    {"params": state.params["head"], **head_state}, head_outputs["features_fcn"], return_similarity=True
-  )
-  similarity = np.asarray(outputs["similarities"][0], np.float64)
+  wanted = ("head", "phi", "phi_0", "theta", "theta_0")
+  kwargs = {"capture_intermediates": lambda m, _: m.name in wanted}
+  if train:
+    # What the loss sees: batch statistics in every BN, and dropout (fixed key); the updated stats are dropped.
+    kwargs.update(train=True, rngs={"dropout": jax.random.PRNGKey(0)}, mutable=["batch_stats"])
+  _, captured = experiment.model.apply(variables, images, **kwargs)
+  head = captured["intermediates"]["head"]
+  head_outputs = head["__call__"][0]
+  graph = head["region_graph"]
+  # S of the first graph layer from phi and theta's outputs: eq. 2's row softmax of scale * phi_i . theta_j.
+  queries = np.asarray(graph.get("phi", graph.get("phi_0"))["__call__"][0], np.float64)
+  keys = np.asarray(graph.get("theta", graph.get("theta_0"))["__call__"][0], np.float64)
+  logits = experiment.model.head_kwargs.get("graph_scale", 1.0) * np.einsum("bid,bjd->bij", queries, keys)
+  similarity = np.exp(logits - logits.max(-1, keepdims=True))
+  similarity /= similarity.sum(-1, keepdims=True)
   top = similarity.argmax(-1)
   graph_input = head_outputs.get("features_aspp", head_outputs["features_fcn"])
   return {
@@ -64,7 +75,7 @@ def graph_statistics(experiment: Experiment, state, images) -> dict[str, float]:
     "entropy": float(np.mean(-(similarity * np.log(similarity + 1e-30)).sum(-1)) / np.log(similarity.shape[-1])),
     "max weight": float(similarity.max(-1).mean()),
     "cosine in": mean_pairwise_cosine(graph_input),
-    "cosine out": mean_pairwise_cosine(outputs["features_graph"]),
+    "cosine out": mean_pairwise_cosine(head_outputs["features_graph"]),
   }
 
 
@@ -72,7 +83,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="configs/rgnet_shapes.py")
   parser.add_argument("--arg", default="fcn_a_g")
-  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--workdir", default=None, help="a run's directory; without it only the initialisation")
   parser.add_argument("--images", type=int, default=64)
   parser.add_argument("--config_override", action="append", default=[])
   args = parser.parse_args()
@@ -82,23 +93,32 @@ def main():
   experiment = Experiment(config)
   batches, _ = pipeline.build_eval_dataset(config.data, local_batch_size=args.images)
   batch = next(iter(batches))
-  initial = experiment.build_state(batch)
-  checkpoints = Checkpoints(args.workdir, max_to_keep=1, async_save=False)
-  trained, _ = checkpoints.restore(experiment.abstract_state)
-  checkpoints.close()
+  states = [("init", experiment.build_state(batch))]
+  if args.workdir:
+    checkpoints = Checkpoints(args.workdir, max_to_keep=1, async_save=False)
+    trained, _ = checkpoints.restore(experiment.abstract_state)
+    checkpoints.close()
+    states.append((f"step {int(trained.step)}", trained))
+  initial = states[0][1]
   n = experiment.model.apply({"params": initial.params, **initial.model_state}, batch["image"][:1])["region_quality"]
+  head = config.model.head
   print(
     f"{args.config}:{args.arg}, {args.workdir}, {args.images} {config.data.eval_split} images, "
-    f"N = {n.size} regions (uniform row weight {1 / n.size:.4f})"
+    f"N = {n.size} regions (uniform row weight {1 / n.size:.4f}), graph_scale {head.graph_scale:g}, "
+    f"batch_norm_before_weights {head.get('batch_norm_before_weights', False)}"
   )
-  header = f"{'state':<22}" + "".join(
+  header = f"{'state, BN mode':<22}" + "".join(
     f"{name:>18}" for name in ("top-column share", "entropy", "max weight", "cosine in", "cosine out")
   )
   print(header)
   print("-" * len(header))
-  for name, state in (("init (baseline)", initial), (f"trained, step {int(trained.step)}", trained)):
-    stats = graph_statistics(experiment, state, batch["image"])
-    print(f"{name:<22}" + "".join(f"{value:>18.3f}" for value in stats.values()), flush=True)
+  for name, state in states:
+    # Eval mode uses the running statistics (at init: mean 0, var 1, so every BN is the identity); train mode
+    # the batch's, as in a training step.
+    for train in (False, True):
+      stats = graph_statistics(experiment, state, batch["image"], train)
+      label = f"{name}, {'train' if train else 'eval'}"
+      print(f"{label:<22}" + "".join(f"{value:>18.3f}" for value in stats.values()), flush=True)
 
 
 if __name__ == "__main__":

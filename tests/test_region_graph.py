@@ -109,3 +109,70 @@ def test_return_similarity_needs_explicit():
 def test_zero_layers_raise():
   with pytest.raises(ValueError, match="num_layers"):
     RegionGraph(num_layers=0).init(jax.random.PRNGKey(0), feature_map(batch=1))
+
+
+def bn_variables(graph, x, seed):
+  """The graph's variables with random kernels, BN scales, biases and running statistics."""
+  shapes = jax.eval_shape(graph.init, jax.random.PRNGKey(0), x)
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = jax.tree_util.keystr(path)
+    if "var" in name or "scale" in name:
+      return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
+    return (rng.normal(size=leaf.shape) * 0.3).astype(np.float32)
+
+  return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def numpy_batch_norm(x, params, stats, name, train):
+  """torch's BatchNorm2d: running statistics in eval mode, the biased batch variance in train mode."""
+  flat = x.reshape(-1, x.shape[-1])
+  mean, var = (flat.mean(0), flat.var(0)) if train else (stats[name]["mean"], stats[name]["var"])
+  return (x - mean) / np.sqrt(var + 1e-5) * params[name]["scale"] + params[name]["bias"]
+
+
+def numpy_region_graph_bn(x, variables, num_layers, train):
+  """Sec. 3.3's BN before each weight layer: S from phi(BN(X)), theta(BN(X)); Z = ReLU(BN(S Z) W)."""
+  p, stats = (
+    jax.tree_util.tree_map(lambda t: np.asarray(t, np.float64), variables[k]) for k in ("params", "batch_stats")
+  )
+  nodes = np.asarray(x, np.float64).reshape(x.shape[0], -1, x.shape[-1])
+  phi = numpy_batch_norm(nodes, p, stats, "phi_norm", train) @ p["phi"]["kernel"]
+  theta = numpy_batch_norm(nodes, p, stats, "theta_norm", train) @ p["theta"]["kernel"]
+  similarity = row_softmax(np.einsum("bid,bjd->bij", phi, theta))
+  for layer in range(num_layers):
+    propagated = numpy_batch_norm(similarity @ nodes, p, stats, f"weight_{layer}_norm", train)
+    nodes = np.maximum(propagated @ p[f"weight_{layer}"]["kernel"], 0.0)
+  return nodes.reshape(x.shape), similarity
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_batch_norm_before_each_weight_matches_numpy(train):
+  x = feature_map(seed=4)
+  graph = RegionGraph(batch_norm=True)
+  variables = bn_variables(graph, x, seed=4)
+  assert set(variables) == {"params", "batch_stats"}
+  assert set(variables["batch_stats"]) == {"phi_norm", "theta_norm", "weight_0_norm", "weight_1_norm", "weight_2_norm"}
+  if train:
+    (out, similarities), _ = graph.apply(variables, x, return_similarity=True, train=True, mutable=["batch_stats"])
+  else:
+    out, similarities = graph.apply(variables, x, return_similarity=True)
+  expected, expected_similarity = numpy_region_graph_bn(x, variables, num_layers=3, train=train)
+  np.testing.assert_allclose(similarities[0], expected_similarity, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+  # The BNs are not identities here, so the check above would fail without them.
+  assert not np.allclose(expected, numpy_region_graph(x, variables["params"], num_layers=3)[0], atol=1e-2)
+
+
+def test_batch_norm_off_is_the_graph_without_it():
+  x = feature_map(seed=5)
+  variables = RegionGraph().init(jax.random.PRNGKey(5), x)
+  assert list(variables) == ["params"]
+  assert set(variables["params"]) == {"phi", "theta", "weight_0", "weight_1", "weight_2"}
+  want, _ = RegionGraph().apply(variables, x)
+  got_eval, _ = RegionGraph(batch_norm=False).apply(variables, x)
+  got_train, _ = RegionGraph(batch_norm=False).apply(variables, x, train=True)
+  np.testing.assert_array_equal(got_eval, want)
+  np.testing.assert_array_equal(got_train, want)
+  np.testing.assert_allclose(want, numpy_region_graph(x, variables["params"], num_layers=3)[0], rtol=1e-4, atol=1e-5)

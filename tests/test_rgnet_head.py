@@ -106,3 +106,40 @@ def test_train_mode_needs_dropout_rng_and_updates_batch_stats():
 def test_bad_config_names_the_field(field, value):
   with pytest.raises(ValueError, match=f"RGNetHead.{field}"):
     RGNetHead(**{field: value}).init(jax.random.PRNGKey(0), jnp.zeros((1, 3, 3, 4)))
+
+
+BN_WEIGHT_LAYERS = {
+  "fcn": {"classifier_norm"},
+  "fcn_a_g": {"classifier_norm", "region_graph"},
+  "fcn_c_c": {"classifier_norm", "plain_conv_0_norm", "plain_conv_1_norm", "plain_conv_2_norm"},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(BN_WEIGHT_LAYERS))
+def test_batch_norm_before_weights_normalises_the_classifier_input(variant):
+  x = backbone_map(5)
+  head = RGNetHead(variant=variant, batch_norm_before_weights=True, **SMALL)
+  variables, out = run(head, x)
+  stats = variables["batch_stats"]
+  assert set(stats) - {"aspp"} == BN_WEIGHT_LAYERS[variant]
+  if variant == "fcn_a_g":
+    assert set(stats["region_graph"]) == {f"{n}_norm" for n in ("phi", "theta", "weight_0", "weight_1", "weight_2")}
+  # Classifier on BN(features) with the given running statistics, in NumPy.
+  features = np.asarray(out.get("features_graph", out["features_fcn"]), np.float64)
+  norm, conv = variables["params"]["classifier_norm"], variables["params"]["classifier"]
+  normalised = (features - stats["classifier_norm"]["mean"]) / np.sqrt(stats["classifier_norm"]["var"] + 1e-5)
+  normalised = normalised * norm["scale"] + norm["bias"]
+  expected = normalised @ np.asarray(conv["kernel"][0, 0], np.float64) + conv["bias"]
+  np.testing.assert_allclose(out["region_logits"], expected, rtol=1e-4, atol=1e-5)
+  assert not np.allclose(features @ conv["kernel"][0, 0] + conv["bias"], expected, atol=1e-2)
+
+
+@pytest.mark.parametrize("variant", ["fcn_a_g", "fcn_c_c"])
+def test_batch_norm_before_weights_off_is_the_head_without_it(variant):
+  x = backbone_map(6)
+  default = RGNetHead(variant=variant, **SMALL)
+  variables, want = run(default, x)
+  assert not any("_norm" in jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(variables))
+  got = RGNetHead(variant=variant, batch_norm_before_weights=False, **SMALL).apply(variables, x)
+  for key in ("logits", "region_logits", "features_graph"):
+    np.testing.assert_array_equal(got[key], want[key])

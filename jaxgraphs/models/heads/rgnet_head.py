@@ -16,6 +16,10 @@ Tasks, chosen by `task`:
   'distribution':  the same with `num_bins` (10) rating bins; softmax(logits) is the predicted
                    rating distribution.
   'regression' (AADB): one unbounded output per region, LSE pooled to one score (B, 1).
+
+Batch norm before each weight layer (Sec. 3.3), `batch_norm_before_weights`: a BN on the input of phi, theta, each
+graph weight W (RegionGraph.batch_norm), of each of FCN-C-C's 1x1 convs (they stand in for the W's) and of the
+classifier, all variants. DenseASPP has its own BNs either way.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import jax.numpy as jnp
 
 from jaxgraphs.models.heads.dense_aspp import DenseASPP
 from jaxgraphs.models.heads.region_graph import RegionGraph
+from jaxgraphs.models.layers.batch_norm import BatchNorm
 from jaxgraphs.models.layers.pooling import global_average_pool, lse_pool
 
 Dtype = Any
@@ -57,6 +62,7 @@ class RGNetHead(nn.Module):
   graph_embed_features: int | None = None
   graph_similarity_per_layer: bool = False
   graph_scale: float = 1.0
+  batch_norm_before_weights: bool = False
   graph_implementation: str = "explicit"
   graph_block_size: int = 512
   kernel_init: Any = nn.initializers.he_normal()
@@ -91,9 +97,16 @@ class RGNetHead(nn.Module):
       name="aspp",
     )
 
-  def _plain_convs(self, x):
+  def _norm(self, x, name: str, train: bool):
+    """BN of a weight layer's input when `batch_norm_before_weights`, else x unchanged."""
+    if not self.batch_norm_before_weights:
+      return x
+    return BatchNorm(momentum=self.bn_momentum, dtype=self.dtype, param_dtype=self.param_dtype, name=name)(x, train)
+
+  def _plain_convs(self, x, train: bool):
     """FCN-C-C's stand-in for the graph: 1x1 conv + ReLU layers (graph convolutions with S = I)."""
     for layer in range(self.graph_layers):
+      x = self._norm(x, f"plain_conv_{layer}_norm", train)
       conv = nn.Dense(
         x.shape[-1],
         use_bias=False,
@@ -139,6 +152,8 @@ class RGNetHead(nn.Module):
         embed_features=self.graph_embed_features,
         similarity_per_layer=self.graph_similarity_per_layer,
         scale=self.graph_scale,
+        batch_norm=self.batch_norm_before_weights,
+        bn_momentum=self.bn_momentum,
         implementation=self.graph_implementation,
         block_size=self.graph_block_size,
         kernel_init=self.kernel_init,
@@ -151,7 +166,7 @@ class RGNetHead(nn.Module):
       if return_similarity:
         outputs["similarities"] = similarities
     elif self.variant == "fcn_c_c":
-      x = self._plain_convs(x)
+      x = self._plain_convs(x, train)
       outputs["features_graph"] = x
 
     classifier = nn.Conv(
@@ -162,7 +177,7 @@ class RGNetHead(nn.Module):
       param_dtype=self.param_dtype,
       name="classifier",
     )
-    region_logits = classifier(x).astype(jnp.float32)
+    region_logits = classifier(self._norm(x, "classifier_norm", train)).astype(jnp.float32)
     if self.task == "regression":
       region_scores = region_logits
     else:
