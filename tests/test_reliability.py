@@ -311,3 +311,15 @@ def test_a_tensorstore_disk_error_is_reported_by_its_os_error():
   assert checkpointing._reason(error) == "No space left on device (errno 28)"
   assert checkpointing._reason(PermissionError(errno.EACCES, "Permission denied")) == "Permission denied (errno 13)"
   assert checkpointing._size(0) == "0 B" and checkpointing._size(3 * 2**30 + 2**29) == "3.5 GiB"
+
+
+def test_saving_a_step_that_exists_replaces_it(tmp_path):
+  # A run that fell back past a corrupt step saves its best checkpoint at a step number it used before.
+  manager = Checkpoints(str(tmp_path), max_to_keep=1, subdir="checkpoints_best", async_save=False)
+  first, second = _state(4), _state(5).replace(step=jnp.asarray(4, jnp.int32))
+  manager.save(first, {"attempt": 1})
+  manager.save(second, {"attempt": 2})
+  restored, meta = manager.restore(_abstract())
+  assert manager.all_steps() == [4] and meta["attempt"] == 2
+  np.testing.assert_array_equal(restored.params["dense"]["kernel"], second.params["dense"]["kernel"])
+  manager.close()

@@ -125,6 +125,11 @@ class Checkpoints:
     """Starts writing `state` (asynchronously by default) with JSON metadata; raises CheckpointWriteError on failure."""
     step = int(jax.device_get(state.step))
     self._finish()  # a failed earlier save is reported before another one starts
+    if step in self.all_steps():
+      # A run that resumed from an older step (e.g. past a corrupt one) reaches a step it saved before: the best
+      # checkpoint of the first attempt. The new one replaces it.
+      logging.info("Replacing checkpoint %s, saved by an earlier attempt at this step", self.step_directory(step))
+      self._manager.delete(step)
     self._saving = step
     self._problems.pop(step, None)
     logging.get_absl_logger().addFilter(self._quiet)
