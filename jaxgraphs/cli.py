@@ -1,7 +1,8 @@
 """What every command shares: `--help` exits 0, and a mistake ends in one `error: ...` line, printed once.
 
 Exit codes: 0 done, 1 a run that failed for a reason its line names (NaN loss, failed save), 2 a usage or
-configuration mistake (nothing was written), 75 preempted by SIGTERM after saving (rerun to resume), 130 Ctrl-C.
+configuration mistake (nothing was written), 75 stopped early but resumable: preempted by SIGTERM after saving,
+or a peer process of a multi-process run died (rerun to resume), 130 Ctrl-C.
 """
 
 from __future__ import annotations

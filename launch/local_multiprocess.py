@@ -136,12 +136,29 @@ def main():
       with open(log_path(i), "w") as log:
         procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
     print(f"started {opts.num_processes} processes, pids {' '.join(str(p.pid) for p in procs)}", flush=True)
+    preempted = []
+
+    def forward_sigterm(signum, frame):
+      # A scheduler preempting the launcher: every process gets the notice, saves at the same step and exits 75.
+      preempted.append(signum)
+      for p in procs:
+        if p.poll() is None:
+          p.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward_sigterm)
     codes, first = wait_for(procs, opts.grace_period)
   except KeyboardInterrupt:
     stop(procs, opts.grace_period)
     print("error: interrupted (Ctrl-C); stopped every process", file=sys.stderr, flush=True)
     sys.exit(130)
   logs = log_path("<i>")
+  if preempted and all(code == EXIT_PEER_LOST for code in codes):
+    print(
+      f"error: stopped by SIGTERM: every process saved and exited (logs: {logs}); rerun the same command to resume",
+      file=sys.stderr,
+      flush=True,
+    )
+    sys.exit(EXIT_PEER_LOST)
   if first is None:
     print(f"all {opts.num_processes} processes finished (logs: {logs})")
     return

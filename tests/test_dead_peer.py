@@ -176,6 +176,9 @@ FAKE_CHILD = textwrap.dedent(
     sys.exit(int(what[5:]))
   if what == "die":
     os.kill(os.getpid(), signal.SIGKILL)
+  if what == "save_on_sigterm":  # like the trainer: SIGTERM -> save -> exit 75
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(75))
+    time.sleep(600)
   if what == "ignore_sigterm":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(600)
@@ -220,6 +223,27 @@ def test_launcher_names_the_dead_process_not_the_one_that_lost_it(tmp_path):
   assert proc.stderr.startswith("error: process 1 of 2 failed first (killed by SIGKILL;"), proc.stderr
   assert proc.stderr.rstrip().endswith("stopped the others (process 0: exit 75)"), proc.stderr
   assert not any(running(pid) for pid in pids)
+
+
+def test_sigterm_to_the_launcher_reaches_every_process(tmp_path):
+  (tmp_path / "fake_child.py").write_text(FAKE_CHILD)
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, LAUNCHER, "--num_processes=2", "--module=fake_child", "--", f"--workdir={workdir}"]
+  cmd += ["--do_0=save_on_sigterm", "--do_1=save_on_sigterm"]
+  env = dict(os.environ, PYTHONPATH=str(tmp_path))
+  launcher = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  for _ in range(600):  # the children are up once both wrote their pids
+    if all((workdir / f"pid_{i}").exists() for i in range(2)):
+      break
+    time.sleep(0.05)
+  launcher.send_signal(signal.SIGTERM)
+  _, stderr = launcher.communicate(timeout=60)
+  assert launcher.returncode == 75, stderr
+  assert stderr.splitlines() == [
+    f"error: stopped by SIGTERM: every process saved and exited (logs: {workdir}/process_<i>.log); "
+    "rerun the same command to resume"
+  ]
+  assert not any(running(int((workdir / f"pid_{i}").read_text())) for i in range(2))
 
 
 def test_launcher_succeeds_when_every_process_does(tmp_path):
