@@ -88,6 +88,28 @@ def test_densenet121_gives_the_papers_37_by_37_map_and_d_prime():
   assert graph["weight_2"]["kernel"].shape == (1280, 1280)
 
 
+def test_densenet_transition_option_halves_the_channels_before_the_head():
+  # The DenseASPP code's 1024 -> 512 transition after block 4: d' becomes 512 + 4 * 64 = 768.
+  config = load_config("rgnet_ava")
+  assert config.model.transition_features == 0  # off by default, as RGNet's text
+  images = jnp.zeros((1, 64, 64, 3), jnp.float32)
+  params = {}
+  for features in (0, 512):
+    config.model.transition_features = features
+    module = models.build_model(config.model, None)
+    outputs, variables = jax.eval_shape(module.init_with_output, RNGS, images)
+    assert outputs["region_scores"].shape == (1, 8, 8, 2)
+    params[features] = variables["params"]
+  assert "transition" not in params[0]
+  transition = params[512]["transition"]
+  assert transition["conv"]["kernel"].shape == (1, 1, 1024, 512) and "bias" not in transition["conv"]
+  assert transition["norm"]["scale"].shape == (512,)
+  for features, width in ((0, 1024), (512, 512)):
+    head = params[features]["head"]
+    assert head["aspp"]["block_0_rate_3"]["conv_1"]["kernel"].shape == (1, 1, width, 128)
+    assert head["region_graph"]["phi"]["kernel"].shape == (width + 256, width + 256)
+
+
 def test_similarity_to_region_is_cosine_similarity():
   rng = np.random.default_rng(0)
   features = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)

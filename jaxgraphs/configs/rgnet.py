@@ -72,6 +72,9 @@ def configure(config: ml_collections.ConfigDict, kind: str) -> None:
   model.backbone_kwargs = {}
   model.feature_key = "feature_map"
   model.variant = "fcn_a_g"
+  # 512: the DenseASPP code's randomly initialised 1024 -> 512 transition after DenseNet block 4 (d' = 768);
+  # 0: none, as RGNet's text (d' = d + 4 * 64 = 1280).
+  model.transition_features = 0
   model.num_bins = 10
   model.head = default_head_config()
   model.dont_load = (PRETRAINED_CLASSIFIER["densenet"],)

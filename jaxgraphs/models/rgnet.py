@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgraphs.models.backbones import BACKBONES, build_backbone
+from jaxgraphs.models.heads.dense_aspp import DenseASPPTransition
 from jaxgraphs.models.heads.rgnet_head import VARIANTS, RGNetHead
 from jaxgraphs.errors import ConfigError
 
@@ -113,6 +114,8 @@ class RGNet(nn.Module):
   backbone_kwargs: Mapping[str, Any] | None = None  # added to (and overriding) default_backbone_kwargs
   feature_key: str = "feature_map"
   head_kwargs: Mapping[str, Any] | None = None  # RGNetHead attributes (lse_r, aspp_rates, graph_layers, ...)
+  # > 0: the DenseASPP code's transition to this many channels between backbone and head (not FC-CNN).
+  transition_features: int = 0
   num_bins: int = 10
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -151,6 +154,10 @@ class RGNet(nn.Module):
         outputs["distribution"] = jax.nn.softmax(outputs["logits"], axis=-1)
       return outputs
 
+    if self.transition_features:
+      features = DenseASPPTransition(
+        self.transition_features, dtype=self.dtype, param_dtype=self.param_dtype, name="transition"
+      )(features, train=train)
     head = RGNetHead(
       variant=self.variant,
       task=HEAD_TASKS[self.kind],
@@ -198,6 +205,8 @@ def build_rgnet(cfg, data_info, dtype) -> RGNet:
     backbone_kwargs=dict(cfg.backbone_kwargs),
     feature_key=cfg.feature_key,
     head_kwargs=head,
+    # Absent from configs written before the option: no transition, as those runs were trained.
+    transition_features=int(cfg.get("transition_features", 0)),
     num_bins=cfg.num_bins,
     dtype=dtype,
   )

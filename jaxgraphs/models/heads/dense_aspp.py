@@ -9,6 +9,13 @@ DenseNet's norm5; `first_block_norm=True` adds one), the convolutions have biase
 dropout is channel-wise (torch's Dropout2d: whole feature maps are dropped). That code sets
 BN momentum 3e-4 (torch convention); RGNet does not say, so the default is torch's 0.1
 (docs/paper_details.md, RGNet network).
+
+That code's DenseNet-121 also ends with a transition after dense block 4: BN-ReLU-1x1 conv (1024 -> 512, no
+bias, randomly initialised) and its final BN on the 512 channels. `DenseASPPTransition` is that layer on
+torchvision's DenseNet output ReLU(norm5(block 4)), whose norm5 stands in for the transition's BN:
+1x1 conv -> BN -> ReLU (the ReLU keeps the head's input non-negative, as without the transition). RGNet's
+text (d' = d + 4 * 64, d the backbone's channels) does not have it, so RGNet uses it only on request
+(`config.model.transition_features=512`).
 """
 
 from __future__ import annotations
@@ -67,6 +74,30 @@ class DenseASPPBlock(nn.Module):
     x = self._conv(self.out_features, 3, self.dilation, "conv_2")(x)
     # broadcast over H and W: drops whole channels like torch's Dropout2d.
     return nn.Dropout(self.dropout_rate, broadcast_dims=(1, 2))(x, deterministic=not train)
+
+
+class DenseASPPTransition(nn.Module):
+  """The DenseASPP code's transition after DenseNet block 4 on a ReLU(BN) map: 1x1 conv (no bias) -> BN -> ReLU."""
+
+  features: int = 512
+  bn_momentum: float = 0.1
+  kernel_init: Any = nn.initializers.he_normal()
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    """Maps an NHWC map (B, H, W, d) to (B, H, W, features)."""
+    x = nn.Conv(
+      self.features,
+      (1, 1),
+      use_bias=False,
+      kernel_init=self.kernel_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="conv",
+    )(x.astype(self.dtype))
+    return nn.relu(batch_norm(self.bn_momentum, self.dtype, self.param_dtype, "norm")(x, train=train))
 
 
 class DenseASPP(nn.Module):
