@@ -7,6 +7,9 @@ jaxgraphs' `vg500` builder (jaxgraphs/data/builders/vg500.py): the 500 names fou
 after normalisation, a fixed-seed 10,000-image test split, the rest train. VG-500 has no validation split:
 nothing is selected on test, the last checkpoint is the result and `test` is evaluated once at the end.
 The class vocabulary lives in the prepared dataset, so the word vectors are made from it (--dataset=vg500).
+The official code's own train / test lists (train_list_500.txt, test_list_500.txt in the manual dir) give the
+split instead with the builder config `authors_lists`: prepare `--dataset=vg500/authors_lists` and train with
+`--config.data.source=vg500/authors_lists` (82,904 train images there: scale total_steps by 82904 / 98077).
 
   python -m jaxgraphs.tools.prepare_dataset --dataset=vg500 --manual_dir=/data/visual_genome
   python -m jaxgraphs.tools.word_vectors --glove=glove.840B.300d.txt --dataset=vg500 \

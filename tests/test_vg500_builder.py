@@ -201,3 +201,58 @@ def test_ssgrl_vg500_config_trains_a_step_and_evaluates_on_the_prepared_fake_tre
       )
     ),
   )
+
+
+def test_read_id_list_takes_file_names_paths_and_bare_ids(tmp_path):
+  path = tmp_path / "list.txt"
+  path.write_text("101.jpg\n\n  VG_100K/102.jpg \n103\n")
+  assert vg500.read_id_list(vg500.epath.Path(path)) == [101, 102, 103]
+  path.write_text("101.jpg\nabc.jpg\n")
+  with pytest.raises(ValueError, match=r"list.txt:2: expected an image file name such as 2345.jpg, got 'abc.jpg'"):
+    vg500.read_id_list(vg500.epath.Path(path))
+  with pytest.raises(ValueError, match="1 image ids are in both the train and the test list, e.g. 102"):
+    vg500.listed_split(IMAGE_IDS, [101, 102], [102, 103], [])
+
+
+def test_authors_lists_give_the_split_and_the_training_vocabulary(tmp_path):
+  manual_dir = tmp_path / "manual"
+  manual_dir.mkdir()
+  jpegs = make_vg_tree(manual_dir)
+  # 107 is in neither list and 999 is not in image_data.json: both left out; 110 (broken) and 109 (missing)
+  # are skipped as in the seeded split.
+  (manual_dir / "train_list_500.txt").write_text("101.jpg\n102.jpg\n104.jpg\n105.jpg\n108.jpg\n110.jpg\n999.jpg\n")
+  (manual_dir / "test_list_500.txt").write_text("103.jpg\n106.jpg\n109.jpg\n")
+  config = vg500.Vg500Config(
+    name="unit_lists", num_classes=NUM_CLASSES, train_list="train_list_500.txt", test_list="test_list_500.txt"
+  )
+  builder = vg500.Vg500(config=config, data_dir=str(tmp_path / "data"))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  ids = {
+    split: sorted(int(e["image/id"]) for e in tfds.as_numpy(builder.as_dataset(split=split)))
+    for split in builder.info.splits
+  }
+  assert ids == {"train": [101, 102, 104, 105, 108], "test": [103, 106]}
+  assert all(i in jpegs for i in ids["train"] + ids["test"])
+  # The vocabulary counts the listed train images (110's names too: names are counted before images are read).
+  counts = {}
+  for image_id in (101, 102, 104, 105, 108, 110):
+    for name in normalized(image_id):
+      counts[name] = counts.get(name, 0) + 1
+  want = [n for n, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:NUM_CLASSES]]
+  assert builder.info.features["labels"].feature.names == want
+  notes = image_checks.read_skip_report(builder)["notes"]
+  assert any("train list has 1 ids" in note and "999" in note for note in notes)
+  assert any("1 images of image_data.json are in neither list" in note and "107" in note for note in notes)
+
+
+def test_authors_lists_config_needs_both_files(tmp_path):
+  make_vg_tree(tmp_path)
+  (tmp_path / "train_list_500.txt").write_text("101.jpg\n")
+  builder = vg500.Vg500(config="authors_lists", data_dir=str(tmp_path / "data"))
+  with pytest.raises(FileNotFoundError, match="test_list_500.txt not found"):
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path)))
+  half = vg500.Vg500Config(name="unit_half", train_list="train_list_500.txt")
+  with pytest.raises(ValueError, match="set both train_list and test_list, or neither"):
+    vg500.Vg500(config=half, data_dir=str(tmp_path / "data")).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path))
+    )

@@ -599,6 +599,18 @@ SOURCES: dict[str, Source] = {
     prepare=_manual_builder("vg500"),
     classes_from_prepared=True,
   ),
+  # The same with the SSGRL authors' train / test image lists (the builder's `authors_lists` config).
+  "vg500/authors_lists": Source(
+    tfds_name="vg500/authors_lists",
+    to_example=class_label_example,
+    class_names_fn=_prepared_label_names("vg500/authors_lists"),
+    train_split="train",
+    eval_split="test",
+    pp_train=SSGRL_PP_TRAIN,
+    pp_eval=SSGRL_PP_EVAL,
+    prepare=_manual_builder("vg500/authors_lists"),
+    classes_from_prepared=True,
+  ),
   # Aesthetics (RGNet): evaluated on the validation holdout while training; the papers report `test`.
   "ava": Source(
     tfds_name="ava",

@@ -8,6 +8,11 @@ random draw are not published (the lists the authors shipped have 82,904 train i
   the first `num_test` (10,000) are `test`, the rest `train`. The split is drawn before any image is read, so
   it does not depend on which files are present; a missing or broken image is skipped (and reported), never
   replaced.
+* Or the authors' split: with `train_list` and `test_list` (builder config `authors_lists`: the SSGRL code's
+  `train_list_500.txt` / `test_list_500.txt`, 82,904 / 10,000 lines of `ID.jpg`, copied into the manual dir),
+  the splits are exactly those lists (`num_test` and `seed` unused). Listed ids that `image_data.json` lacks
+  and images in neither list are left out and counted in the skip report's notes. The authors' 500-name
+  vocabulary is not published, so the classes are still chosen as below, from the listed train images.
 * Names: every name of every object (`names` list, or `name` in older releases), normalised: lower-cased,
   whitespace collapsed to one space, leading and trailing punctuation and spaces removed; empty names dropped.
 * Vocabulary: the `num_classes` (500) names occurring in the most TRAIN images (counting an image once per
@@ -28,6 +33,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import os
 import re
 import string
 
@@ -95,6 +101,35 @@ def split_ids(image_ids, num_test: int, seed: int) -> dict[str, list[int]]:
   return {"train": sorted(ids[order[num_test:]].tolist()), "test": sorted(ids[order[:num_test]].tolist())}
 
 
+def read_id_list(path: epath.Path) -> list[int]:
+  """Image ids of a split list: one `ID.jpg` (or `ID`, or a path ending in it) a line; blank lines ignored."""
+  ids = []
+  for number, line in enumerate(path.read_text().splitlines(), 1):
+    entry = line.strip().rsplit("/", 1)[-1]
+    if not entry:
+      continue
+    stem = entry[: -len(".jpg")] if entry.lower().endswith(".jpg") else entry
+    if not stem.isdigit():
+      raise ValueError(f"{path}:{number}: expected an image file name such as 2345.jpg, got {line.strip()!r}")
+    ids.append(int(stem))
+  return ids
+
+
+def listed_split(image_ids, train_ids, test_ids, notes: list[str]) -> dict[str, list[int]]:
+  """{'train': ids, 'test': ids}, both sorted, from given lists; ids outside `image_ids` are dropped (noted)."""
+  train, test, known = set(train_ids), set(test_ids), set(int(i) for i in image_ids)
+  if both := sorted(train & test):
+    raise ValueError(f"{len(both)} image ids are in both the train and the test list, e.g. {both[0]}")
+  for name, ids in (("train", train), ("test", test)):
+    if unknown := sorted(ids - known):
+      notes.append(
+        f"the {name} list has {len(unknown)} ids that {IMAGE_DATA_FILENAME} lacks (left out), e.g. {unknown[0]}"
+      )
+  if unlisted := sorted(known - train - test):
+    notes.append(f"{len(unlisted)} images of {IMAGE_DATA_FILENAME} are in neither list (left out), e.g. {unlisted[0]}")
+  return {"train": sorted(train & known), "test": sorted(test & known)}
+
+
 def vocabulary(names: dict[int, set[str]], image_ids, num_classes: int) -> list[str]:
   """The `num_classes` names found in the most of `image_ids`' images, most frequent first, ties alphabetical."""
   counts = collections.Counter(name for i in image_ids for name in names.get(i, ()))
@@ -116,11 +151,14 @@ def find_image(manual_dir: epath.Path, image_id: int) -> epath.Path | None:
 
 @dataclasses.dataclass(eq=False)
 class Vg500Config(tfds.core.BuilderConfig):
-  """Vocabulary size, test-split size and the seed of the split."""
+  """Vocabulary size, test-split size and the seed of the split, or files that give the split."""
 
   num_classes: int = 500
   num_test: int = 10_000
   seed: int = 0
+  # Both or neither: files of `ID.jpg` lines (relative paths are in the manual dir); they replace the seeded split.
+  train_list: str = ""
+  test_list: str = ""
 
 
 class Vg500(image_checks.ImageCheckingBuilder):
@@ -129,7 +167,15 @@ class Vg500(image_checks.ImageCheckingBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Seeded 10,000-image test split; vocabulary from the train split's image counts."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
-  BUILDER_CONFIGS = [Vg500Config(name="default", description="500 classes, 10,000 test images, seed 0.")]
+  BUILDER_CONFIGS = [
+    Vg500Config(name="default", description="500 classes, 10,000 test images, seed 0."),
+    Vg500Config(
+      name="authors_lists",
+      description="500 classes; the SSGRL authors' train_list_500.txt / test_list_500.txt (in the manual dir).",
+      train_list="train_list_500.txt",
+      test_list="test_list_500.txt",
+    ),
+  ]
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -161,7 +207,10 @@ class Vg500(image_checks.ImageCheckingBuilder):
       report.notes.append(
         f"{OBJECTS_FILENAME} has {len(unknown)} image ids that {IMAGE_DATA_FILENAME} lacks (ignored), e.g. {unknown[0]}"
       )
-    splits = split_ids(image_ids, config.num_test, config.seed)
+    if config.train_list or config.test_list:
+      splits = self._listed_split(manual_dir, image_ids, report)
+    else:
+      splits = split_ids(image_ids, config.num_test, config.seed)
     classes = vocabulary(names, splits["train"], config.num_classes)
     self.info.features["labels"].feature.names = classes
     index = {name: i for i, name in enumerate(classes)}
@@ -188,6 +237,22 @@ class Vg500(image_checks.ImageCheckingBuilder):
         if image_id in checks
       ]
     return {split: items for split, items in plan.items() if items}
+
+  def _listed_split(self, manual_dir: epath.Path, image_ids, report: image_checks.SkipReport) -> dict[str, list]:
+    """The split of the config's train_list / test_list files."""
+    config = self.builder_config
+    if not (config.train_list and config.test_list):
+      raise ValueError(f"vg500 config {config.name!r}: set both train_list and test_list, or neither")
+    lists = []
+    for name in (config.train_list, config.test_list):
+      path = manual_dir / os.path.expanduser(name)  # an absolute path replaces manual_dir
+      if not path.exists():
+        raise FileNotFoundError(
+          f"{path} not found: the vg500 config {config.name!r} takes its split from it (the SSGRL code's "
+          "data/VG/train_list_500.txt and test_list_500.txt, copied into the manual dir)"
+        )
+      lists.append(read_id_list(path))
+    return listed_split(image_ids, *lists, report.notes)
 
   def _generate_examples(self, records):
     for image_id, labels, check in records:
