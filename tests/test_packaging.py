@@ -1,10 +1,12 @@
 """What an installed jaxgraphs carries: every package, the configs (as jaxgraphs.shipped_configs), the console script."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
 
+import pytest
 import setuptools
 from training_helpers import REPO, cpu_env
 
@@ -53,3 +55,27 @@ def test_a_config_by_name_loads_from_any_directory(tmp_path):
     timeout=120,
   )
   assert proc.returncode == 2 and "error: --config.nope=1: config has no key 'nope'" in proc.stderr, proc.stderr[-1000:]
+
+
+@pytest.mark.skipif(shutil.which("jaxgraphs") is None, reason="the console script exists once the package is installed")
+def test_the_installed_jaxgraphs_command_runs_main(tmp_path):
+  proc = subprocess.run(
+    ["jaxgraphs", "--config=baseline_coco", f"--workdir={tmp_path / 'w'}", "--config.nope=1"],
+    cwd=tmp_path,
+    env=cpu_env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert proc.returncode == 2 and "error: --config.nope=1: config has no key 'nope'" in proc.stderr, proc.stderr[-1000:]
+
+
+def test_fault_campaign_command_parses_its_flags():
+  proc = subprocess.run(
+    [sys.executable, "-m", "benchmarks.fault_campaign", "--help"],
+    cwd=REPO,
+    env=cpu_env(),
+    capture_output=True,
+    text=True,
+  )
+  assert proc.returncode == 0 and "--trials" in proc.stdout and "--workdir" in proc.stdout, proc.stderr
