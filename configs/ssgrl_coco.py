@@ -45,8 +45,10 @@ def get_config(arg: str = "full"):
   config.data.eval_split = "validation"
   # Train: resize 640x640, a random square crop with a side from {640, 576, 512, 384, 320}, resize 576; no flip
   # as in the official code (',flip' in the config argument adds one). Test: resize 640, centre crop 576.
-  config.data.pp_train = ssgrl.train_pp()
-  config.data.pp_eval = ssgrl.eval_pp()
+  config.data.pp_train = (
+    "decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|normalize_imagenet"
+  )
+  config.data.pp_eval = "decode|resize(640)|center_crop(576)|normalize_imagenet"
   config.batch_size = BATCH_SIZE
   config.total_steps = STEPS_PER_EPOCH * EPOCHS
   config.log_every_steps = 200

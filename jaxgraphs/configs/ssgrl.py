@@ -22,21 +22,6 @@ VARIANT_ARG_HELP = (
   f"get_config(arg): one SSGRL variant (Table 5): {' | '.join(VARIANTS)}; optionally ',flip' to add a random"
   " horizontal flip to the training transforms (the official code has none)"
 )
-# The official code's crop sides at the 640 -> 576 scale (utils/transforms.py of the released code).
-CROP_SIDES = (640, 576, 512, 384, 320)
-
-
-def train_pp(resize: int = 640, crops: tuple[int, ...] = CROP_SIDES, size: int = 576, flip: bool = False) -> str:
-  """The official training transforms: resize square, random crop of a side from `crops`, resize, ImageNet norm."""
-  # The released code has no horizontal flip; `flip` adds one (p = 0.5) as an opt-in augmentation.
-  return f"decode|resize({resize})|random_crop_choice({tuple(crops)})|resize({size})|" + (
-    "flip_lr|normalize_imagenet" if flip else "normalize_imagenet"
-  )
-
-
-def eval_pp(resize: int = 640, size: int = 576) -> str:
-  """The official test transforms: resize square, centre crop, ImageNet normalisation."""
-  return f"decode|resize({resize})|center_crop({size})|normalize_imagenet"
 
 
 def add_flip(pp: str) -> str:
