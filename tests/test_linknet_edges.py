@@ -96,9 +96,9 @@ def random_like(tree, rng, scale=0.5):
   "switches",
   [
     # The paper's K2: a plain linear map.
-    dict(geometry_batch_norm=False, geometry_relu=False, geometry_dropout=0.0),
+    {"geometry_batch_norm": False, "geometry_relu": False, "geometry_dropout": 0.0},
     # The reimplementation's default K2: BatchNorm -> Linear -> ReLU -> Dropout (inactive at inference).
-    dict(geometry_batch_norm=True, geometry_relu=True, geometry_dropout=0.1),
+    {"geometry_batch_norm": True, "geometry_relu": True, "geometry_dropout": 0.1},
   ],
   ids=["paper_k2", "default_k2"],
 )
@@ -108,16 +108,16 @@ def test_relation_logits_match_a_numpy_implementation_of_the_paper(switches):
   mask = np.array([[1, 1, 1, 0]], np.float32)
   boxes = np.array([[[0, 0, 10, 10], [20, 5, 40, 30], [5, 30, 15, 60], [0, 0, 0, 0]]], np.float32)
   pairs, pair_mask = linknet.dense_pairs(jnp.asarray(mask))
-  inputs = dict(
-    object_features=rng.normal(size=(1, objects, WIDTH)).astype(np.float32),
-    label_distribution=np_softmax(rng.normal(size=(1, objects, NUM_CLASSES))).astype(np.float32),
-    context=rng.normal(size=(1, CONTEXT)).astype(np.float32),
-    mask=mask,
-    boxes=boxes,
-    pairs=np.asarray(pairs),
-    pair_mask=np.asarray(pair_mask),
-    union_features=rng.normal(size=(1, objects * objects, WIDTH)).astype(np.float32),
-  )
+  inputs = {
+    "object_features": rng.normal(size=(1, objects, WIDTH)).astype(np.float32),
+    "label_distribution": np_softmax(rng.normal(size=(1, objects, NUM_CLASSES))).astype(np.float32),
+    "context": rng.normal(size=(1, CONTEXT)).astype(np.float32),
+    "mask": mask,
+    "boxes": boxes,
+    "pairs": np.asarray(pairs),
+    "pair_mask": np.asarray(pair_mask),
+    "union_features": rng.normal(size=(1, objects * objects, WIDTH)).astype(np.float32),
+  }
   head = linknet_head.LinkNetHead(
     num_object_classes=NUM_CLASSES,
     num_predicates=NUM_PREDICATES,
