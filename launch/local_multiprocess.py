@@ -34,6 +34,9 @@ import time
 EXIT_PEER_LOST = 75  # jaxgraphs.training.peers.EXIT_PEER_LOST (not imported: the launcher needs no JAX)
 
 
+PREEMPTED_WAIT = 120.0  # seconds the processes get to save and shut down after a forwarded SIGTERM
+
+
 def free_port() -> int:
   """An unused TCP port on localhost for the coordinator."""
   with socket.socket() as s:
@@ -78,10 +81,18 @@ def stop(procs: list[subprocess.Popen], grace_period: float) -> None:
     p.wait()
 
 
-def wait_for(procs: list[subprocess.Popen], grace_period: float) -> tuple[list[int], int | None]:
-  """Waits for every process; when one fails, stops the others. Returns the exit codes and the first failure."""
+def wait_for(
+  procs: list[subprocess.Popen], grace_period: float, preempted: list | None = None
+) -> tuple[list[int], int | None]:
+  """Waits for every process; when one fails, stops the others. Returns the exit codes and the first failure.
+
+  After a forwarded SIGTERM (`preempted` non-empty) every process saves and exits 75 by itself, each at its own
+  pace through JAX's shutdown: they are given PREEMPTED_WAIT seconds before being stopped."""
   while True:
     codes = [p.poll() for p in procs]
+    if preempted and any(code is None for code in codes) and time.monotonic() < preempted[0] + PREEMPTED_WAIT:
+      time.sleep(0.1)
+      continue
     first = first_failure(codes)
     if first is not None:
       # A process that lost a peer ended after its cause: poll again (for up to a second) to see the cause too.
@@ -140,13 +151,13 @@ def main():
 
     def forward_sigterm(signum, frame):
       # A scheduler preempting the launcher: every process gets the notice, saves at the same step and exits 75.
-      preempted.append(signum)
+      preempted.append(time.monotonic())
       for p in procs:
         if p.poll() is None:
           p.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward_sigterm)
-    codes, first = wait_for(procs, opts.grace_period)
+    codes, first = wait_for(procs, opts.grace_period, preempted)
   except KeyboardInterrupt:
     stop(procs, opts.grace_period)
     print("error: interrupted (Ctrl-C); stopped every process", file=sys.stderr, flush=True)
