@@ -82,6 +82,35 @@ def test_gradients_equal_explicit(implementation, similarity):
     np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5, err_msg=f"d{name}")
 
 
+@pytest.mark.parametrize("similarity", ["dot", "euclidean"])
+@pytest.mark.parametrize("block_size, query_block_size", [(5, None), (5, 3), (4, 7), (13, 2), (100, 100), (1, 1)])
+def test_blocked_values_and_gradients_equal_explicit_for_any_blocks(similarity, block_size, query_block_size):
+  # 13 keys and 7 queries: blocks that divide neither, single blocks, blocks larger than the inputs.
+  q, k, v, mask = random_inputs(seed=8, queries=7, keys=13, qk_dim=4, v_dim=9)
+
+  def loss(impl):
+    def f(q_, k_, v_):
+      out = graph_propagate(
+        q_,
+        k_,
+        v_,
+        mask,
+        similarity=similarity,
+        implementation=impl,
+        block_size=block_size,
+        query_block_size=query_block_size,
+      )
+      return jnp.sum(jnp.sin(out)), out
+
+    return f
+
+  (_, expected_out), expected = jax.value_and_grad(loss("explicit"), argnums=(0, 1, 2), has_aux=True)(q, k, v)
+  (_, out), got = jax.value_and_grad(loss("blocked"), argnums=(0, 1, 2), has_aux=True)(q, k, v)
+  np.testing.assert_allclose(out, expected_out, rtol=RTOL, atol=ATOL)
+  for name, g, e in zip("qkv", got, expected):
+    np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5, err_msg=f"d{name}")
+
+
 @pytest.mark.parametrize("row_normalize", [False, True])
 def test_sigmoid_matches_numpy(row_normalize):
   q, k, v, mask = random_inputs(seed=3)
@@ -116,7 +145,7 @@ def test_blocked_never_builds_a_node_by_node_array():
   q, k, v, _ = random_inputs(seed=6, queries=64, keys=64, qk_dim=4, v_dim=4)
 
   def loss(q_, k_, v_):
-    return jnp.sum(graph_propagate(q_, k_, v_, implementation="blocked", block_size=16))
+    return jnp.sum(graph_propagate(q_, k_, v_, implementation="blocked", block_size=16, query_block_size=32))
 
   shapes = []
 
@@ -130,8 +159,9 @@ def test_blocked_never_builds_a_node_by_node_array():
             collect(getattr(inner, "jaxpr", inner))
 
   collect(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v).jaxpr)
-  assert any(s[-2:] == (64, 16) for s in shapes)  # the per-block logits are there
-  assert not any(len(s) >= 2 and s[-2:] == (64, 64) for s in shapes)
+  assert any(s[-2:] == (32, 16) for s in shapes)  # the per-tile logits are there
+  # Neither the N x N matrix nor all queries against a key block (or all keys against a query block).
+  assert not any(len(s) >= 2 and s[-2:] in {(64, 64), (64, 16), (64, 32), (16, 64), (32, 64)} for s in shapes)
 
 
 def test_graph_attention_module_uses_its_projections():
@@ -157,6 +187,8 @@ def test_graph_attention_module_uses_its_projections():
     ({"similarity": "cosine"}, "similarity='cosine'"),
     ({"implementation": "flash"}, "implementation='flash'"),
     ({"normalization": "relu"}, "normalization='relu'"),
+    ({"implementation": "blocked", "block_size": 0}, "block sizes must be >= 1"),
+    ({"implementation": "blocked", "query_block_size": 0}, "block sizes must be >= 1"),
   ],
 )
 def test_bad_options_raise(kwargs, message):

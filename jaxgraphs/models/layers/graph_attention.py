@@ -18,10 +18,25 @@ Implementations (all give the same numbers for the options they support):
   materialises the logits on every platform; 'cudnn' does not, but it needs
   fp16/bf16 and a head dim <= 128 (<= 256 on Hopper), which RGNet's d' = 1280
   exceeds. Softmax only.
-- 'blocked':  flash-style online softmax over key blocks (`lax.fori_loop`) and a
-  custom VJP that recomputes the probabilities block by block, so neither the
-  forward nor the backward pass holds more than (B, N, block_size) logits. This
-  is the memory-saving path on CPU and for head dims cuDNN rejects. Softmax only.
+- 'blocked':  FlashAttention-2 style: online softmax over key blocks inside a loop
+  over query blocks (`lax.fori_loop`s, not unrolled), and a custom VJP that saves
+  only q, k, v, the output and the row logsumexp, then recomputes each (query
+  block, key block) tile of probabilities. Neither pass holds more than one
+  (B, query block, key block) tile of logits and a few (B, block, d) slices; the
+  rest of its temporary memory is the saved output (B, N, dv). This is the
+  memory-saving path on CPU and for head dims cuDNN rejects. Softmax only.
+
+Block size of 'blocked' (default 256 for keys and queries): every tile step keeps
+about a dozen (B, block, d') slices live (q, k, v, dO, O blocks, the d q, d k, d v
+parts and their accumulators), 1.25 MiB each at d' = 1280 and block 256, next to
+0.25 MiB of logits per tile, so the working set grows with the block while the
+saved output is fixed. On 2 CPU cores (benchmarks/graph_memory.py, docs/benchmarks.md)
+forward + backward at 75^2 nodes takes 37 MiB of temporaries with 256 (13x less
+than explicit), 47 MiB with 512 (10x) and 32 MiB with 128, while speed matches
+explicit from 256 up; 128 and below get slower (64: 3x slower at 37^2), as each
+loop iteration's fixed cost is no longer hidden by 256 x 256 x 1280 products.
+Blocks are evened out over the nodes (ceil(N / ceil(N / block))), so the last,
+shifted-back block repeats only a few rows.
 
 Euclidean similarity in 'fused'/'blocked' uses -|q-k|^2 = 2 q.k - |k|^2 - |q|^2:
 the |q|^2 term is constant along a row and cancels in the softmax, so it is
@@ -154,20 +169,45 @@ def _block_logits(q, k_block, similarity, scale):
   return scale * (2.0 * dots - jnp.sum(k_block * k_block, axis=-1)[:, None, :])
 
 
-def _key_block(k, v, mask, index, block_size):
-  """Keys, values and validity of key block `index`, sliced in place (no padded or stacked copies).
+def _even_block_size(num_rows, block_size):
+  """A block size <= block_size that splits num_rows into as many blocks as block_size, as evenly as possible.
 
-  The last block is shifted back to end at the last key; keys it shares with the previous
-  block are marked invalid so that every key counts once.
+  ceil(N / ceil(N / block_size)) keeps the number of blocks of block_size but shrinks each block
+  so that the shifted last block re-covers at most a few rows (37^2 = 1369 with 512: 3 blocks of
+  457 instead of 512 + 512 + a last one repeating 167 rows).
   """
-  num_keys = k.shape[1]
+  block_size = min(block_size, num_rows)
+  return -(-num_rows // _num_blocks(num_rows, block_size))
+
+
+def _block_start(num_rows, index, block_size):
+  """Start of block `index` and which of its rows are fresh (not in an earlier block).
+
+  The last block is shifted back to end at the last row (no padded copies of the inputs);
+  the rows it shares with the previous block are not fresh, so every row counts once.
+  """
   nominal_start = index * block_size
-  start = jnp.minimum(nominal_start, num_keys - block_size)
-  positions = start + jnp.arange(block_size)
-  valid = jax.lax.dynamic_slice_in_dim(mask, start, block_size, axis=1) & (positions >= nominal_start)[None, :]
-  k_block = jax.lax.dynamic_slice_in_dim(k, start, block_size, axis=1)
-  v_block = jax.lax.dynamic_slice_in_dim(v, start, block_size, axis=1)
-  return start, k_block, v_block, valid
+  start = jnp.minimum(nominal_start, num_rows - block_size)
+  fresh = start + jnp.arange(block_size) >= nominal_start
+  return start, fresh
+
+
+def _rows(x, start, block_size):
+  """Rows [start, start + block_size) along axis 1, sliced in place."""
+  return jax.lax.dynamic_slice_in_dim(x, start, block_size, axis=1)
+
+
+def _add_rows(total, start, block):
+  """total with `block` added to its rows [start, start + len(block)) (in place inside a loop)."""
+  current = _rows(total, start, block.shape[1])
+  return jax.lax.dynamic_update_slice_in_dim(total, current + block, start, axis=1)
+
+
+def _key_block(k, v, mask, index, block_size):
+  """Keys, values and validity of key block `index`; repeated keys of the last block are invalid."""
+  start, fresh = _block_start(k.shape[1], index, block_size)
+  valid = _rows(mask, start, block_size) & fresh[None, :]
+  return start, _rows(k, start, block_size), _rows(v, start, block_size), valid
 
 
 def _masked_block_logits(q, k_block, valid, similarity, scale):
@@ -177,79 +217,114 @@ def _masked_block_logits(q, k_block, valid, similarity, scale):
 
 
 def _num_blocks(num_keys, block_size):
+  """Number of blocks of block_size covering num_keys."""
   return -(-num_keys // block_size)
 
 
-def _blocked_forward(q, k, v, mask, similarity, scale, block_size):
-  """Online-softmax loop over key blocks; returns (out, row logsumexp)."""
+def _blocked_forward(q, k, v, mask, similarity, scale, block_size, query_block_size):
+  """Online softmax over key blocks inside a loop over query blocks; returns (out, row logsumexp).
+
+  Only one (B, query block, key block) tile of logits and one (B, query block, dv) accumulator
+  are live at a time; out and the logsumexp are written block by block.
+  """
   b, n = q.shape[:2]
 
-  def step(index, carry):
-    running_max, running_sum, acc = carry
-    _, k_block, v_block, valid = _key_block(k, v, mask, index, block_size)
-    logits = _masked_block_logits(q, k_block, valid, similarity, scale)
-    new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
-    correction = jnp.exp(running_max - new_max)
-    probs = jnp.exp(logits - new_max[..., None])
-    running_sum = running_sum * correction + jnp.sum(probs, axis=-1)
-    acc = acc * correction[..., None] + jnp.einsum("bnm,bmd->bnd", probs, v_block)
-    return new_max, running_sum, acc
+  def query_step(q_index, carry):
+    out, lse = carry
+    q_start, _ = _block_start(n, q_index, query_block_size)
+    q_block = _rows(q, q_start, query_block_size)
 
-  init = (
-    jnp.full((b, n), -jnp.inf, q.dtype),
-    jnp.zeros((b, n), q.dtype),
-    jnp.zeros((b, n, v.shape[-1]), q.dtype),
-  )
-  row_max, row_sum, acc = jax.lax.fori_loop(0, _num_blocks(k.shape[1], block_size), step, init)
-  return acc / row_sum[..., None], row_max + jnp.log(row_sum)
+    def key_step(k_index, state):
+      running_max, running_sum, acc = state
+      _, k_block, v_block, valid = _key_block(k, v, mask, k_index, block_size)
+      logits = _masked_block_logits(q_block, k_block, valid, similarity, scale)
+      new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
+      correction = jnp.exp(running_max - new_max)
+      probs = jnp.exp(logits - new_max[..., None])
+      running_sum = running_sum * correction + jnp.sum(probs, axis=-1)
+      acc = acc * correction[..., None] + jnp.einsum("bnm,bmd->bnd", probs, v_block)
+      return new_max, running_sum, acc
+
+    init = (
+      jnp.full((b, query_block_size), -jnp.inf, q.dtype),
+      jnp.zeros((b, query_block_size), q.dtype),
+      jnp.zeros((b, query_block_size, v.shape[-1]), q.dtype),
+    )
+    row_max, row_sum, acc = jax.lax.fori_loop(0, _num_blocks(k.shape[1], block_size), key_step, init)
+    # Repeated rows of the last query block get the same values again, so overwriting is exact.
+    out = jax.lax.dynamic_update_slice_in_dim(out, acc / row_sum[..., None], q_start, axis=1)
+    lse = jax.lax.dynamic_update_slice_in_dim(lse, row_max + jnp.log(row_sum), q_start, axis=1)
+    return out, lse
+
+  init = (jnp.zeros((b, n, v.shape[-1]), q.dtype), jnp.zeros((b, n), q.dtype))
+  return jax.lax.fori_loop(0, _num_blocks(n, query_block_size), query_step, init)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
-def _blocked_attention(q, k, v, mask, similarity, scale, block_size):
-  """Memory-light row-softmax propagation; inputs in the compute dtype, block_size <= keys."""
-  return _blocked_forward(q, k, v, mask, similarity, scale, block_size)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
+def _blocked_attention(q, k, v, mask, similarity, scale, block_size, query_block_size):
+  """Memory-light row-softmax propagation; inputs in the compute dtype, block sizes <= node counts."""
+  return _blocked_forward(q, k, v, mask, similarity, scale, block_size, query_block_size)[0]
 
 
-def _blocked_attention_fwd(q, k, v, mask, similarity, scale, block_size):
+def _blocked_attention_fwd(q, k, v, mask, similarity, scale, block_size, query_block_size):
   """Forward pass keeping only inputs, output and row logsumexp for the backward pass."""
-  out, lse = _blocked_forward(q, k, v, mask, similarity, scale, block_size)
+  out, lse = _blocked_forward(q, k, v, mask, similarity, scale, block_size, query_block_size)
   return out, (q, k, v, mask, out, lse)
 
 
-def _blocked_attention_bwd(similarity, scale, block_size, residuals, d_out):
-  """FlashAttention-2 backward: recompute each key block's probabilities from the logsumexp."""
+def _blocked_attention_bwd(similarity, scale, block_size, query_block_size, residuals, d_out):
+  """FlashAttention-2 backward: per key block, loop over query blocks recomputing probabilities from the logsumexp.
+
+  d k and d v of a key block accumulate in (B, key block, d) buffers; d q is added into its
+  rows in place, so nothing of size (B, N, key block) or a second (B, N, d) is ever live.
+  """
   q, k, v, mask, out, lse = residuals
-  # d logits_ij = P_ij (dO_i . v_j - dO_i . O_i)
-  d_row = jnp.sum(d_out * out, axis=-1)
+  n = q.shape[1]
 
-  def add_block(total, start, block):
-    current = jax.lax.dynamic_slice_in_dim(total, start, block_size, axis=1)
-    return jax.lax.dynamic_update_slice_in_dim(total, current + block, start, axis=1)
-
-  def step(index, carry):
+  def key_step(k_index, carry):
     d_q, d_k, d_v = carry
-    start, k_block, v_block, valid = _key_block(k, v, mask, index, block_size)
-    logits, logits_vjp = jax.vjp(lambda q_, k_: _masked_block_logits(q_, k_, valid, similarity, scale), q, k_block)
-    # Invalid keys have probability exactly 0, so the overlap of the last block adds nothing.
-    probs = jnp.exp(logits - lse[..., None])
-    d_v_block = jnp.einsum("bnm,bnd->bmd", probs, d_out)
-    d_probs = jnp.einsum("bnd,bmd->bnm", d_out, v_block)
-    d_logits = probs * (d_probs - d_row[..., None])
-    d_q_part, d_k_block = logits_vjp(d_logits)
-    return d_q + d_q_part, add_block(d_k, start, d_k_block), add_block(d_v, start, d_v_block)
+    k_start, k_block, v_block, valid = _key_block(k, v, mask, k_index, block_size)
+
+    def query_step(q_index, state):
+      d_q, d_k_block, d_v_block = state
+      q_start, fresh = _block_start(n, q_index, query_block_size)
+      # Repeated query rows of the last block get a zero cotangent, so they add nothing anywhere.
+      d_out_block = _rows(d_out, q_start, query_block_size) * fresh[None, :, None]
+      # d logits_ij = P_ij (dO_i . v_j - dO_i . O_i). dO_i . O_i is recomputed per block (N dv flops
+      # against N M dv for the block products): computed once over all rows, XLA on CPU materialised
+      # d_out * out, a (B, N, dv) temporary as large as all the rest of the backward pass.
+      d_row_block = jnp.sum(d_out_block * _rows(out, q_start, query_block_size), axis=-1)
+      q_block = _rows(q, q_start, query_block_size)
+      logits, logits_vjp = jax.vjp(
+        lambda q_, k_: _masked_block_logits(q_, k_, valid, similarity, scale), q_block, k_block
+      )
+      # Invalid keys have probability exactly 0, so the overlap of the last key block adds nothing.
+      probs = jnp.exp(logits - _rows(lse, q_start, query_block_size)[..., None])
+      d_v_block = d_v_block + jnp.einsum("bnm,bnd->bmd", probs, d_out_block)
+      d_probs = jnp.einsum("bnd,bmd->bnm", d_out_block, v_block)
+      d_logits = probs * (d_probs - d_row_block[..., None])
+      d_q_part, d_k_part = logits_vjp(d_logits)
+      return _add_rows(d_q, q_start, d_q_part), d_k_block + d_k_part, d_v_block
+
+    init = (d_q, jnp.zeros_like(k_block), jnp.zeros(v_block.shape, v.dtype))
+    d_q, d_k_block, d_v_block = jax.lax.fori_loop(0, _num_blocks(n, query_block_size), query_step, init)
+    return d_q, _add_rows(d_k, k_start, d_k_block), _add_rows(d_v, k_start, d_v_block)
 
   init = (jnp.zeros_like(q), jnp.zeros_like(k), jnp.zeros_like(v))
-  d_q, d_k, d_v = jax.lax.fori_loop(0, _num_blocks(k.shape[1], block_size), step, init)
+  d_q, d_k, d_v = jax.lax.fori_loop(0, _num_blocks(k.shape[1], block_size), key_step, init)
   return d_q, d_k, d_v, None
 
 
 _blocked_attention.defvjp(_blocked_attention_fwd, _blocked_attention_bwd)
 
 
-def _blocked(q, k, v, mask, *, similarity, scale, block_size):
-  """Casts to the compute dtype and runs the blocked loop."""
-  if block_size < 1:
-    raise ValueError(f"graph_attention: block_size must be >= 1; got {block_size}")
+def _blocked(q, k, v, mask, *, similarity, scale, block_size, query_block_size):
+  """Casts to the compute dtype and runs the blocked loops."""
+  query_block_size = block_size if query_block_size is None else query_block_size
+  if block_size < 1 or query_block_size < 1:
+    raise ValueError(
+      f"graph_attention: block sizes must be >= 1; got block_size={block_size}, query_block_size={query_block_size}"
+    )
   compute_dtype = jnp.promote_types(q.dtype, jnp.float32)
   if mask is None:
     mask = jnp.ones(k.shape[:2], bool)
@@ -260,7 +335,8 @@ def _blocked(q, k, v, mask, *, similarity, scale, block_size):
     mask,
     similarity,
     float(scale),
-    min(block_size, k.shape[1]),
+    _even_block_size(k.shape[1], block_size),
+    _even_block_size(q.shape[1], query_block_size),
   )
   return out.astype(v.dtype)
 
@@ -277,7 +353,8 @@ def graph_propagate(
   implementation: str = "explicit",
   return_similarity: bool = False,
   sigmoid_row_normalize: bool = False,
-  block_size: int = 512,
+  block_size: int = 256,
+  query_block_size: int | None = None,
   attention_backend: str | None = None,
 ):
   """Returns S v (B, N, dv) with S = normalise_rows(scale * sim(q, k)); also S if return_similarity.
@@ -294,7 +371,8 @@ def graph_propagate(
     scale: multiplies the similarity; 1.0 (no 1/sqrt(d)) as both papers.
     implementation: 'explicit', 'fused' or 'blocked' (see the module docstring).
     return_similarity: also return S (explicit only).
-    block_size: key block size of the 'blocked' implementation.
+    block_size: key block size of the 'blocked' implementation (evened out over the keys).
+    query_block_size: its query block size; None: block_size.
     attention_backend: `implementation` passed to jax.nn.dot_product_attention by 'fused'.
   """
   _check_options(normalization, similarity, implementation, return_similarity)
@@ -313,7 +391,9 @@ def graph_propagate(
     return (out, weights) if return_similarity else out
   if implementation == "fused":
     return _fused(q, k, v, mask, similarity=similarity, scale=scale, attention_backend=attention_backend)
-  return _blocked(q, k, v, mask, similarity=similarity, scale=scale, block_size=block_size)
+  return _blocked(
+    q, k, v, mask, similarity=similarity, scale=scale, block_size=block_size, query_block_size=query_block_size
+  )
 
 
 class GraphAttention(nn.Module):
@@ -332,7 +412,8 @@ class GraphAttention(nn.Module):
   scale: float = 1.0
   implementation: str = "explicit"
   sigmoid_row_normalize: bool = False
-  block_size: int = 512
+  block_size: int = 256
+  query_block_size: int | None = None
   attention_backend: str | None = None
   kernel_init: Any = nn.initializers.he_normal()
   dtype: Dtype = jnp.float32
@@ -369,5 +450,6 @@ class GraphAttention(nn.Module):
       return_similarity=return_similarity,
       sigmoid_row_normalize=self.sigmoid_row_normalize,
       block_size=self.block_size,
+      query_block_size=self.query_block_size,
       attention_backend=self.attention_backend,
     )
