@@ -103,7 +103,7 @@ def main():
   n = experiment.model.apply({"params": initial.params, **initial.model_state}, batch["image"][:1])["region_quality"]
   head = config.model.head
   print(
-    f"{args.config}:{args.arg}, {args.workdir}, {args.images} {config.data.eval_split} images, "
+    f"{args.config}:{args.arg}, {args.workdir}, {args.images} {config.data.eval_split or 'evaluation'} images, "
     f"N = {n.size} regions (uniform row weight {1 / n.size:.4f}), graph_scale {head.graph_scale:g}, "
     f"batch_norm_before_weights {head.get('batch_norm_before_weights', False)}"
   )
