@@ -399,7 +399,7 @@ def test_short_run_on_builtin_shapes(tmp_path):
   assert losses[30] < losses[10]  # the predicate classifier learns something in 30 steps
   # SGCls recall after 30 steps is at chance (~0.002; both labels of a pair must be right), so learning shows in the
   # losses: the total fell 8.01 -> 7.81 and the global context's multi-label loss 0.664 -> 0.591 (CPU, seeds fixed);
-  # a head whose gradients do not reach it would not move them. Margins are half those drops.
+  # a model whose updates do not reach its heads would not move them. Margins are half those drops.
   assert scalars["train/loss"][30] < scalars["train/loss"][10] - 0.1
   assert scalars["train/global_loss"][30] < scalars["train/global_loss"][10] - 0.035
   assert {"eval/scene_graphs", "eval/relational_embedding", "eval/sgcls/R@50"} <= tensorboard_tags(str(workdir))
