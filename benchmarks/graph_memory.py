@@ -1,7 +1,7 @@
 """Memory (and time) of graph propagation S V: explicit (baseline) vs fused vs blocked.
 
   JAX_PLATFORMS=cpu python -m benchmarks.graph_memory [--nodes=1369,5625,16384] [--batches=1,4]
-      [--features=1280] [--block_size=256] [--query_block_size=256] [--time_max_nodes=5625] [--repeats=5]
+      [--features=1280] [--block_size=512] [--query_block_size=512] [--time_max_nodes=5625] [--repeats=5]
       [--region_graph]
 
 Sizes: N = 37^2, 75^2, 128^2 regions (300, 600, 1024 px inputs at output stride 8), d' = 1024 + 4*64
@@ -217,8 +217,8 @@ def main():
   parser.add_argument("--nodes", type=lambda s: [int(n) for n in s.split(",")], default=[37**2, 75**2, 128**2])
   parser.add_argument("--batches", type=lambda s: [int(n) for n in s.split(",")], default=[1, 4])
   parser.add_argument("--features", type=int, default=1024 + 4 * 64)
-  parser.add_argument("--block_size", type=int, default=256, help="key block of 'blocked'")
-  parser.add_argument("--query_block_size", type=int, default=256, help="query block of 'blocked'")
+  parser.add_argument("--block_size", type=int, default=512, help="key block of 'blocked'")
+  parser.add_argument("--query_block_size", type=int, default=512, help="query block of 'blocked'")
   parser.add_argument("--repeats", type=int, default=5, help="timed calls after the first (median)")
   parser.add_argument("--time_max_nodes", type=int, default=75**2, help="time fwd+bwd (B=1) up to this N; 0: never")
   parser.add_argument("--region_graph", action="store_true", help="also the whole 3-layer RegionGraph")

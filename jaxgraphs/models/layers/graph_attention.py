@@ -26,15 +26,18 @@ Implementations (all give the same numbers for the options they support):
   rest of its temporary memory is the saved output (B, N, dv). This is the
   memory-saving path on CPU and for head dims cuDNN rejects. Softmax only.
 
-Block size of 'blocked' (default 256 for keys and queries): every tile step keeps
+Block size of 'blocked' (default 512 for keys and queries): each tile step keeps
 about a dozen (B, block, d') slices live (q, k, v, dO, O blocks, the d q, d k, d v
-parts and their accumulators), 1.25 MiB each at d' = 1280 and block 256, next to
-0.25 MiB of logits per tile, so the working set grows with the block while the
-saved output is fixed. On 2 CPU cores (benchmarks/graph_memory.py, docs/benchmarks.md)
-forward + backward at 75^2 nodes takes 37 MiB of temporaries with 256 (13x less
-than explicit), 47 MiB with 512 (10x) and 32 MiB with 128, while speed matches
-explicit from 256 up; 128 and below get slower (64: 3x slower at 37^2), as each
-loop iteration's fixed cost is no longer hidden by 256 x 256 x 1280 products.
+parts and their accumulators), 2.5 MiB each at d' = 1280 and block 512, next to
+1 MiB of logits per tile, so the working set grows with the block while the saved
+output is fixed. Forward + backward at 75^2 nodes, batch 1, on 2 CPU cores
+(benchmarks/graph_memory.py, docs/benchmarks.md): blocks of 128, 256, 384, 512
+take 32, 37, 41, 47 MiB of temporaries (explicit: 483 MiB), and 512 is the
+fastest of them (1.75 s against 2.0 s for 256 and 384; explicit 1.5 s), as larger
+tiles hide each loop iteration's fixed cost behind bigger products; it is also
+the largest within 0.1x explicit there (512 keys x 1024 queries: 55 MiB). Blocked stays
+slower than explicit when compute bound: it recomputes the logits in the backward
+pass, 7 N x N x d' products against explicit's 6.
 Blocks are evened out over the nodes (ceil(N / ceil(N / block))), so the last,
 shifted-back block repeats only a few rows.
 
@@ -353,7 +356,7 @@ def graph_propagate(
   implementation: str = "explicit",
   return_similarity: bool = False,
   sigmoid_row_normalize: bool = False,
-  block_size: int = 256,
+  block_size: int = 512,
   query_block_size: int | None = None,
   attention_backend: str | None = None,
 ):
@@ -412,7 +415,7 @@ class GraphAttention(nn.Module):
   scale: float = 1.0
   implementation: str = "explicit"
   sigmoid_row_normalize: bool = False
-  block_size: int = 256
+  block_size: int = 512
   query_block_size: int | None = None
   attention_backend: str | None = None
   kernel_init: Any = nn.initializers.he_normal()
