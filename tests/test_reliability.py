@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import time
 
 import jax
 import jax.numpy as jnp
@@ -301,6 +302,25 @@ def test_a_failed_asynchronous_save_is_reported_by_the_next_save(tmp_path, monke
   ckpt.save(_state(5), {"examples_consumed": 40})  # the failure was reported; saving goes on when asked
   ckpt.close()
   assert Checkpoints(str(tmp_path), max_to_keep=3).all_steps() == [2, 5]
+
+
+def test_a_failed_asynchronous_save_is_reported_by_check_without_waiting_for_the_next_save(tmp_path, monkeypatch):
+  _fail_writing_step(monkeypatch, 3)
+  ckpt = Checkpoints(str(tmp_path), max_to_keep=3)
+  ckpt.save(_state(2), {"examples_consumed": 16})
+  ckpt.save(_state(3), {"examples_consumed": 24})
+  raised = None
+  for _ in range(600):  # the background thread fails within milliseconds; 30 s of room for a loaded machine
+    try:
+      ckpt.check()
+    except CheckpointWriteError as error:
+      raised = error
+      break
+    time.sleep(0.05)
+  assert raised is not None and "checkpoint step 3 " in str(raised)
+  ckpt.check()  # reported once
+  ckpt.close()
+  assert Checkpoints(str(tmp_path), max_to_keep=3).all_steps() == [2]
 
 
 def test_a_tensorstore_disk_error_is_reported_by_its_os_error():

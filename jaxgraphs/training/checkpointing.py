@@ -181,6 +181,21 @@ class Checkpoints:
     """Blocks until any asynchronous save has finished; raises CheckpointWriteError if it failed."""
     self._finish()
 
+  def check(self) -> None:
+    """Raises CheckpointWriteError now if the asynchronous save in flight has already failed; never waits."""
+    if self._saving is None:
+      return
+    try:
+      self._manager.check_for_errors()  # the array writes' errors
+    except Exception as error:
+      step, self._saving = self._saving, None
+      logging.get_absl_logger().removeFilter(self._quiet)
+      raise self._write_error(step, error) from error
+    # A save that has ended, well or not, is collected at once (joining a finished thread), so a failure of its
+    # finalisation (manifest, rename) is reported now. One process only: the others may still be in that save.
+    if jax.process_count() == 1 and not self._manager.is_saving_in_progress():
+      self._finish()
+
   def close(self) -> None:
     """Finishes pending saves (raising CheckpointWriteError if one failed) and releases the manager."""
     try:

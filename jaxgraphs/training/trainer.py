@@ -464,6 +464,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           logging.info("Wrote a profile of steps %d-%d to %s/profile", profile[0], profile[1], workdir)
 
         if step % config.log_every_steps == 0 or step == experiment.total_steps:
+          checkpoints.check()  # a failed background save is reported within a logging window, not at the next save
           _check_finite(pending, restored_from)
           averaged = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)])) for k in pending[-1][1]}
           rates = progress.tick(step)
