@@ -177,9 +177,8 @@ def main(argv=None) -> dict[str, tuple[int, int]]:
   args = parser.parse_args(argv)
   shutil.rmtree(args.workdir, ignore_errors=True)
   env = environment(os.path.join(args.workdir, "compilation_cache"))
-  extra = (f"--config.data.data_dir={args.data_dir}",) if args.data_dir else ()
-  global STEPS
-  STEPS = STEPS + extra
+  if args.data_dir:
+    env["TFDS_DATA_DIR"] = args.data_dir  # TFDS's default data dir, so every command of the campaign reads it
   rng = random.Random(args.seed)
   start = time.time()
   reference = os.path.join(args.workdir, "baseline")

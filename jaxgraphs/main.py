@@ -85,22 +85,6 @@ def check_workdir(workdir: str | None) -> str:
   return workdir
 
 
-def check_checkpoint_flag(workdir: str, checkpoint: str) -> None:
-  """Fails in one line, before anything is built, when `--checkpoint` names nothing in `workdir`."""
-  if checkpoint not in ("latest", "best") and not checkpoint.isdigit():
-    raise ConfigError(f"--checkpoint={checkpoint}: expected 'latest', 'best' or a step number")
-  from jaxgraphs.training import run_dirs
-
-  directory = run_dirs.join(workdir, "checkpoints_best" if checkpoint == "best" else "checkpoints")
-  if not run_dirs.is_dir(directory):
-    raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist (no run has saved there)")
-  steps = sorted(int(name) for name in run_dirs.list_dir(directory) if name.isdigit())
-  if not steps:
-    raise ConfigError(f"--checkpoint={checkpoint}: {directory} holds no complete checkpoint")
-  if checkpoint.isdigit() and int(checkpoint) not in steps:
-    raise ConfigError(f"--checkpoint={checkpoint}: no such step in {directory}; it has {steps}")
-
-
 def _config_for_eval(workdir: str):
   """The run's saved config.json, for `--mode=eval` without `--config`."""
   from jaxgraphs.training.run_dirs import config_from_workdir
@@ -115,8 +99,13 @@ def _config_origin() -> tuple[str, list[str]]:
   """Where the config came from ('configs/x.py:arg') and the keys the command line changed from the file."""
   from jaxgraphs.configs.common import load_config
 
-  given = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), "")
+  given = _config_flag() or ""
   return given, config_differences(load_config(resolve_config_path(given)), FLAGS.config)
+
+
+def _config_flag() -> str | None:
+  """The `--config=` value given on the command line, or None."""
+  return next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), None)
 
 
 def main(argv):
@@ -130,7 +119,9 @@ def main(argv):
   else:
     raise ConfigError("--config is required, e.g. --config=configs/baseline_shapes.py")
   if FLAGS.mode == "eval":
-    check_checkpoint_flag(workdir, FLAGS.checkpoint)
+    from jaxgraphs.training.run_dirs import checkpoint_directory
+
+    checkpoint_directory(workdir, FLAGS.checkpoint)
   from jaxgraphs.training.defaults import check_config
 
   check_config(config, training=FLAGS.mode == "train")
@@ -152,26 +143,23 @@ def main(argv):
 
 def _final_report(metrics, workdir: str) -> str:
   """The closing lines: every scalar metric and where to look next."""
-  scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
   if not metrics:
     return f"No evaluation to report: {workdir} has no eval JSON of its last step"
+  scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
   where = f" of {metrics['checkpoint']}" if "checkpoint" in metrics else ""
   lines = [f"Final evaluation (step {metrics['step']}{where}):" if "step" in metrics else "Final evaluation:"]
-  lines += [f"  {k:<24} {_number(v)}" for k, v in scalars.items() if k != "step"]
+  from jaxgraphs.training.summaries import format_metric
+
+  lines += [f"  {k:<24} {format_metric(v)}" for k, v in scalars.items() if k != "step"]
   lines.append(
     f"Checkpoints, eval JSON and TensorBoard logs are in {workdir} (tensorboard --logdir {workdir}/tensorboard)"
   )
   return "\n".join(lines)
 
 
-def _number(value) -> str:
-  """Counts as integers, rates with four decimals."""
-  return str(value) if isinstance(value, int) else f"{value:.4f}"
-
-
 def _explain(error: Exception) -> str:
   """One line for a mistake found while parsing flags: a missing or broken config file, or an unknown key."""
-  given = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")), None)
+  given = _config_flag()
   if given is not None:
     from jaxgraphs.configs.common import load_config
 

@@ -230,17 +230,10 @@ def main(argv):
 
 def run():
   """Entry point: mistakes become one line and exit 2, as in jaxgraphs.main (jaxgraphs.cli)."""
-  from jaxgraphs.training.runtime import run_app
+  from jaxgraphs import cli
 
   define_flags()
-  try:
-    run_app(main)
-  except ValueError as error:
-    if not str(error).startswith("config."):  # by convention a message naming its config key is a mistake
-      raise
-    from jaxgraphs import cli
-
-    cli.fail(str(error))
+  cli.run(main)
 
 
 if __name__ == "__main__":

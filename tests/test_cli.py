@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from training_helpers import REPO, cpu_env
+from training_helpers import run_module as helpers_run_module
 
 HELP_FLAGS = {
   "jaxgraphs.predict": ("--checkpoint", "--out_dir", "--boxes", "--config"),
@@ -18,16 +19,7 @@ HELP_FLAGS = {
 
 
 def run_module(module, *args, timeout=300):
-  return subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=REPO,
-    env=cpu_env(),
-    stdout=subprocess.PIPE,
-    stderr=subprocess.STDOUT,
-    text=True,
-    timeout=timeout,
-    check=False,
-  )
+  return helpers_run_module(module, *args, merged=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("module", sorted(HELP_FLAGS))

@@ -3,28 +3,13 @@
 These fail before TensorFlow or any data is touched, so each call takes about a second."""
 
 import os
-import subprocess
-import sys
 
 import pytest
-from training_helpers import REPO, cpu_env
-
-
-def tool_cli(module, *args, timeout=120):
-  """Runs `python -m module args` from the repository; stdout and stderr kept apart."""
-  return subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=REPO,
-    env=cpu_env(),
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    timeout=timeout,
-  )
+from training_helpers import run_module
 
 
 def main_cli(*args):
-  return tool_cli("jaxgraphs.main", *args)
+  return run_module("jaxgraphs.main", *args)
 
 
 def assert_one_line(proc, expected: str, *, silent: bool = True):
@@ -103,9 +88,9 @@ def test_eval_checkpoint_that_does_not_exist(tmp_path, checkpoint, expected):
 
 
 def test_convert_torchvision_checks_the_architecture_before_asking_for_pytorch(tmp_path):
-  proc = tool_cli("jaxgraphs.tools.convert_torchvision", "--arch=resnet7", "--src=x.pth", f"--dst={tmp_path / 'w'}")
+  proc = run_module("jaxgraphs.tools.convert_torchvision", "--arch=resnet7", "--src=x.pth", f"--dst={tmp_path / 'w'}")
   assert_one_line(proc, "--arch=resnet7 is not a torchvision architecture this project builds: resnet18")
-  proc = tool_cli("jaxgraphs.tools.convert_torchvision", "--arch=resnet18", "--src=x.pth", f"--dst={tmp_path / 'w'}")
+  proc = run_module("jaxgraphs.tools.convert_torchvision", "--arch=resnet18", "--src=x.pth", f"--dst={tmp_path / 'w'}")
   assert_one_line(proc, "--src=x.pth: no such file")
 
 
@@ -117,14 +102,14 @@ def test_convert_torchvision_checks_the_architecture_before_asking_for_pytorch(t
   ],
 )
 def test_prepare_dataset_mistakes_are_one_line(tmp_path, args, expected):
-  proc = tool_cli("jaxgraphs.tools.prepare_dataset", *args, f"--data_dir={tmp_path / 'tfds'}")
+  proc = run_module("jaxgraphs.tools.prepare_dataset", *args, f"--data_dir={tmp_path / 'tfds'}")
   assert_one_line(proc, expected)
 
 
 def test_prepare_dataset_with_a_file_missing_names_it(tmp_path):
   (tmp_path / "manual").mkdir()
   (tmp_path / "manual" / "README").write_text("not the AVA files")
-  proc = tool_cli(
+  proc = run_module(
     "jaxgraphs.tools.prepare_dataset", "--dataset=ava", f"--manual_dir={tmp_path / 'manual'}", f"--data_dir={tmp_path}"
   )
   assert_one_line(proc, f"--dataset=ava: {tmp_path / 'manual' / 'AVA.txt'} not found", silent=False)

@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from PIL import Image
 from jaxgraphs import predict
 from jaxgraphs.data import transforms
 from jaxgraphs.training import run_dirs
-from training_helpers import REPO, cpu_env, main_command
+from training_helpers import REPO, cpu_env, main_command, run_module
 
 
 def make_workdir(root, steps=(2, 4)):
@@ -85,15 +84,7 @@ def trained(tmp_path_factory):
 
 
 def run_predict(*args):
-  return subprocess.run(
-    [sys.executable, "-m", "jaxgraphs.predict", *args],
-    cwd=REPO,
-    env=cpu_env(),
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    timeout=900,
-  )
+  return run_module("jaxgraphs.predict", *args, timeout=900)
 
 
 @pytest.mark.slow

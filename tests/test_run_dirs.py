@@ -87,7 +87,6 @@ def test_checkpoint_paths_and_saved_config_resolve_in_the_bucket(bucket):
 
 
 def test_trainer_and_command_line_read_and_write_through_it(bucket):
-  from jaxgraphs import main
   from jaxgraphs.errors import ConfigError
   from jaxgraphs.training import trainer
 
@@ -96,9 +95,9 @@ def test_trainer_and_command_line_read_and_write_through_it(bucket):
   trainer._write_json(run_dirs.join(run, "eval_4.json"), {"step": 4, "mAP": 0.25})
   assert trainer._latest_eval(run, 4) == {"step": 4, "mAP": 0.25} and trainer._latest_eval(run, 5) == {}
   assert (bucket / "run" / "eval_4.json").exists()
-  main.check_checkpoint_flag(run, "4")
+  run_dirs.checkpoint_directory(run, "4")
   with pytest.raises(ConfigError, match=r"no such step in gs://bucket/run/checkpoints; it has \[4\]"):
-    main.check_checkpoint_flag(run, "8")
+    run_dirs.checkpoint_directory(run, "8")
 
 
 def test_checkpoint_checksums_are_written_and_checked_in_the_bucket(bucket):

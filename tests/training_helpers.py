@@ -40,6 +40,20 @@ def cpu_env(devices: int = 1) -> dict[str, str]:
   return env
 
 
+def run_module(module: str, *args: str, merged: bool = False, timeout: int = 300) -> subprocess.CompletedProcess:
+  """`python -m module args` from the repository on CPU; stderr kept apart from stdout unless `merged`."""
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPO,
+    env=cpu_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+    text=True,
+    timeout=timeout,
+    check=False,
+  )
+
+
 def run_main(
   workdir: str, data_dir: str, *overrides: str, devices: int = 1, timeout: int = 600, check: bool = True
 ) -> subprocess.CompletedProcess:

@@ -28,11 +28,12 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-from absl import logging
 import ml_collections
 import numpy as np
 import optax
+from absl import logging
 
+from jaxgraphs.errors import ConfigError
 from jaxgraphs.evaluation.scene_graph_recall import DEFAULT_KS, IMAGES_WITHOUT_PAIRS, SceneGraphEvaluator
 from jaxgraphs.tasks import base
 from jaxgraphs.tasks.base import masked_mean
@@ -182,9 +183,9 @@ class SceneGraphTask(base.Task):
     images_without_pairs="zero",
   ):
     if mode not in MODES:
-      raise ValueError(f"config.task.mode={mode!r}; expected one of {MODES}")
+      raise ConfigError(f"config.task.mode={mode!r}; expected one of {MODES}")
     if global_activation not in GLOBAL_ACTIVATIONS:
-      raise ValueError(f"config.task.global_activation={global_activation!r}; expected one of {GLOBAL_ACTIVATIONS}")
+      raise ConfigError(f"config.task.global_activation={global_activation!r}; expected one of {GLOBAL_ACTIVATIONS}")
     self.mode = mode
     self.class_names = tuple(class_names)
     self.predicate_names = tuple(predicate_names)

@@ -150,10 +150,10 @@ def main(argv):
 if __name__ == "__main__":
   from absl import flags  # pylint: disable=import-outside-toplevel
 
-  from jaxgraphs.training.runtime import run_app
+  from jaxgraphs import cli
 
   flags.DEFINE_string("arch", None, "torchvision architecture, e.g. resnet101, densenet121, vgg16_bn.")
   flags.DEFINE_string("src", None, "torchvision state_dict file (.pth).")
   flags.DEFINE_string("dst", None, "output directory of the Orbax checkpoint (must not exist yet).")
   flags.mark_flags_as_required(["arch", "src", "dst"])
-  run_app(main)
+  cli.run(main)

@@ -16,7 +16,6 @@ with `--out`, written as JSON with the per-run metrics. One process (no multi-ho
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -186,6 +185,6 @@ def main(argv):
 if __name__ == "__main__":
   _define_flags()
   flags.mark_flags_as_required(["workdir"])
-  from jaxgraphs.training.runtime import run_app
+  from jaxgraphs import cli
 
-  run_app(main)
+  cli.run(main)

@@ -19,7 +19,7 @@ import os
 import time
 
 import tensorflow_datasets as tfds
-from absl import app, flags
+from absl import flags
 from etils import epath
 
 from jaxgraphs.data.builders import registry
@@ -149,6 +149,6 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  from jaxgraphs.training.runtime import run_app
+  from jaxgraphs import cli
 
-  run_app(main)
+  cli.run(main)

@@ -205,6 +205,6 @@ def main(argv):
 if __name__ == "__main__":
   _define_flags()
   flags.mark_flags_as_required(["glove", "out"])
-  from jaxgraphs.training.runtime import run_app
+  from jaxgraphs import cli
 
-  run_app(main)
+  cli.run(main)

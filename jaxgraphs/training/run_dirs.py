@@ -67,6 +67,26 @@ def read_json(path: str) -> Any:
   return json.loads(epath.Path(path).read_text())
 
 
+def checkpoint_directory(workdir: str, checkpoint: str) -> str:
+  """The folder `--checkpoint` ('latest', 'best' or a step) reads from, after checking, without creating
+  anything, that it holds that checkpoint; a ConfigError naming the flag otherwise."""
+  from jaxgraphs.errors import ConfigError
+
+  checkpoint = str(checkpoint)
+  if checkpoint not in ("latest", "best") and not checkpoint.isdigit():
+    raise ConfigError(f"--checkpoint={checkpoint}: expected 'latest', 'best' or a step number")
+  directory = join(absolute(workdir), "checkpoints_best" if checkpoint == "best" else "checkpoints")
+  if not is_dir(directory):
+    raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist (no run has saved there)")
+  # Orbax renames a step's folder to its number once the step is complete.
+  steps = sorted(int(name) for name in list_dir(directory) if name.isdigit())
+  if not steps:
+    raise ConfigError(f"--checkpoint={checkpoint}: {directory} holds no complete checkpoint")
+  if checkpoint.isdigit() and int(checkpoint) not in steps:
+    raise ConfigError(f"--checkpoint={checkpoint}: no such step in {directory}; it has {steps}")
+  return directory
+
+
 def resolve_checkpoint(path: str) -> tuple[str, str, int | None]:
   """(workdir, subdir, step or None for the latest) of a workdir, a checkpoints folder or a step folder."""
   path = absolute(path).rstrip("/")

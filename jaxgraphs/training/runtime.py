@@ -25,13 +25,6 @@ def prepare_host() -> None:
   tf.config.set_visible_devices([], "GPU")
 
 
-def run_app(main) -> None:
-  """`absl.app.run(main)` for a tool: help exits 0, a ConfigError or Ctrl-C is one `error:` line (jaxgraphs.cli)."""
-  from jaxgraphs import cli
-
-  cli.run(main)
-
-
 def log_startup(config_origin: str, changed_keys: list[str]) -> None:
   """Logs the backend, devices and processes in use, where the config came from and what the command line
   changed; warns when an accelerator is present but JAX runs on CPU (a jax without CUDA/TPU support)."""

@@ -11,6 +11,11 @@ import jax
 import numpy as np
 
 
+def format_metric(value: float) -> str:
+  """A metric for a log line: counts as integers, rates with four decimals."""
+  return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
 class SummaryWriter:
   """Writes scalars, images and text to `<workdir>/tensorboard`; a no-op on every process but 0."""
 

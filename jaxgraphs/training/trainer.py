@@ -25,7 +25,7 @@ from jaxgraphs.errors import ConfigError, Interrupted, Preempted, RunError
 from jaxgraphs.models.backbones.common import implementation_for_platform, kernel_implementation
 from jaxgraphs.training import optimizers, run_dirs, sharding
 from jaxgraphs.training.checkpointing import Checkpoints
-from jaxgraphs.training.summaries import Progress, SummaryWriter
+from jaxgraphs.training.summaries import Progress, SummaryWriter, format_metric
 from jaxgraphs.training.train_state import TrainState
 
 
@@ -120,12 +120,8 @@ class Experiment:
     Builds the state for `batch_spec` (default: the evaluation split's batches) without loading
     `backbone_init` or `init_from` (the checkpoint replaces them) and compiles the steps.
     """
+    run_dirs.checkpoint_directory(workdir, checkpoint)  # checked first: Orbax would create the folder
     subdir = "checkpoints_best" if checkpoint == "best" else "checkpoints"
-    directory = run_dirs.join(run_dirs.absolute(workdir), subdir)
-    if not run_dirs.is_dir(directory):  # checked first: Orbax would create the folder
-      raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist")
-    if checkpoint not in ("latest", "best") and not str(checkpoint).isdigit():
-      raise ConfigError(f"--checkpoint={checkpoint}: expected 'latest', 'best' or a step number")
     if batch_spec is None:
       batches, _ = pipeline.build_eval_dataset(self.config.data, local_batch_size=self.local_batch_size)
       batch_spec = batches.batch_spec
@@ -134,8 +130,6 @@ class Experiment:
     manager = Checkpoints(workdir, max_to_keep=self.config.checkpoint.keep, subdir=subdir, async_save=False)
     try:
       step = None if checkpoint in ("latest", "best") else int(checkpoint)
-      if manager.latest_step() is None:
-        raise ConfigError(f"--checkpoint={checkpoint}: {directory} holds no complete checkpoint")
       state, _ = manager.restore(self.abstract_state, step)
     except FileNotFoundError as error:  # a step that is not there: the message lists the ones that are
       raise ConfigError(f"--checkpoint={checkpoint}: {error}") from None
@@ -489,7 +483,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           scalars, _ = _split_scalars(eval_metrics)
           writer.scalars(step, {f"eval/{k}": v for k, v in scalars.items()})
           writer.images(step, pictures)
-          logging.info("eval at step %d: %s", step, ", ".join(f"{k} {_number(eval_metrics[k])}" for k in scalars))
+          logging.info("eval at step %d: %s", step, ", ".join(f"{k} {format_metric(eval_metrics[k])}" for k in scalars))
           eval_metrics = {"step": step, "split": experiment.data_info.eval_split, **eval_metrics}
           _write_json(run_dirs.join(workdir, f"eval_{step}.json"), eval_metrics)
           if best is not None:
@@ -503,7 +497,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
               meta["best_value"] = value
               best.save(state, {**meta, "step": step, "metric": best_metric})
               logging.info(
-                "Saved the best checkpoint so far (%s %s) to %s", best_metric, _number(value), best.directory
+                "Saved the best checkpoint so far (%s %s) to %s", best_metric, format_metric(value), best.directory
               )
         stopping = not is_last and stop.should_stop(step)
         if is_last or stopping or step % config.checkpoint.every_steps == 0:
@@ -526,11 +520,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       best.close()
     writer.flush()
   return eval_metrics
-
-
-def _number(value: float) -> str:
-  """Counts as integers, rates with four decimals."""
-  return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
 def evaluate_checkpoint(
