@@ -89,11 +89,11 @@ def last_checkpoint_words(workdir: str, training: bool) -> str:
   """The end of the error line: the newest complete checkpoint (a step folder) of `workdir` and what to do."""
   if not training:
     return "rerun the same command"
-  if "://" in workdir:
-    return f"the last complete checkpoint is the newest step in {workdir}/checkpoints; rerun the same command to resume"
-  directory = os.path.join(os.path.abspath(os.path.expanduser(workdir)), "checkpoints")
+  from jaxgraphs.training import run_dirs
+
+  directory = run_dirs.join(run_dirs.absolute(workdir), "checkpoints")
   try:
-    steps = sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+    steps = run_dirs.complete_steps(directory)
   except OSError:
     steps = []
   if not steps:

@@ -67,6 +67,12 @@ def read_json(path: str) -> Any:
   return json.loads(epath.Path(path).read_text())
 
 
+def complete_steps(directory: str) -> list[int]:
+  """The steps of the complete checkpoints in a checkpoints folder (empty if there is none)."""
+  # Orbax renames a step's folder to its number once the step is complete.
+  return sorted(int(name) for name in list_dir(directory) if name.isdigit())
+
+
 def checkpoint_directory(workdir: str, checkpoint: str) -> str:
   """The folder `--checkpoint` ('latest', 'best' or a step) reads from, after checking, without creating
   anything, that it holds that checkpoint; a ConfigError naming the flag otherwise."""
@@ -78,8 +84,7 @@ def checkpoint_directory(workdir: str, checkpoint: str) -> str:
   directory = join(absolute(workdir), "checkpoints_best" if checkpoint == "best" else "checkpoints")
   if not is_dir(directory):
     raise ConfigError(f"--checkpoint={checkpoint}: {directory} does not exist (no run has saved there)")
-  # Orbax renames a step's folder to its number once the step is complete.
-  steps = sorted(int(name) for name in list_dir(directory) if name.isdigit())
+  steps = complete_steps(directory)
   if not steps:
     raise ConfigError(f"--checkpoint={checkpoint}: {directory} holds no complete checkpoint")
   if checkpoint.isdigit() and int(checkpoint) not in steps:
