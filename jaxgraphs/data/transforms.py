@@ -377,6 +377,17 @@ def get_pad_bottom_right(size):
   return pad_bottom_right
 
 
+@register("keep_image_size")
+def get_keep_image_size():
+  """Stores the current image's (height, width) as `image_size` int32 (2,): the real pixels of a padded input,
+  which a detector clips its boxes to (put it before `pad_bottom_right`)."""
+
+  def keep_image_size(example):
+    return {**example, "image_size": tf.cast(tf.stack(_hw(example["image"])), tf.int32)}
+
+  return keep_image_size
+
+
 @register("one_predicate_per_pair")
 def get_one_predicate_per_pair():
   """Keeps one random predicate per (subject, object) pair (scene-graph training, neural-motifs)."""

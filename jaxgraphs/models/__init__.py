@@ -62,6 +62,12 @@ def _linknet(cfg, data_info, dtype) -> nn.Module:
   return build_linknet(cfg, data_info, dtype)
 
 
+def _faster_rcnn(cfg, data_info, dtype) -> nn.Module:
+  from jaxgraphs.models.detection.faster_rcnn import build_faster_rcnn
+
+  return build_faster_rcnn(cfg, data_info, dtype)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
   """A model's factory (model_config, data_info, dtype) -> module, and what it asks of the data."""
@@ -75,6 +81,7 @@ MODELS = {
   "rgnet": ModelEntry(_rgnet),
   "ssgrl": ModelEntry(_ssgrl, _ssgrl_requests),
   "linknet": ModelEntry(_linknet),
+  "faster_rcnn": ModelEntry(_faster_rcnn),
 }
 
 

@@ -42,7 +42,7 @@ from jaxgraphs.errors import ConfigError
 from jaxgraphs.models.backbones import BACKBONES, build_backbone
 from jaxgraphs.models.backbones.vgg import FullyConnected7x7
 from jaxgraphs.models.heads.linknet_head import LinkNetHead
-from jaxgraphs.models.layers.roi_align import roi_align
+from jaxgraphs.models.layers.roi_align import pooled_box_features
 
 MODES = ("predcls", "sgcls")
 LABEL_INPUTS = ("auto", "ground_truth", "detector")
@@ -117,20 +117,18 @@ class LinkNet(nn.Module):
 
   def _roi_features(self, feature_map, boxes, mask, head, train):
     """fc7 features (B, R, D) of RoIAlign 7x7 at `boxes`, in chunks of `union_chunk_size` boxes."""
-    chunk = max(1, self.union_chunk_size)
-    pieces = []
-    for start in range(0, boxes.shape[1], chunk):
-      rois = roi_align(
-        feature_map,
-        boxes[:, start : start + chunk],
-        mask[:, start : start + chunk],
-        output_size=ROI_SIZE,
-        spatial_scale=1.0 / self.feature_stride,
-        sampling_ratio=self.sampling_ratio,
-        implementation=self.roi_implementation,
-      )
-      pieces.append(head(rois, train=train))
-    return jnp.concatenate(pieces, axis=1)
+    return pooled_box_features(
+      feature_map,
+      boxes,
+      mask,
+      head,
+      chunk_size=self.union_chunk_size,
+      spatial_scale=1.0 / self.feature_stride,
+      sampling_ratio=self.sampling_ratio,
+      implementation=self.roi_implementation,
+      output_size=ROI_SIZE,
+      train=train,
+    )
 
   def _label_distribution(self, object_features, object_labels, label_distribution, outputs):
     """l_i fed to K0 (see the module docstring); adds 'detector_logits' when the object classifier runs."""

@@ -29,6 +29,15 @@ def _scene_graph(config, data_info):
 TASKS["scene_graph"] = _scene_graph
 
 
+def _detection(config, data_info):
+  from jaxgraphs.tasks.detection import detection_task
+
+  return detection_task(config, data_info)
+
+
+TASKS["detection"] = _detection
+
+
 def build_task(config, data_info) -> Task:
   """Returns the task named by `config.task.name`."""
   name = config.task.name

@@ -174,3 +174,36 @@ def roi_align(
   if box_mask is not None:
     pooled = jnp.where(box_mask[..., None, None, None], pooled, 0.0)
   return pooled.astype(features.dtype)
+
+
+def pooled_box_features(
+  features: jax.Array,
+  boxes: jax.Array,
+  box_mask: jax.Array,
+  head,
+  *,
+  chunk_size: int,
+  spatial_scale: float,
+  sampling_ratio: int = 2,
+  implementation: str = "matmul",
+  output_size: int = 7,
+  train: bool = False,
+) -> jax.Array:
+  """`head` (e.g. VGG's fc6/fc7) applied to RoIAlign of (B, R, 4) boxes, `chunk_size` boxes at a time -> (B, R, D).
+
+  Chunking bounds the (B, chunk, 7, 7, C) pooled tensor: LinkNet's union boxes (one per pair) and a detector's
+  thousand proposals would otherwise hold every pooled window at once."""
+  chunk = max(1, int(chunk_size))
+  pieces = []
+  for start in range(0, boxes.shape[1], chunk):
+    rois = roi_align(
+      features,
+      boxes[:, start : start + chunk],
+      box_mask[:, start : start + chunk],
+      output_size=output_size,
+      spatial_scale=spatial_scale,
+      sampling_ratio=sampling_ratio,
+      implementation=implementation,
+    )
+    pieces.append(head(rois, train=train))
+  return jnp.concatenate(pieces, axis=1)
