@@ -3,6 +3,8 @@ r"""Prediction on image files with a trained checkpoint: one JSON line per image
   python -m jaxgraphs.predict --config=configs/ssgrl_shapes.py --checkpoint=/tmp/jaxgraphs/ssgrl_shapes \
       [--out_dir=/tmp/pictures] [--config.key=value ...] IMAGE [IMAGE ...]
   python -m jaxgraphs.predict --checkpoint=/tmp/jaxgraphs/linknet_shapes --boxes=boxes.json IMAGE [IMAGE ...]
+  python -m jaxgraphs.predict --checkpoint=/tmp/jaxgraphs/faster_rcnn_shapes [--out_dir=/tmp/pictures] \
+      IMAGE [IMAGE ...]
 
 `--checkpoint` is a workdir (its latest checkpoint), its `checkpoints/` or `checkpoints_best/` folder, or one
 step folder in them (e.g. WORKDIR/checkpoints/600). Without `--config`, the workdir's config.json (written by the
@@ -14,13 +16,13 @@ caches it beside the dataset, so that cache (or the dataset) must be present.
 Output: for every image a JSON object on one line, {"image": path, ...the task's `predict_json`...}, on stdout;
 with `--out_dir`, the task's `predict_pictures` as PNG files `<image stem>_<picture name>.png`: multi-label
 models with attention the maps of the three most probable classes, RGNet its region scores and Fig. 6
-strip, scene-graph models the graph. Pictures are drawn over the photo itself (shrunk to 1024 px on its long
-side if larger, enlarged to at least 256 px if smaller), with titles, captions and colour bars: what was
-computed on the network input is mapped back through the inverse of `pp_eval`'s geometry. That inverse
-exists for decode, resize, resize_short, resize_long, center_crop and pad_bottom_right (and the
-non-geometric normalize_imagenet, value_range, pack_scene_graph); any other op in `pp_eval` is refused with
-one line naming it. An image that is missing or cannot be decoded gets one line on stderr and the others are
-still predicted; the exit status is then 1.
+strip, scene-graph models the graph, detectors their detections. Pictures are drawn over the photo itself
+(shrunk to 1024 px on its long side if larger, enlarged to at least 256 px if smaller), with titles, captions
+and colour bars: what was computed on the network input is mapped back through the inverse of `pp_eval`'s
+geometry. That inverse exists for decode, resize, resize_short, resize_long, center_crop and pad_bottom_right
+(and the non-geometric normalize_imagenet, value_range, keep_image_size, pack_scene_graph); any other op in
+`pp_eval` is refused with one line naming it. An image that is missing or cannot be decoded gets one line on
+stderr and the others are still predicted; the exit status is then 1.
 
 Scene-graph models (LinkNet, PredCls and SGCls) take the objects' boxes from `--boxes`, a JSON file
 {"<image path or file name>": {"boxes": [[x1, y1, x2, y2], ...], "labels": ["red circle", ...]}} in pixels of
@@ -28,6 +30,12 @@ the image file (labels: class names or indices; required by PredCls, ignored by 
 graph: the objects (boxes in pixels of the image file again) and the top 20 relations with graph constraint;
 the PNG draws the top 10 relations whose score is at least 0.1, numbered, with a legend beside the photo.
 An image without an entry gets one line on stderr, as an unreadable one.
+
+Detectors (Faster R-CNN, configs/faster_rcnn_shapes.py) find the objects themselves and take no `--boxes`: each
+image is read with `pp_eval` as it is (its `pack_scene_graph` gets no ground truth) and the line holds the
+detections, {"detections": [{"box": [x1, y1, x2, y2], "label": "red circle", "score": 0.93}, ...]}, at most the
+model's `max_detections`, boxes in pixels of the image file (inclusive corners, within 0..width-1 and
+0..height-1); the PNG draws those with score >= 0.3 over the photo, numbered, with a legend beside it.
 """
 
 from __future__ import annotations
@@ -52,7 +60,9 @@ def define_flags() -> None:
   )
   flags.DEFINE_string("checkpoint", None, "A workdir, its checkpoints/ or checkpoints_best/ folder, or a step folder.")
   flags.DEFINE_string("out_dir", None, "Where to write the task's pictures as PNG (none if unset).")
-  flags.DEFINE_string("boxes", None, "Scene-graph models: JSON file of each image's boxes and labels (module doc).")
+  flags.DEFINE_string(
+    "boxes", None, "Scene-graph models (not detectors): JSON file of each image's boxes and labels (module doc)."
+  )
 
 
 def read_photo(path: str):
@@ -102,7 +112,8 @@ def read_image(path: str, preprocess):
 
 
 def boxes_fields(task, boxes_path: str | None):
-  """path -> (image size -> raw fields) for tasks that take boxes (scene graphs), None for the others."""
+  """path -> (image size -> raw fields) for tasks whose `pp_eval` takes objects (scene graphs, detectors), None
+  for the others. A task with `needs_boxes_file = False` (a detector) makes its fields without --boxes."""
   from jaxgraphs.errors import ConfigError
 
   takes_boxes = hasattr(task, "prediction_fields")
@@ -110,6 +121,13 @@ def boxes_fields(task, boxes_path: str | None):
     if boxes_path:
       raise ConfigError(f"--boxes={boxes_path}: this model ({type(task).__name__}) takes no boxes")
     return None
+  # Scene-graph tasks predict relations between given objects, so a task that does not say otherwise needs them.
+  if not getattr(task, "needs_boxes_file", True):
+    if boxes_path:
+      raise ConfigError(
+        f"--boxes={boxes_path}: this model ({type(task).__name__}) finds the objects itself and takes no boxes"
+      )
+    return lambda path: lambda size: task.prediction_fields({}, size)
   if not boxes_path:
     raise ConfigError(
       "--boxes is required for scene-graph models: a JSON file {image: {'boxes': [[x1, y1, x2, y2],"

@@ -235,6 +235,8 @@ class DetectionTask(base.Task):
     return {"eval/detections": same_size(pictures)} if pictures else {}
 
   # ---- jaxgraphs.predict hooks ---------------------------------------------------------------------------
+  needs_boxes_file = False  # the detector finds the objects: jaxgraphs.predict takes no --boxes for it
+
   def prediction_fields(self, annotation: Mapping[str, Any], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
     """A detector needs nothing but the image: empty ground truth for `pp_eval`'s `pack_scene_graph`."""
     no_relations = np.zeros(0, np.int32)
@@ -245,10 +247,15 @@ class DetectionTask(base.Task):
     }
 
   def predict_json(self, outputs, index, frame=None) -> dict[str, Any]:
-    """One image's detections: box (pixels of the photo with `frame`, else of the network input), label, score."""
+    """One image's detections: box (inclusive corners in photo pixels with `frame`, else input's), label, score."""
     boxes, labels, scores = self._image_detections(outputs, index)
     if frame is not None:
-      boxes = frame.boxes_to_canvas(boxes)
+      # The detector's corners are inclusive (+1 convention): the box covers [x1, x2 + 1) of the input, mapped
+      # as such and made inclusive again, so a box up to the input's last pixel ends at the photo's last one.
+      edges = frame.boxes_to_canvas(np.asarray(boxes, np.float64) + [0.0, 0.0, 1.0, 1.0]) - [0.0, 0.0, 1.0, 1.0]
+      height, width = frame.canvas_hw
+      low = np.clip(edges[:, :2], 0.0, [width - 1.0, height - 1.0])
+      boxes = np.concatenate([low, np.clip(edges[:, 2:], low, [width - 1.0, height - 1.0])], axis=1)
     return {
       "detections": [
         {"box": [float(v) for v in box], "label": self.class_names[int(label)], "score": float(score)}

@@ -5,8 +5,8 @@ enlarged for TensorBoard. `photo_frame` inverts the geometric ops of an evaluati
 that boxes, attention cells and region maps computed on the network input land on the photo.
 
 Supported ops (`pp_eval` may contain only these): decode, resize, resize_short, resize_long, center_crop and
-pad_bottom_right, which move and stretch the image, and normalize_imagenet, value_range and pack_scene_graph,
-which do not. Random ops (crops, flips, scale jitter) have no inverse and are refused.
+pad_bottom_right, which move and stretch the image, and normalize_imagenet, value_range, keep_image_size and
+pack_scene_graph, which do not. Random ops (crops, flips, scale jitter) have no inverse and are refused.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 GEOMETRIC_OPS = ("resize", "resize_short", "resize_long", "center_crop", "pad_bottom_right")
-NEUTRAL_OPS = ("decode", "normalize_imagenet", "value_range", "pack_scene_graph")
+NEUTRAL_OPS = ("decode", "normalize_imagenet", "value_range", "keep_image_size", "pack_scene_graph")
 
 
 @dataclasses.dataclass(frozen=True)
