@@ -128,3 +128,58 @@ def test_targets_have_fixed_shapes_under_jit_and_vmap():
 def test_no_ground_truth_slot_at_all_is_a_clear_error():
   with pytest.raises(ValueError, match="at least one"):
     _anchor_labels([[0, 0, 9, 9]], gt=np.zeros((0, 4), np.float32), gt_mask=np.zeros(0, bool))
+
+
+def test_detections_take_the_class_of_a_box_they_overlap_at_iou_0_5():
+  from jaxgraphs.models.detection.targets import detection_labels
+
+  detections = jnp.asarray([[0, 0, 9, 9], [0, 0, 4, 9], [0, 0, 3, 9], [30, 30, 39, 39]], jnp.float32)
+  labels = detection_labels(
+    detections, jnp.asarray([True, True, True, False]), jnp.asarray(GT), jnp.asarray([7]), jnp.asarray([True])
+  )
+  np.testing.assert_array_equal(np.asarray(labels), [7, 7, 0, 0])  # IoU 1, 0.5, 0.4, and a padded detection
+
+
+def test_sgdet_pairs_match_annotated_relations_among_overlapping_detections():
+  from jaxgraphs.models.detection.targets import relation_pair_targets
+
+  gt = jnp.asarray([[0, 0, 9, 9], [8, 0, 17, 9], [40, 40, 49, 49]], jnp.float32)
+  relations = jnp.asarray([[0, 1, 4], [1, 2, 6]], jnp.int32)  # (0 -> 1 predicate 4), (1 -> 2 predicate 6)
+  detections = jnp.asarray(
+    [[0, 0, 9, 9], [8, 0, 17, 9], [40, 40, 49, 49], [1, 0, 9, 9], [0, 0, 0, 0]], jnp.float32
+  )  # d3 is a second detection of box 0; d4 is padding
+  pairs, labels, mask = relation_pair_targets(
+    detections,
+    jnp.asarray([True, True, True, True, False]),
+    gt,
+    jnp.ones(3, bool),
+    relations,
+    jnp.ones(2, bool),
+    jax.random.key(0),
+    num_pairs=16,
+    fg_fraction=0.5,
+  )
+  got = {(int(s), int(o)): int(p) for (s, o), p, m in zip(np.asarray(pairs), np.asarray(labels), np.asarray(mask)) if m}
+  # Overlapping ordered pairs among d0, d1, d3 (d2 overlaps nothing, so relation 1 -> 2 has no candidate pair):
+  assert set(got) == {(0, 1), (1, 0), (0, 3), (3, 0), (1, 3), (3, 1)}
+  assert got[(0, 1)] == 4 and got[(3, 1)] == 4  # both detections of box 0 match the subject
+  assert all(got[pair] == 0 for pair in set(got) - {(0, 1), (3, 1)})
+
+
+def test_sgdet_pairs_cap_the_foreground_fraction():
+  from jaxgraphs.models.detection.targets import relation_pair_targets
+
+  detections = jnp.tile(jnp.asarray([[0, 0, 9, 9], [8, 0, 17, 9]], jnp.float32), (4, 1))  # 4 copies of each box
+  pairs, labels, mask = relation_pair_targets(
+    detections,
+    jnp.ones(8, bool),
+    jnp.asarray([[0, 0, 9, 9], [8, 0, 17, 9]], jnp.float32),
+    jnp.ones(2, bool),
+    jnp.asarray([[0, 1, 3]], jnp.int32),
+    jnp.ones(1, bool),
+    jax.random.key(1),
+    num_pairs=8,
+    fg_fraction=0.25,
+  )
+  # 16 foreground candidates (copy of 0 -> copy of 1), at most 2 kept; 40 background candidates fill 6 slots.
+  assert int(np.sum(np.asarray(labels)[np.asarray(mask)] == 3)) == 2 and int(np.sum(np.asarray(mask))) == 8

@@ -6,12 +6,12 @@ from typing import Any
 
 import ml_collections
 
-from jaxgraphs.configs import common
+from jaxgraphs.configs import common, faster_rcnn
 from jaxgraphs.models.linknet import MODES
 from jaxgraphs.tasks.scene_graph import default_task_config
 
 VARIANT_ARG_HELP = """LinkNet config argument: comma-separated tokens
-  predcls | sgcls                     the task mode
+  predcls | sgcls | sgdet             the task mode
   num_re=2                            Table 2a: relational embedding modules per side (object, edge)
   r=2                                 Table 2a: reduction ratio of W, U, H
   e0=both|labels|context              Table 2b: E0 = [K1 argmax(O4); O3], K1 argmax(O4) only, O3 only
@@ -71,6 +71,12 @@ def model_config() -> ml_collections.ConfigDict:
       # map (geometry_batch_norm=False, geometry_relu=False, geometry_dropout=0.0 for that).
       "geometry_relu": True,
       "geometry_dropout": 0.1,
+      # The Faster R-CNN run whose weights start the model (its best checkpoint, else its latest): the VGG of
+      # PredCls / SGCls, the frozen detector of SGDet. Empty: ImageNet weights through backbone_init instead.
+      "detector_run": "",
+      "detector": faster_rcnn.model_config(),  # SGDet: the detector's keys, as the detector run was trained
+      "sgdet_pairs": 256,  # SGDet training pairs per image among overlapping detections, <= 1/4 annotated
+      "sgdet_fg_fraction": 0.25,
     }
   )
 

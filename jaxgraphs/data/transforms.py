@@ -399,6 +399,20 @@ def get_one_predicate_per_pair():
   return one_predicate_per_pair
 
 
+@register("overlapping_relations")
+def get_overlapping_relations():
+  """Keeps the relations whose subject and object boxes overlap or touch (SGDet training, as neural-motifs).
+
+  The test is on the example's `boxes` (normalised, any scale gives the same answer); neural-motifs tests the
+  integer boxes of VG's 1024-px annotations with its +1-pixel rule, which also keeps boxes less than one such
+  pixel apart."""
+
+  def overlapping_relations(example):
+    return {**example, "relations": scene_graphs.keep_overlapping_relations(example["relations"], example["boxes"])}
+
+  return overlapping_relations
+
+
 @register("pack_scene_graph")
 def get_pack_scene_graph(max_objects: int, max_relations: int):
   """Fixed-size scene-graph arrays in the pixels of the final image; the last geometric op comes before it.

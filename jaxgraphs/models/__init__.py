@@ -62,6 +62,12 @@ def _linknet(cfg, data_info, dtype) -> nn.Module:
   return build_linknet(cfg, data_info, dtype)
 
 
+def _linknet_from_detector(cfg, params) -> list:
+  from jaxgraphs.models.linknet import weights_from_detector
+
+  return weights_from_detector(cfg.mode, params)
+
+
 def _faster_rcnn(cfg, data_info, dtype) -> nn.Module:
   from jaxgraphs.models.detection.faster_rcnn import build_faster_rcnn
 
@@ -74,13 +80,15 @@ class ModelEntry:
 
   factory: Callable[..., nn.Module]
   requests: Callable[[Any], dict[str, dict[str, Any]]] = lambda cfg: {}
+  # (model_config, a Faster R-CNN run's params) -> [(subtree, {"params": tree})]: models that start from one.
+  from_detector: Callable[[Any, dict], list] | None = None
 
 
 MODELS = {
   "multilabel_classifier": ModelEntry(_multilabel_classifier),
   "rgnet": ModelEntry(_rgnet),
   "ssgrl": ModelEntry(_ssgrl, _ssgrl_requests),
-  "linknet": ModelEntry(_linknet),
+  "linknet": ModelEntry(_linknet, from_detector=lambda cfg, params: _linknet_from_detector(cfg, params)),
   "faster_rcnn": ModelEntry(_faster_rcnn),
 }
 
@@ -100,3 +108,13 @@ def data_requests(model_config) -> dict[str, dict[str, Any]]:
 def build_model(model_config, data_info) -> nn.Module:
   """Returns the Flax module named by `config.model.name`, sized for the dataset described by `data_info`."""
   return _entry(model_config).factory(model_config, data_info, compute_dtype(model_config.dtype))
+
+
+def detector_weights(model_config, detector_params: dict) -> list:
+  """Where a Faster R-CNN run's params go in the model of `config.model` ([(subtree, {"params": tree})])."""
+  entry = _entry(model_config)
+  if entry.from_detector is None:
+    raise ConfigError(
+      f"config.model.detector_run is set, but config.model.name={model_config.name!r} takes no detector"
+    )
+  return entry.from_detector(model_config, detector_params)

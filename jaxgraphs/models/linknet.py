@@ -41,10 +41,14 @@ import jax.numpy as jnp
 from jaxgraphs.errors import ConfigError
 from jaxgraphs.models.backbones import BACKBONES, build_backbone
 from jaxgraphs.models.backbones.vgg import FullyConnected7x7
+from jaxgraphs.models.detection.boxes import pairwise_iou
+from jaxgraphs.models.detection.faster_rcnn import MODEL_KEYS as DETECTOR_KEYS
+from jaxgraphs.models.detection.faster_rcnn import FasterRCNN
+from jaxgraphs.models.detection.targets import detection_labels, relation_pair_targets
 from jaxgraphs.models.heads.linknet_head import LinkNetHead
 from jaxgraphs.models.layers.roi_align import pooled_box_features
 
-MODES = ("predcls", "sgcls")
+MODES = ("predcls", "sgcls", "sgdet")
 LABEL_INPUTS = ("auto", "ground_truth", "detector")
 UNION_HEADS = ("shared", "separate")
 ROI_SIZE = 7  # fc6 is a Linear over a 7 x 7 window
@@ -102,6 +106,9 @@ class LinkNet(nn.Module):
   teacher_forcing: bool = True
   use_global_context: bool = True
   head_kwargs: dict[str, Any] | None = None  # LinkNetHead attributes (widths, ablations)
+  detector_kwargs: dict[str, Any] | None = None  # SGDet: FasterRCNN attributes of the frozen detector
+  sgdet_pairs: int = 256  # SGDet training pairs per image, at most a quarter annotated (neural-motifs)
+  sgdet_fg_fraction: float = 0.25
   dtype: Any = jnp.float32
 
   def _check(self):
@@ -130,6 +137,42 @@ class LinkNet(nn.Module):
       train=train,
     )
 
+  def _detect(self, images, image_size, gt_boxes, gt_mask, gt_labels, relations, relation_mask, outputs, train):
+    """SGDet's objects: the frozen detector's feature map, detections (boxes, mask, class distributions) and, in
+    training, the detections' labels and sampled pairs; at test, all overlapping ordered pairs of detections."""
+    detector = FasterRCNN(
+      num_classes=self.num_object_classes,
+      backbone=self.backbone,
+      backbone_kwargs=self.backbone_kwargs,
+      feature_key=self.feature_key,
+      feature_stride=self.feature_stride,
+      dtype=self.dtype,
+      name="detector",
+      **(self.detector_kwargs or {}),
+    )
+    found = jax.lax.stop_gradient(detector(images, image_size, train=False))
+    boxes, box_mask = found["detection_boxes"], found["detection_mask"]
+    outputs.update(detection_labels=found["detection_labels"], detection_scores=found["detection_scores"])
+    if train:
+      if gt_boxes is None or gt_labels is None or relations is None or relation_mask is None:
+        raise ValueError("LinkNet: SGDet training needs the ground-truth boxes, labels and relations")
+      gt_boxes, gt_mask = gt_boxes.astype(jnp.float32), gt_mask.astype(bool)
+      labels = jax.vmap(detection_labels)(boxes, box_mask, gt_boxes, gt_labels, gt_mask)
+      keys = jax.random.split(self.make_rng("dropout"), boxes.shape[0])
+      pairs, pair_labels, pair_mask = jax.vmap(
+        lambda b, m, gb, gm, r, rm, k: relation_pair_targets(
+          b, m, gb, gm, r, rm, k, self.sgdet_pairs, self.sgdet_fg_fraction
+        )
+      )(boxes, box_mask, gt_boxes, gt_mask, relations, relation_mask, keys)
+      outputs.update(object_labels=labels, pair_labels=pair_labels)
+    else:
+      labels = None
+      pairs, pair_mask = dense_pairs(box_mask)
+      overlapping = (pairwise_iou(boxes, boxes) > 0).reshape(boxes.shape[0], -1)
+      pair_mask = pair_mask & overlapping  # SGDet scores only pairs of overlapping detections
+    distribution = found["detection_distributions"]
+    return found["feature_map"], boxes, box_mask, distribution, labels, pairs, pair_mask
+
   def _label_distribution(self, object_features, object_labels, label_distribution, outputs):
     """l_i fed to K0 (see the module docstring); adds 'detector_logits' when the object classifier runs."""
     choice = self.label_input
@@ -155,20 +198,30 @@ class LinkNet(nn.Module):
     label_distribution=None,
     pairs=None,
     pair_mask=None,
+    image_size=None,
+    relations=None,
+    relation_mask=None,
     train: bool = False,
   ):
     """images (B, H, W, 3); boxes (B, N, 4) x1, y1, x2, y2 pixels of `images`; box_mask (B, N); object_labels
     (B, N) ground truth (PredCls, and K1 in training); label_distribution (B, N, C) a detector's; pairs (B, P, 2)
-    with pair_mask (B, P), or None for all pairs."""
+    with pair_mask (B, P), or None for all pairs. SGDet: the objects are the detector's detections and boxes,
+    box_mask, object_labels, relations (B, M, 3) and relation_mask (B, M) are the ground truth, read in training
+    only (labels and pairs of the detections); image_size (B, 2) the real pixels of padded images."""
     self._check()
     backbone = BACKBONES[self.backbone](name="backbone", dtype=self.dtype, **(self.backbone_kwargs or {}))
-    features = backbone(images.astype(self.dtype), train=train)
-    if self.feature_key not in features:
-      raise ValueError(f"LinkNet: feature_key={self.feature_key!r} is not a backbone output; has {sorted(features)}")
-    feature_map = features[self.feature_key]
+    outputs: dict[str, Any] = {}
+    if self.mode == "sgdet":
+      feature_map, boxes, box_mask, label_distribution, object_labels, pairs, pair_mask = self._detect(
+        images, image_size, boxes, box_mask, object_labels, relations, relation_mask, outputs, train
+      )
+    else:
+      features = backbone(images.astype(self.dtype), train=train)
+      if self.feature_key not in features:
+        raise ValueError(f"LinkNet: feature_key={self.feature_key!r} is not a backbone output; has {sorted(features)}")
+      feature_map = features[self.feature_key]
     box_mask = box_mask.astype(bool)
     boxes = boxes.astype(jnp.float32)
-    outputs: dict[str, Any] = {}
 
     object_features = self._roi_features(feature_map, boxes, box_mask, backbone.fc_head, train)
     distribution = self._label_distribution(object_features, object_labels, label_distribution, outputs)
@@ -266,5 +319,34 @@ def build_linknet(cfg, data_info, dtype) -> LinkNet:
     teacher_forcing=cfg.teacher_forcing,
     use_global_context=cfg.use_global_context,
     head_kwargs={key: cfg[key] if key in cfg else HEAD_KEY_DEFAULTS[key] for key in HEAD_KEYS},
+    detector_kwargs=_detector_kwargs(cfg) if cfg.mode == "sgdet" else None,
+    sgdet_pairs=cfg.get("sgdet_pairs", 256),
+    sgdet_fg_fraction=cfg.get("sgdet_fg_fraction", 0.25),
     dtype=dtype,
   )
+
+
+def _detector_kwargs(cfg) -> dict[str, Any]:
+  """FasterRCNN attributes from `config.model.detector` (SGDet), tuples where the module wants them."""
+  if "detector" not in cfg:
+    raise ConfigError(
+      "config.model.mode='sgdet' needs config.model.detector (the detector's keys, from "
+      "jaxgraphs.configs.faster_rcnn.model_config()) and config.model.detector_run (the detector's workdir)"
+    )
+  kwargs = {key: cfg.detector[key] for key in DETECTOR_KEYS if key not in ("feature_key", "feature_stride")}
+  for key in ("anchor_ratios", "anchor_scales"):
+    kwargs[key] = tuple(float(v) for v in kwargs[key])
+  return kwargs
+
+
+def weights_from_detector(mode: str, detector_params: dict) -> list[tuple[tuple[str, ...], dict]]:
+  """Where a Faster R-CNN run's parameters go in LinkNet: [(subtree, {"params": tree}), ...].
+
+  PredCls / SGCls: the detector's VGG (convolutions and fc6/fc7) becomes LinkNet's backbone. SGDet: the whole
+  detector becomes LinkNet's frozen `detector`, and LinkNet's own fc6/fc7 start from the detector's, as the
+  relation models of neural-motifs copy them."""
+  backbone = detector_params["backbone"]
+  if mode != "sgdet":
+    return [(("backbone",), {"params": backbone})]
+  fc_layers = {name: value for name, value in backbone.items() if name.startswith("classifier")}
+  return [(("detector",), {"params": detector_params}), (("backbone",), {"params": fc_layers})]

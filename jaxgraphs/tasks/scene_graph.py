@@ -47,7 +47,7 @@ from jaxgraphs.tasks.scene_graph_pictures import (
   relation_matrix_picture,
 )
 
-MODES = ("predcls", "sgcls")
+MODES = ("predcls", "sgcls", "sgdet")
 GLOBAL_ACTIVATIONS = ("sigmoid", "softmax")
 FIG2_MATRIX = "object_re2"  # eq. (4): the second object-relational embedding
 
@@ -57,7 +57,7 @@ def default_task_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(
     {
       "name": "scene_graph",
-      "mode": "predcls",  # 'predcls' or 'sgcls'
+      "mode": "predcls",  # 'predcls', 'sgcls' or 'sgdet'
       "object_weight": 1.0,
       "relation_weight": 1.0,  # lambda_1
       "global_weight": 1.0,  # lambda_2
@@ -205,6 +205,8 @@ class SceneGraphTask(base.Task):
       )
     self.images_without_pairs = images_without_pairs
     self.default_metric = f"{mode}/R@50"
+    # jaxgraphs.predict: PredCls / SGCls are given the objects (--boxes); SGDet detects them.
+    self.needs_boxes_file = mode != "sgdet"
 
   def model_inputs(self, batch):
     inputs = {
@@ -215,20 +217,26 @@ class SceneGraphTask(base.Task):
     }
     if "pairs" in batch:  # training batches carry the sampled pairs; evaluation scores all pairs
       inputs.update(pairs=batch["pairs"], pair_mask=batch["pair_mask"])
+    if self.mode == "sgdet":  # the ground truth labels the detections in training; image_size bounds them
+      inputs.update(relations=batch["relations"], relation_mask=batch["relation_mask"])
+      if "image_size" in batch:
+        inputs["image_size"] = batch["image_size"]
     return inputs
 
   def loss(self, outputs, batch):
     image_mask = batch["mask"].astype(jnp.float32)
-    object_mask = batch["object_mask"] * image_mask[:, None]
-    labels = batch["object_labels"]
+    # SGDet: the objects are detections, labelled (and their pairs sampled) by the model against the ground truth.
+    sgdet = "object_labels" in outputs
+    object_mask = (outputs["box_mask"] if sgdet else batch["object_mask"]) * image_mask[:, None]
+    labels = outputs["object_labels"] if sgdet else batch["object_labels"]
     terms = {"object_loss": masked_mean(cross_entropy(outputs["object_logits"], labels), object_mask)}
     metrics = {"object_accuracy": masked_mean(jnp.argmax(outputs["object_logits"], -1) == labels, object_mask)}
-    if "pair_labels" not in batch:
+    if not sgdet and "pair_labels" not in batch:
       raise ValueError(
         "scene-graph training batches need 'pair_labels': end config.data.pp_train with sample_relation_pairs(...)"
       )
-    pair_mask = batch["pair_mask"] * image_mask[:, None]
-    pair_labels = batch["pair_labels"]
+    pair_mask = (outputs["pair_mask"] if sgdet else batch["pair_mask"]) * image_mask[:, None]
+    pair_labels = outputs["pair_labels"] if sgdet else batch["pair_labels"]
     terms["relation_loss"] = masked_mean(cross_entropy(outputs["relation_logits"], pair_labels), pair_mask)
     foreground = pair_mask * (pair_labels > 0)
     metrics["relation_fg_accuracy"] = masked_mean(jnp.argmax(outputs["relation_logits"], -1) == pair_labels, foreground)
@@ -259,7 +267,9 @@ class SceneGraphTask(base.Task):
     }
     if outputs["pairs"].shape[1] != batch["object_boxes"].shape[1] ** 2:
       result["pairs"] = outputs["pairs"]
-    if self.mode == "sgcls":
+    if self.mode == "sgdet":
+      result.update(pred_boxes=outputs["boxes"], pred_box_mask=outputs["box_mask"])
+    if self.mode in ("sgcls", "sgdet"):
       probs = jax.nn.softmax(outputs["object_logits"].astype(jnp.float32), axis=-1)
       result["pred_labels"] = jnp.argmax(probs[..., 1:], axis=-1) + 1
       result["pred_scores"] = jnp.take_along_axis(probs, result["pred_labels"][..., None], axis=-1)[..., 0]
@@ -313,7 +323,7 @@ class SceneGraphTask(base.Task):
     count = int(np.sum(np.asarray(outputs["box_mask"][index]) > 0))
     boxes = np.asarray(outputs["boxes"][index])[:count]
     labels, scores = self._objects(outputs, index, count, given_labels)
-    object_scores = scores if self.mode == "sgcls" else None
+    object_scores = None if self.mode == "predcls" else scores
     if gt_relations is None:
       ranked = self._ranked(outputs, index, scores, MAX_RELATIONS)
       drawn = [Relation(s, o, p, YELLOW, score) for s, o, p, score in ranked if score >= MIN_RELATION_SCORE]
@@ -358,6 +368,9 @@ class SceneGraphTask(base.Task):
     graphs, matrices = [], []
     for index in real:
       picture = as_uint8_image(batch["image"][index])
+      if self.mode == "sgdet":  # detections are not the annotated objects: draw the predicted graph
+        graphs.append(self.graph_picture(outputs, picture, index))
+        continue
       relations = np.asarray(batch["relations"][index])[np.asarray(batch["relation_mask"][index]) > 0]
       graphs.append(self.graph_picture(outputs, picture, index, batch["object_labels"][index], relations))
       if FIG2_MATRIX in outputs.get("relational_matrices", {}):
@@ -381,6 +394,13 @@ class SceneGraphTask(base.Task):
     into the example with the encoded image, before `pp_eval`'s `pack_scene_graph`.
     """
     height, width = image_size
+    no_relations = np.zeros(0, np.int32)
+    if self.mode == "sgdet":  # the detector finds the objects: no ground truth goes in
+      return {
+        "boxes": np.zeros((0, 4), np.float32),
+        "box_labels": no_relations,
+        "relations": {"subject": no_relations, "object": no_relations, "predicate": no_relations},
+      }
     boxes = np.asarray(annotation.get("boxes", []), np.float64).reshape(-1, 4) if "boxes" in annotation else None
     if boxes is None or len(boxes) == 0:
       raise ValueError("--boxes entry needs 'boxes': [[x1, y1, x2, y2], ...] in pixels of the image")
@@ -403,7 +423,6 @@ class SceneGraphTask(base.Task):
         raise ValueError(f"--boxes: class index {label} outside [0, {len(self.class_names)})")
       indices.append(int(label))
     normalised = np.clip(boxes[:, [1, 0, 3, 2]] / [height, width, height, width], 0.0, 1.0).astype(np.float32)
-    no_relations = np.zeros(0, np.int32)
     return {
       "boxes": normalised,
       "box_labels": np.asarray(indices, np.int32),

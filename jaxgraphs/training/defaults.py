@@ -126,13 +126,30 @@ def check_config(config: ml_collections.ConfigDict, *, training: bool = True) ->
   if config.checkpoint.get("best_mode") not in ("max", "min"):
     raise ConfigError(f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}: must be 'max' or 'min'")
   if training:
+    _check_detector_run(config)
     _check_frozen_backbone(config)
+
+
+def _check_detector_run(config: ml_collections.ConfigDict) -> None:
+  """A `config.model.detector_run` must be a Faster R-CNN workdir with a checkpoint: fail before building anything."""
+  from jaxgraphs.training import run_dirs
+
+  run = config.model.get("detector_run")
+  if not run:
+    return
+  if not any(run_dirs.complete_steps(run_dirs.join(run, sub)) for sub in ("checkpoints_best", "checkpoints")):
+    raise ConfigError(
+      f"config.model.detector_run={run!r}: no detector checkpoint there (expected {run}/checkpoints/<step>); train "
+      "one first, e.g. `python -m jaxgraphs.main --config=configs/faster_rcnn_shapes.py --workdir=RUN`"
+    )
 
 
 def _check_frozen_backbone(config: ml_collections.ConfigDict) -> None:
   """Refuses frozen layers that nothing initialises (the paper configs freeze ImageNet-initialised layers)."""
   frozen = tuple(config.optimizer.get("freeze", ()))
-  loads_weights = config.model.get("backbone_init") or config.init_from.get("workdir")
+  loads_weights = (
+    config.model.get("backbone_init") or config.init_from.get("workdir") or config.model.get("detector_run")
+  )
   if frozen and not loads_weights and not config.get("allow_random_frozen_backbone", False):
     backbone = config.model.get("backbone", "ARCH")
     raise ConfigError(

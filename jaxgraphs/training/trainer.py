@@ -99,6 +99,8 @@ class Experiment:
     state = jax.jit(init, out_shardings=self.state_sharding)(rng)
     if load_weights and self.config.model.get("backbone_init"):
       state = self._load_backbone(state)
+    if load_weights and self.config.model.get("detector_run"):
+      state = self._load_detector(state)
     if load_weights and self.config.init_from.workdir:
       state = self._load_other_run(state)
     return state
@@ -159,6 +161,25 @@ class Experiment:
     params = jax.device_put(variables.pop("params"), self.state_sharding.params)
     model_state = jax.device_put(variables, self.state_sharding.model_state)
     logging.info("Initialised from %s/%d", other.directory, step)
+    return state.replace(params=params, model_state=model_state)
+
+  def _load_detector(self, state: TrainState) -> TrainState:
+    """Starts from a Faster R-CNN run's weights (`config.model.detector_run`): its best checkpoint, else its latest."""
+    from jaxgraphs.training import pretrained
+
+    run = self.config.model.detector_run
+    subdir = "checkpoints_best" if run_dirs.complete_steps(run_dirs.join(run, "checkpoints_best")) else "checkpoints"
+    other = Checkpoints(run, max_to_keep=1, subdir=subdir, async_save=False)
+    step = other.latest_step()
+    if step is None:
+      raise ConfigError(f"config.model.detector_run={run!r}: no detector checkpoint in {other.directory}")
+    source = f"{other.directory}/{step}"
+    variables = jax.device_get({"params": state.params, **state.model_state})
+    for subtree, tree in models.detector_weights(self.config.model, other.restore_raw(step)["params"]):
+      variables = pretrained.merge_pretrained(variables, tree, subtree=subtree, source=source)
+    params = jax.device_put(variables.pop("params"), self.state_sharding.params)
+    model_state = jax.device_put(variables, self.state_sharding.model_state)
+    logging.info("Loaded the detector's weights from %s", source)
     return state.replace(params=params, model_state=model_state)
 
   def _load_backbone(self, state: TrainState) -> TrainState:

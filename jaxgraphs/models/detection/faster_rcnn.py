@@ -228,6 +228,7 @@ class FasterRCNN(nn.Module):
       class_logits=class_logits.astype(jnp.float32),
       box_deltas=box_deltas.reshape(rois.shape[:2] + (self.num_classes, 4)).astype(jnp.float32),
       image_size=image_size,
+      feature_map=feature_map,
     )
     if not train:
       found = jax.vmap(

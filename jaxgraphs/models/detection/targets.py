@@ -108,3 +108,61 @@ def roi_targets(
   if count < num_rois:  # fewer candidates than slots: pad to the fixed size
     out = {k: jnp.concatenate([v, jnp.zeros((num_rois - count,) + v.shape[1:], v.dtype)]) for k, v in out.items()}
   return out
+
+
+def detection_labels(
+  det_boxes: jax.Array, det_mask: jax.Array, gt_boxes: jax.Array, gt_labels: jax.Array, gt_mask: jax.Array, iou=0.5
+) -> jax.Array:
+  """(D,) the class of each real detection's best ground-truth box when their IoU is >= `iou`, else 0 (background).
+
+  How neural-motifs labels SGDet detections for training the object side of a relation model."""
+  _, best_iou, best_gt = _best_match(det_boxes, gt_boxes, gt_mask.astype(bool))
+  return jnp.where(det_mask.astype(bool) & (best_iou >= iou), gt_labels[best_gt], 0).astype(jnp.int32)
+
+
+def relation_pair_targets(
+  det_boxes: jax.Array,
+  det_mask: jax.Array,
+  gt_boxes: jax.Array,
+  gt_mask: jax.Array,
+  relations: jax.Array,
+  relation_mask: jax.Array,
+  key: jax.Array,
+  num_pairs: int = 256,
+  fg_fraction: float = 0.25,
+  iou: float = 0.5,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """SGDet training pairs among one image's detections: (pairs (P, 2), predicate labels (P,), mask (P,)).
+
+  As neural-motifs' `rel_assignments` for SGDet: candidates are ordered pairs of distinct real detections whose
+  boxes overlap (IoU > 0); a candidate is foreground when its subject matches the subject box and its object
+  the object box (IoU >= `iou` each) of an annotated relation (`relations` (M, 3) subject, object, predicate
+  indexing the ground-truth boxes), with that relation's predicate (one drawn at random when several match).
+  At most `num_pairs * fg_fraction` foreground pairs are drawn, background pairs (label 0) fill the rest."""
+  num_detections = det_boxes.shape[0]
+  det_mask = det_mask.astype(bool)
+  matches = (pairwise_iou(det_boxes, gt_boxes) >= iou) & gt_mask.astype(bool)[None, :] & det_mask[:, None]
+  relations = relations.astype(jnp.int32)
+  hits = (
+    matches[:, None, relations[:, 0]] & matches[None, :, relations[:, 1]] & relation_mask.astype(bool)[None, None, :]
+  )  # (D, D, M)
+  draw_key, fg_key, bg_key, order_key = jax.random.split(key, 4)
+  chosen = jnp.argmax(jnp.where(hits, jax.random.uniform(draw_key, hits.shape), -1.0), axis=-1)
+  predicate = jnp.where(jnp.any(hits, axis=-1), relations[chosen, 2], 0).reshape(-1)
+  distinct = ~jnp.eye(num_detections, dtype=bool)
+  candidate = (distinct & det_mask[:, None] & det_mask[None, :] & (pairwise_iou(det_boxes, det_boxes) > 0)).reshape(-1)
+  foreground = _take_at_most(candidate & (predicate > 0), int(num_pairs * fg_fraction), fg_key)
+  background = _take_at_most(candidate & (predicate == 0), num_pairs - jnp.sum(foreground), bg_key)
+  jitter = jax.random.uniform(order_key, candidate.shape)
+  priority = jnp.where(foreground, 2.0 + jitter, jnp.where(background, 1.0 + jitter, -1.0))
+  count = min(num_pairs, candidate.shape[0])
+  top, index = jax.lax.top_k(priority, count)
+  pairs = jnp.stack(jnp.divmod(index, num_detections), axis=-1).astype(jnp.int32)
+  labels = jnp.where(foreground[index], predicate[index], 0).astype(jnp.int32)
+  mask = top > 0
+  if count < num_pairs:
+    pad = num_pairs - count
+    pairs, labels, mask = (
+      jnp.concatenate([v, jnp.zeros((pad,) + v.shape[1:], v.dtype)]) for v in (pairs, labels, mask)
+    )
+  return pairs, labels, mask
