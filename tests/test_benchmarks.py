@@ -12,7 +12,7 @@ from training_helpers import REPO
 if REPO not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
   sys.path.insert(0, REPO)
 
-from benchmarks import linknet_step, rgnet_step, ssgrl_step, step_timing
+from benchmarks import detector_step, linknet_step, rgnet_step, ssgrl_step, step_timing
 from jaxgraphs.training import trainer
 
 
@@ -68,11 +68,12 @@ def check_table(output: str, names, baseline: str):
   assert rows[baseline][-1] == "1.00"
 
 
-@pytest.mark.parametrize("module", [ssgrl_step, rgnet_step, linknet_step], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [ssgrl_step, rgnet_step, linknet_step, detector_step], ids=lambda m: m.__name__)
 def test_step_benchmarks_build_experiments_and_write_no_step_of_their_own(module):
   # The in-process runs below check RGNet and LinkNet end to end; SSGRL's three tiny experiments take minutes
-  # to compile, so for all three this reads the source: no loss-and-update code of their own (a plain
-  # `jax.grad` of the SSGRL head alone is its backbone/head time split, not a train step).
+  # to compile, so for all of them this reads the source: no loss-and-update code of their own (a plain
+  # `jax.grad` of the SSGRL head alone is its backbone/head time split, not a train step; detector_step's torch
+  # optimiser is its torchvision baseline's).
   import ast
   import inspect
 
