@@ -7,18 +7,28 @@ scored by their O4 probability in the recall ranking.
 
   python -m jaxgraphs.tools.prepare_dataset --dataset=vg150 --manual_dir=~/vg150_files
   python -m jaxgraphs.tools.convert_torchvision --arch=vgg16 --src=vgg16-397923af.pth --dst=~/weights/vgg16
-  python -m jaxgraphs.main --config=configs/linknet_vg_sgcls.py --workdir=~/runs/linknet_sgcls \
+  python -m jaxgraphs.main --config=configs/faster_rcnn_vg150.py --workdir=~/runs/faster_rcnn_vg150 \
       --config.model.backbone_init=~/weights/vgg16
-  python -m jaxgraphs.main --config=configs/linknet_vg_sgcls.py:num_re=3 --workdir=~/runs/linknet_sgcls_re3 \
-      --config.model.backbone_init=~/weights/vgg16
+  python -m jaxgraphs.main --config=configs/linknet_vg_sgcls.py --workdir=~/runs/linknet_sgcls
 
-Variants: `--config=configs/linknet_vg_sgcls.py:ARG`, ARG as in jaxgraphs.configs.linknet.VARIANT_ARG_HELP:
+The VGG-16 (convolutions, frozen, and fc6/fc7) starts from the VG-trained detector of configs/faster_rcnn_vg150.py,
+read from ~/runs/faster_rcnn_vg150 (its best checkpoint; `--config.model.detector_run=RUN` to point elsewhere),
+as the reference's relation models do. Without a detector run, ImageNet weights alone (expect far lower recall):
+  python -m jaxgraphs.main --config=configs/linknet_vg_sgcls.py:imagenet --workdir=~/runs/linknet_sgcls_imagenet \
+      --config.model.backbone_init=~/weights/vgg16
+  python -m jaxgraphs.main --config=configs/linknet_vg_sgcls.py:num_re=3 --workdir=~/runs/linknet_sgcls_re3
+
+Variants: `--config=configs/linknet_vg_sgcls.py:ARG` (and the word `imagenet`), ARG as in jaxgraphs.configs.linknet.VARIANT_ARG_HELP:
   Table 2a: num_re=1|2|3|4, r=1|2|4|8       Table 2b: e0=labels | e0=context | e0=both (default)
   Table 3:  rem=0, glem=0, gcem=0, norm=sigmoid, sim=euclidean (combine with commas, e.g. glem=0,gcem=0)
 """
 
-from jaxgraphs.configs import linknet
+import os
+
+from jaxgraphs.configs import common, linknet
 from jaxgraphs.training.defaults import base_config
+
+DETECTOR_RUN = "~/runs/faster_rcnn_vg150"  # the workdir of a configs/faster_rcnn_vg150.py run
 
 TRAIN_IMAGES = 57_723  # the filtered train split after the 5,000 validation images (neural-motifs)
 BATCH_SIZE = 6  # the reference's command line (-b 6 on one GPU)
@@ -28,6 +38,7 @@ STEPS_PER_EPOCH = TRAIN_IMAGES // BATCH_SIZE
 
 def get_config(arg=None):
   """VG-150 SGCls; `arg` picks ablations (module docstring)."""
+  arg, words = common.pop_words(arg, "imagenet")
   config = base_config()
   linknet.configure(config, arg, mode="sgcls")  # paper widths: VGG-16, fc 4096, embeddings 200, hidden 256
   config.data.source = "vg150"
@@ -59,6 +70,7 @@ def get_config(arg=None):
   config.optimizer.schedule.name = "step"
   config.optimizer.schedule.boundaries = (STEPS_PER_EPOCH * (2 * EPOCHS // 3),)
   config.optimizer.schedule.decay_factor = 0.1
-  # The reference freezes its VG-trained detector's convolutions; here the ImageNet VGG-16's convolutions.
+  # The reference freezes its VG-trained detector's convolutions (':imagenet': the ImageNet VGG-16's instead).
   config.optimizer.freeze = (r"^backbone/features_",)
+  config.model.detector_run = "" if "imagenet" in words else os.path.expanduser(DETECTOR_RUN)
   return config

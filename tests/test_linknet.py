@@ -441,3 +441,35 @@ def test_short_run_on_builtin_shapes(tmp_path):
   # Drawn over the 96 x 128 photo enlarged 3x, the legend beside it.
   width, height = Image.open(tmp_path / "pictures" / "scene_scene_graph.png").size
   assert width > 3 * 128 + 100 and height > 3 * 96
+
+
+def test_a_batch_without_any_object_trains_with_finite_gradients():
+  # SGDet on an image set where the detector finds nothing: every object and pair is padding. The layout's batch
+  # norm has no statistics then; its masked mean would be 0 / 0 and poison every gradient through the head.
+  objects, width = 3, 6
+  pairs, pair_mask = linknet.dense_pairs(jnp.zeros((2, objects)))
+  inputs = dict(
+    object_features=jnp.zeros((2, objects, width)),
+    label_distribution=jnp.full((2, objects, 4), 0.25),
+    context=None,
+    mask=jnp.zeros((2, objects)),
+    boxes=jnp.zeros((2, objects, 4)),
+    pairs=pairs,
+    pair_mask=pair_mask,
+    union_features=jnp.zeros((2, pairs.shape[1], width)),
+  )
+  head = linknet_head.LinkNetHead(num_object_classes=4, num_predicates=3, embed_dim=4, hidden_dim=8, geometry_dim=4)
+  variables = head.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, **inputs)
+
+  def loss(params):
+    out, _ = head.apply(
+      {**variables, "params": params},
+      **inputs,
+      train=True,
+      rngs={"dropout": jax.random.key(2)},
+      mutable=["batch_stats"],
+    )
+    return jnp.sum(out["relation_logits"] * 0.0) + jnp.sum(out["object_logits"] * 0.0)
+
+  grads = jax.grad(loss)(variables["params"])
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))

@@ -41,6 +41,7 @@ def test_train_step_and_evaluation_on_fake_vg150(fake_vg150, monkeypatch, tmp_pa
     sources.SOURCES, "vg150", dataclasses.replace(sources.SOURCES["vg150"], prepare=lambda data_dir: fake_vg150)
   )
   config = config_file(f"linknet_vg_{mode}")
+  config.model.detector_run = ""  # no detector run here: random weights (allow_random_frozen_backbone below)
   config.model.backbone_kwargs = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1)}
   config.model.update(embed_dim=8, hidden_dim=16, geometry_dim=8, union_chunk_size=2048)
   config.batch_size = 2
@@ -68,3 +69,37 @@ def test_train_step_and_evaluation_on_fake_vg150(fake_vg150, monkeypatch, tmp_pa
   assert metrics["num_cut_objects"] == 0 and metrics["num_cut_relations"] == 0
   with open(os.path.join(tmp_path, "eval_1.json")) as f:
     assert json.load(f)["split"] == "val"
+
+
+@pytest.mark.slow  # ~2 min on a shared 2-core CPU: compiling a detector step, its evaluation, then SGDet's
+def test_detector_step_then_sgdet_step_on_fake_vg150(fake_vg150, monkeypatch, tmp_path):
+  monkeypatch.setitem(
+    sources.SOURCES, "vg150", dataclasses.replace(sources.SOURCES["vg150"], prepare=lambda data_dir: fake_vg150)
+  )
+  tiny_vgg = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1)}
+
+  def shrink(config):
+    """The VG configs at tiny widths, 128 px instead of 592 (the builder, sources and pp ops are VG-150's)."""
+    config.model.backbone_kwargs = dict(tiny_vgg)
+    config.data.pp_train = config.data.pp_train.replace("592", "128")
+    config.data.pp_eval = config.data.pp_eval.replace("592", "128")
+    config.batch_size = 2
+    config.total_steps = 1
+    config.log_every_steps = 1
+    config.data.shuffle_buffer = 4
+    config.allow_random_frozen_backbone = True  # a unit test: no ImageNet weights
+
+  detector = config_file("faster_rcnn_vg150")
+  shrink(detector)
+  detector.model.rpn_channels = 8
+  detector_metrics = trainer.train_and_evaluate(detector, str(tmp_path / "detector"))
+  assert detector_metrics["num_images"] == NUM_VAL and len(detector_metrics["per_class_AP50"]) == 150
+
+  sgdet = config_file("linknet_vg_sgdet")
+  shrink(sgdet)
+  sgdet.model.update(embed_dim=8, hidden_dim=16, geometry_dim=8, union_chunk_size=2048)
+  sgdet.model.detector.rpn_channels = 8
+  sgdet.model.detector_run = str(tmp_path / "detector")
+  metrics = trainer.train_and_evaluate(sgdet, str(tmp_path / "sgdet"))
+  assert metrics["sgdet/num_images"] == NUM_VAL
+  assert 0.0 <= metrics["sgdet/R@20"] <= metrics["sgdet/R@50"] <= metrics["sgdet/R@100"] <= 1.0

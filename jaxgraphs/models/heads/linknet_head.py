@@ -235,9 +235,12 @@ class LinkNetHead(nn.Module):
       # Padded pairs may hold degenerate boxes: keep their (unused) layout finite and out of the statistics.
       layout = jnp.where(pair_mask[..., None], layout, 0.0)
       if self.geometry_batch_norm:
+        # A batch without a single real pair (SGDet with no detection) has no statistics: its zeros stand in,
+        # rather than 0 / 0 = NaN in the running averages and the gradients.
+        statistics_mask = pair_mask | ~jnp.any(pair_mask)
         layout = nn.BatchNorm(
           use_running_average=not train, momentum=self.geometry_bn_momentum, epsilon=1e-5, name="layout_norm"
-        )(layout, mask=jnp.broadcast_to(pair_mask[..., None], layout.shape))
+        )(layout, mask=jnp.broadcast_to(statistics_mask[..., None], layout.shape))
       embedded = TorchLinear(4, self.geometry_dim, name="layout_embedding", dtype=self.dtype)(layout)
       if self.geometry_relu:
         embedded = nn.relu(embedded)

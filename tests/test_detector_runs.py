@@ -51,17 +51,31 @@ def test_boxes_flag_is_for_scene_graph_models_only(tmp_path):
     predict.boxes_fields(SceneGraphLike(), None)
 
 
-@pytest.mark.slow  # 30-50 s on a shared 2-core CPU: a 2-step training run and a prediction run, each compiling
-def test_predict_on_a_detector_run_without_boxes(tmp_path):
-  """Train the tiny detector 2 steps through the CLI, then predict on a 100 x 80 PNG and on a missing file."""
-  from jaxgraphs.data.builders import shapes
+def test_a_missing_detector_run_is_named_before_anything_is_built(tmp_path):
+  from jaxgraphs.training import defaults
 
-  workdir = str(tmp_path / "run")
+  config = config_file("linknet_shapes", "sgdet,tiny")
+  config.model.detector_run = str(tmp_path / "nowhere")
+  with pytest.raises(ConfigError, match=r"config.model.detector_run='.*nowhere': no detector checkpoint there"):
+    defaults.check_config(config)
+  (tmp_path / "nowhere" / "checkpoints").mkdir(parents=True)  # a workdir whose run never saved
+  with pytest.raises(ConfigError, match="no detector checkpoint there"):
+    defaults.check_config(config)
+
+
+@pytest.mark.slow  # ~2-3 min on a shared 2-core CPU: 4 command-line runs, each compiling (one test: one detector run)
+def test_detector_run_then_prediction_then_sgdet_from_it(tmp_path):
+  """The chain a user runs, through the CLI: train the tiny detector 2 steps; predict on a 100 x 80 PNG without
+  --boxes; train LinkNet SGDet 2 steps from that detector run; predict a scene graph from the image alone."""
+  from jaxgraphs.data.builders import shapes
+  from training_helpers import checkpoint_arrays
+
+  workdir, data_dir = str(tmp_path / "run"), f"--config.data.data_dir={tmp_path / 'tfds'}"
   train = run_module(
     "jaxgraphs.main",
     "--config=configs/faster_rcnn_shapes.py:tiny",
     f"--workdir={workdir}",
-    f"--config.data.data_dir={tmp_path / 'tfds'}",
+    data_dir,
     "--config.total_steps=2",
     merged=True,
     timeout=600,
@@ -89,3 +103,34 @@ def test_predict_on_a_detector_run_without_boxes(tmp_path):
   proc = run_module("jaxgraphs.predict", f"--checkpoint={workdir}", missing, timeout=600)
   assert proc.returncode == 1 and proc.stdout == ""
   assert f"{missing}: cannot open (No such file or directory)" in proc.stderr.splitlines()
+
+  sgdet_dir = str(tmp_path / "sgdet")
+  train = run_module(
+    "jaxgraphs.main",
+    "--config=configs/linknet_shapes.py:sgdet,tiny",
+    f"--workdir={sgdet_dir}",
+    data_dir,
+    f"--config.model.detector_run={workdir}",
+    "--config.total_steps=2",
+    merged=True,
+    timeout=600,
+  )
+  assert train.returncode == 0, train.stdout[-4000:]
+  assert "sgdet/R@50" in train.stdout and f"Loaded the detector's weights from {workdir}" in train.stdout
+  with open(os.path.join(sgdet_dir, "eval_2.json")) as f:
+    assert json.load(f)["sgdet/num_images"] == 128
+  # The detector came from the detector run and stayed frozen through LinkNet's two steps.
+  detector = checkpoint_arrays(workdir, 2)
+  linknet = checkpoint_arrays(sgdet_dir, 2)
+  loaded = [path for path in linknet if path.startswith("params/detector/")]
+  assert len(loaded) == len([path for path in detector if path.startswith("params/")]) > 10
+  for path in loaded:
+    np.testing.assert_array_equal(linknet[path], detector[path.replace("detector/", "", 1)], err_msg=path)
+
+  proc = run_module("jaxgraphs.predict", f"--checkpoint={sgdet_dir}", photo_path, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  graph = json.loads(proc.stdout.splitlines()[0])
+  assert graph["mode"] == "sgdet" and graph["objects"]
+  for obj in graph["objects"]:
+    x1, y1, x2, y2 = obj["box"]
+    assert -1 <= x1 <= x2 <= 100 and -1 <= y1 <= y2 <= 80 and obj["label"] in shapes.CATEGORY_NAMES
