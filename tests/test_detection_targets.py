@@ -17,7 +17,8 @@ def _anchor_labels(anchors, gt=GT, gt_mask=None, valid=None, key=0, **kwargs):
   anchors = jnp.asarray(anchors, jnp.float32)
   valid = jnp.ones(len(anchors), bool) if valid is None else jnp.asarray(valid)
   gt_mask = jnp.ones(len(gt), bool) if gt_mask is None else jnp.asarray(gt_mask)
-  labels, deltas = anchor_targets(anchors, valid, jnp.asarray(gt), gt_mask, jax.random.key(key), **kwargs)
+  targets = jax.jit(lambda *args: anchor_targets(*args, **kwargs))  # one compilation, not one per op
+  labels, deltas = targets(anchors, valid, jnp.asarray(gt), gt_mask, jax.random.key(key))
   return np.asarray(labels), np.asarray(deltas)
 
 
@@ -72,14 +73,13 @@ def test_more_positives_than_the_sample_allows_are_capped_and_negatives_fill_the
 
 
 def _rois(proposals, valid, gt, gt_labels, gt_mask, key=0, **kwargs):
-  out = roi_targets(
+  out = jax.jit(lambda *args: roi_targets(*args, **kwargs))(
     jnp.asarray(proposals, jnp.float32),
     jnp.asarray(valid),
     jnp.asarray(gt, jnp.float32),
     jnp.asarray(gt_labels, jnp.int32),
     jnp.asarray(gt_mask),
     jax.random.key(key),
-    **kwargs,
   )
   return {k: np.asarray(v) for k, v in out.items()}
 
@@ -148,7 +148,8 @@ def test_sgdet_pairs_match_annotated_relations_among_overlapping_detections():
   detections = jnp.asarray(
     [[0, 0, 9, 9], [8, 0, 17, 9], [40, 40, 49, 49], [1, 0, 9, 9], [0, 0, 0, 0]], jnp.float32
   )  # d3 is a second detection of box 0; d4 is padding
-  pairs, labels, mask = relation_pair_targets(
+  targets = jax.jit(lambda *args: relation_pair_targets(*args, num_pairs=16, fg_fraction=0.5))
+  pairs, labels, mask = targets(
     detections,
     jnp.asarray([True, True, True, True, False]),
     gt,
@@ -156,8 +157,6 @@ def test_sgdet_pairs_match_annotated_relations_among_overlapping_detections():
     relations,
     jnp.ones(2, bool),
     jax.random.key(0),
-    num_pairs=16,
-    fg_fraction=0.5,
   )
   got = {(int(s), int(o)): int(p) for (s, o), p, m in zip(np.asarray(pairs), np.asarray(labels), np.asarray(mask)) if m}
   # Overlapping ordered pairs among d0, d1, d3 (d2 overlaps nothing, so relation 1 -> 2 has no candidate pair):
@@ -170,7 +169,8 @@ def test_sgdet_pairs_cap_the_foreground_fraction():
   from jaxgraphs.models.detection.targets import relation_pair_targets
 
   detections = jnp.tile(jnp.asarray([[0, 0, 9, 9], [8, 0, 17, 9]], jnp.float32), (4, 1))  # 4 copies of each box
-  pairs, labels, mask = relation_pair_targets(
+  targets = jax.jit(lambda *args: relation_pair_targets(*args, num_pairs=8, fg_fraction=0.25))
+  pairs, labels, mask = targets(
     detections,
     jnp.ones(8, bool),
     jnp.asarray([[0, 0, 9, 9], [8, 0, 17, 9]], jnp.float32),
@@ -178,8 +178,6 @@ def test_sgdet_pairs_cap_the_foreground_fraction():
     jnp.asarray([[0, 1, 3]], jnp.int32),
     jnp.ones(1, bool),
     jax.random.key(1),
-    num_pairs=8,
-    fg_fraction=0.25,
   )
   # 16 foreground candidates (copy of 0 -> copy of 1), at most 2 kept; 40 background candidates fill 6 slots.
   assert int(np.sum(np.asarray(labels)[np.asarray(mask)] == 3)) == 2 and int(np.sum(np.asarray(mask))) == 8

@@ -33,6 +33,31 @@ def _take_at_most(candidates: jax.Array, count: jax.Array, key: jax.Array) -> ja
   return candidates & (rank < count)
 
 
+def _pad(values: jax.Array, size: int) -> jax.Array:
+  """`values` zero-padded along the first axis to `size` rows."""
+  return jnp.concatenate([values, jnp.zeros((size - values.shape[0],) + values.shape[1:], values.dtype)])
+
+
+def _sample_slots(
+  foreground: jax.Array, background: jax.Array, key: jax.Array, num_slots: int, fg_fraction: float
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Fixed-size sample of candidates (N,): at most num_slots * fg_fraction foreground drawn at random, background
+  filling the rest. Returns (indices (S,), is_foreground (S,), mask (S,)) with foreground first, then background,
+  then empty slots (mask False, index 0)."""
+  fg_key, bg_key, order_key = jax.random.split(key, 3)
+  foreground = _take_at_most(foreground, int(num_slots * fg_fraction), fg_key)
+  background = _take_at_most(background, num_slots - jnp.sum(foreground), bg_key)
+  # Each group in random order; the top num_slots priorities fill the slots.
+  jitter = jax.random.uniform(order_key, foreground.shape)
+  priority = jnp.where(foreground, 2.0 + jitter, jnp.where(background, 1.0 + jitter, -1.0))
+  top, index = jax.lax.top_k(priority, min(num_slots, foreground.shape[0]))
+  mask = top > 0
+  index, is_fg = jnp.where(mask, index, 0), foreground[index] & mask
+  if index.shape[0] < num_slots:  # fewer candidates than slots
+    index, is_fg, mask = _pad(index, num_slots), _pad(is_fg, num_slots), _pad(mask, num_slots)
+  return index, is_fg, mask
+
+
 def _best_match(boxes: jax.Array, gt_boxes: jax.Array, gt_mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   """IoU (N, G) with the real ground-truth boxes (0 for padding), and each box's best IoU and best box index."""
   if gt_boxes.shape[0] == 0:
@@ -91,23 +116,11 @@ def roi_targets(
   _, best_iou, best_gt = _best_match(candidates, gt_boxes, gt_mask)
   foreground = valid & (best_iou >= fg_iou)
   background = valid & (best_iou < fg_iou) & (best_iou >= bg_iou_low)
-  fg_key, bg_key, order_key = jax.random.split(key, 3)
-  foreground = _take_at_most(foreground, int(num_rois * fg_fraction), fg_key)
-  background = _take_at_most(background, num_rois - jnp.sum(foreground), bg_key)
-  # Foreground first, then background, each in random order; the top num_rois priorities fill the slots.
-  jitter = jax.random.uniform(order_key, valid.shape)
-  priority = jnp.where(foreground, 2.0 + jitter, jnp.where(background, 1.0 + jitter, -1.0))
-  count = min(num_rois, candidates.shape[0])
-  top, chosen = jax.lax.top_k(priority, count)
-  mask = top > 0
-  rois = candidates[chosen]
-  is_fg = foreground[chosen]
+  chosen, is_fg, mask = _sample_slots(foreground, background, key, num_rois, fg_fraction)
+  rois = jnp.where(mask[:, None], candidates[chosen], 0.0)
   labels = jnp.where(is_fg, gt_labels[best_gt[chosen]], 0).astype(jnp.int32)
-  deltas = encode(gt_boxes[best_gt[chosen]].astype(rois.dtype), rois)
-  out = {"rois": rois, "labels": labels, "deltas": jnp.where(is_fg[:, None], deltas, 0.0), "mask": mask}
-  if count < num_rois:  # fewer candidates than slots: pad to the fixed size
-    out = {k: jnp.concatenate([v, jnp.zeros((num_rois - count,) + v.shape[1:], v.dtype)]) for k, v in out.items()}
-  return out
+  deltas = encode(gt_boxes[best_gt[chosen]].astype(rois.dtype), candidates[chosen])
+  return {"rois": rois, "labels": labels, "deltas": jnp.where(is_fg[:, None], deltas, 0.0), "mask": mask}
 
 
 def detection_labels(
@@ -146,23 +159,13 @@ def relation_pair_targets(
   hits = (
     matches[:, None, relations[:, 0]] & matches[None, :, relations[:, 1]] & relation_mask.astype(bool)[None, None, :]
   )  # (D, D, M)
-  draw_key, fg_key, bg_key, order_key = jax.random.split(key, 4)
+  draw_key, sample_key = jax.random.split(key)
   chosen = jnp.argmax(jnp.where(hits, jax.random.uniform(draw_key, hits.shape), -1.0), axis=-1)
   predicate = jnp.where(jnp.any(hits, axis=-1), relations[chosen, 2], 0).reshape(-1)
   distinct = ~jnp.eye(num_detections, dtype=bool)
   candidate = (distinct & det_mask[:, None] & det_mask[None, :] & (pairwise_iou(det_boxes, det_boxes) > 0)).reshape(-1)
-  foreground = _take_at_most(candidate & (predicate > 0), int(num_pairs * fg_fraction), fg_key)
-  background = _take_at_most(candidate & (predicate == 0), num_pairs - jnp.sum(foreground), bg_key)
-  jitter = jax.random.uniform(order_key, candidate.shape)
-  priority = jnp.where(foreground, 2.0 + jitter, jnp.where(background, 1.0 + jitter, -1.0))
-  count = min(num_pairs, candidate.shape[0])
-  top, index = jax.lax.top_k(priority, count)
+  index, is_fg, mask = _sample_slots(
+    candidate & (predicate > 0), candidate & (predicate == 0), sample_key, num_pairs, fg_fraction
+  )
   pairs = jnp.stack(jnp.divmod(index, num_detections), axis=-1).astype(jnp.int32)
-  labels = jnp.where(foreground[index], predicate[index], 0).astype(jnp.int32)
-  mask = top > 0
-  if count < num_pairs:
-    pad = num_pairs - count
-    pairs, labels, mask = (
-      jnp.concatenate([v, jnp.zeros((pad,) + v.shape[1:], v.dtype)]) for v in (pairs, labels, mask)
-    )
-  return pairs, labels, mask
+  return pairs, jnp.where(is_fg, predicate[index], 0).astype(jnp.int32), mask
