@@ -285,7 +285,7 @@ def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data
   ops = transforms.build_ops(spec, where=where)
   parallel = data_cfg.num_parallel_calls
   if ds.element_spec["image"].dtype == tf.string:
-    if ops[0].name != "decode":
+    if ops[0].name not in transforms.DECODE_OPS:
       raise ValueError(f"{where}: {spec!r} must start with 'decode' (the source yields encoded images)")
     ds = image_decoding.decode_with_fallback(ds, ops[0].fn, num_parallel_calls=parallel)
     ops = ops[1:]

@@ -78,10 +78,13 @@ def parse(spec: str, *, where: str = "preprocessing string") -> list[tuple[str, 
   return parsed
 
 
-def build_ops(spec: str, *, where: str = "preprocessing string") -> list[Op]:
-  """Parses `spec` and builds each op; bad arguments raise naming the op."""
+def build_ops(spec: str, *, where: str = "preprocessing string", fuse: bool = True) -> list[Op]:
+  """Parses `spec` and builds each op; bad arguments raise naming the op. `fuse`: see `fuse_ops`."""
   ops = []
-  for name, args, kwargs in parse(spec, where=where):
+  parsed = parse(spec, where=where)
+  if fuse:
+    parsed = fuse_ops(parsed)
+  for name, args, kwargs in parsed:
     try:
       ops.append(Op(name, OPS[name](*args, **kwargs)))
     except (TypeError, ValueError) as e:
@@ -100,9 +103,9 @@ def compose(ops: Sequence[Op]) -> Callable[[Example], Example]:
   return apply
 
 
-def build(spec: str, *, where: str = "preprocessing string") -> Callable[[Example], Example]:
+def build(spec: str, *, where: str = "preprocessing string", fuse: bool = True) -> Callable[[Example], Example]:
   """The function on examples that `spec` describes."""
-  return compose(build_ops(spec, where=where))
+  return compose(build_ops(spec, where=where, fuse=fuse))
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
@@ -175,12 +178,18 @@ def _crop(example: Example, top, left, height, width) -> Example:
   return out
 
 
-def _random_crop(example: Example, seed: tf.Tensor, height, width) -> Example:
-  """A uniformly placed crop; an image smaller than the crop is zero-padded at the bottom/right."""
-  img_h, img_w = _hw(example["image"])
+def _random_offsets(seed: tf.Tensor, img_h, img_w, height, width) -> tuple[tf.Tensor, tf.Tensor]:
+  """(top, left) of a uniformly placed height x width crop of an img_h x img_w image (0 where it is larger)."""
   seeds = tf.random.experimental.stateless_split(seed, num=2)
   top = tf.random.stateless_uniform([], seeds[0], minval=0, maxval=tf.maximum(img_h - height, 0) + 1, dtype=tf.int32)
   left = tf.random.stateless_uniform([], seeds[1], minval=0, maxval=tf.maximum(img_w - width, 0) + 1, dtype=tf.int32)
+  return top, left
+
+
+def _random_crop(example: Example, seed: tf.Tensor, height, width) -> Example:
+  """A uniformly placed crop; an image smaller than the crop is zero-padded at the bottom/right."""
+  img_h, img_w = _hw(example["image"])
+  top, left = _random_offsets(seed, img_h, img_w, height, width)
   return _crop(example, top, left, height, width)
 
 
@@ -471,3 +480,262 @@ def get_sample_relation_pairs(num_pairs: int = 256, fg_fraction: float = 0.25):
     return {**example, "pairs": pairs, "pair_labels": labels, "pair_mask": tf.cast(mask, tf.float32)}
 
   return sample_relation_pairs
+
+
+# ---- fused decode + geometry -------------------------------------------------------------------------
+# `decode|resize|crop|resize` decodes the whole JPEG and resamples it twice (the second time with a slow
+# antialiased kernel). The fused ops below draw exactly the same random numbers as the op sequence they
+# replace (same seeds, same crop sides and placements, same flips), map the final crop back to a window of
+# the original image, decode only that window (`decode_and_crop_jpeg`, or the whole file at a reduced DCT
+# scale when even the reduced image is at least the output size), and resample it once with Pillow's
+# bilinear (triangle) filter. The output differs from the op sequence only by resampling noise (one
+# rounding to uint8 instead of two, one filter instead of two; tests/test_transforms.py states and checks the
+# tolerance). JPEGs are decoded with INTEGER_ACCURATE (libjpeg's ISLOW, Pillow's pixels) as `decode` does.
+# `build_ops` rewrites the known sequences automatically (`fuse_ops`); `fuse=False` keeps the ops as written.
+_RESAMPLE_BLOCK = 16  # output rows per dense block of the separable resampler
+
+
+def _triangle_taps(start, length, in_size, out_size, min_support=1.0) -> tuple[tf.Tensor, tf.Tensor]:
+  """Pillow's bilinear coefficients for output i sampling [start, start + length) of an axis of in_size pixels:
+  (indices (out, K) int32, weights (out, K) float32), out-of-image taps renormalised away as Pillow does."""
+  start, length = tf.cast(start, tf.float64), tf.cast(length, tf.float64)
+  scale = length / tf.cast(out_size, tf.float64)
+  # The triangle's support, widened by the downscale factor (antialias) or to `min_support` input pixels.
+  support = tf.maximum(scale, tf.maximum(tf.cast(min_support, tf.float64), 1.0))
+  center = start + (tf.cast(tf.range(out_size), tf.float64) + 0.5) * scale
+  first = tf.maximum(tf.cast(tf.floor(center - support + 0.5), tf.int32), 0)
+  stop = tf.minimum(tf.cast(tf.floor(center + support + 0.5), tf.int32), in_size)
+  taps = tf.cast(tf.math.ceil(2.0 * support), tf.int32) + 1
+  index = first[:, None] + tf.range(taps)[None, :]
+  weight = tf.maximum(1.0 - tf.abs((tf.cast(index, tf.float64) - center[:, None] + 0.5) / support), 0.0)
+  weight = tf.where(index < stop[:, None], weight, 0.0)
+  weight = weight / tf.maximum(tf.reduce_sum(weight, axis=1, keepdims=True), 1e-12)
+  return tf.clip_by_value(index, 0, in_size - 1), tf.cast(weight, tf.float32)
+
+
+def _resample_rows(x: tf.Tensor, index: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+  """x (in, N) float32 -> (out, N): out row i = sum_k weight[i, k] x[index[i, k]], as blocks of dense matmuls."""
+  out, block = tf.shape(index)[0], _RESAMPLE_BLOCK
+  num_blocks = (out + block - 1) // block
+  pad = num_blocks * block - out
+  index = tf.reshape(tf.pad(index, [[0, pad], [0, 0]], mode="SYMMETRIC"), [num_blocks, block, -1])
+  weight = tf.reshape(tf.pad(weight, [[0, pad], [0, 0]]), [num_blocks, block, -1])
+  start = tf.reduce_min(index, axis=[1, 2])
+  local = index - start[:, None, None]
+  span = tf.reduce_max(local) + 1
+  dense = tf.reduce_sum(tf.one_hot(local, span, dtype=tf.float32) * weight[..., None], axis=2)  # (B, block, span)
+  rows = tf.minimum(start[:, None] + tf.range(span)[None, :], tf.shape(x)[0] - 1)
+  return tf.reshape(tf.matmul(dense, tf.gather(x, rows)), [num_blocks * block, -1])[:out]
+
+
+def _resample_window(image: tf.Tensor, window, out_hw, min_support=(1.0, 1.0)) -> tf.Tensor:
+  """uint8 (H, W, 3) -> uint8 out_hw: the float window (top, left, height, width) resampled with Pillow's
+  bilinear filter (as Pillow's `resize(size, BILINEAR, box=...)`), its support at least `min_support` (y, x)
+  input pixels (the blur of an earlier downscale that a fused op skips)."""
+  h, w = _hw(image)
+  out_h, out_w = out_hw[0], out_hw[1]
+  index_y, weight_y = _triangle_taps(window[0], window[2], h, out_h, min_support[0])
+  index_x, weight_x = _triangle_taps(window[1], window[3], w, out_w, min_support[1])
+  x = _resample_rows(tf.reshape(tf.cast(image, tf.float32), [h, -1]), index_y, weight_y)  # (out_h, W * 3)
+  x = tf.reshape(tf.transpose(tf.reshape(x, [out_h, w, 3]), [1, 0, 2]), [w, -1])
+  x = _resample_rows(x, index_x, weight_x)  # (out_w, out_h * 3)
+  x = tf.transpose(tf.reshape(x, [out_w, out_h, 3]), [1, 0, 2])
+  out = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+  out.set_shape([tf.get_static_value(out_h), tf.get_static_value(out_w), 3])
+  return out
+
+
+def _decode_resample(image: tf.Tensor, geometry: Callable) -> tf.Tensor:
+  """Decodes (JPEG: only the needed window, at a reduced DCT scale where that still covers the output) and
+  resamples. `geometry(h, w)` -> (window float (4,) in original pixels, out_hw int32 (2,), min_support float (2,)
+  in original pixels); raises if corrupt."""
+
+  def from_pixels(pixels):
+    window, out_hw, support = geometry(*_hw(pixels))
+    return _resample_window(pixels, window, out_hw, support)
+
+  if image.dtype == tf.uint8:
+    return from_pixels(image_decoding.decode_rgb(image))
+  if image.dtype != tf.string:
+    raise TypeError(f"image must be encoded bytes (tf.string) or uint8 pixels, got {image.dtype.name}")
+
+  def jpeg():
+    shape = tf.io.extract_jpeg_shape(image)
+    h, w = shape[0], shape[1]
+    window, out_hw, min_support = geometry(h, w)
+    out_f = tf.cast(out_hw, tf.float32)
+    # The largest DCT reduction (1/2, 1/4, 1/8) that keeps the window at least as large as the output.
+    fits = [tf.reduce_all(tf.stack([window[2], window[3]]) >= out_f * r) for r in (2, 4, 8)]
+    level = tf.add_n([tf.cast(fit, tf.int32) for fit in fits])  # 0: full scale, k: 1 / 2**k
+
+    def scaled(r):
+      def decode():
+        pixels = tf.io.decode_jpeg(image, channels=3, dct_method="INTEGER_ACCURATE", ratio=r)
+        ph, pw = _hw(pixels)
+        factor = tf.cast(tf.stack([ph, pw, ph, pw]), tf.float32) / tf.cast(tf.stack([h, w, h, w]), tf.float32)
+        return _resample_window(pixels, window * factor, out_hw, min_support * factor[:2])
+
+      return decode
+
+    def cropped():  # the window plus the filter's reach, decoded at full scale
+      support = tf.maximum(tf.maximum(tf.stack([window[2], window[3]]) / out_f, min_support), 1.0)
+      margin = tf.cast(tf.math.ceil(support), tf.int32) + 1
+      top = tf.maximum(tf.cast(tf.floor(window[0]), tf.int32) - margin[0], 0)
+      left = tf.maximum(tf.cast(tf.floor(window[1]), tf.int32) - margin[1], 0)
+      bottom = tf.minimum(tf.cast(tf.math.ceil(window[0] + window[2]), tf.int32) + margin[0], h)
+      right = tf.minimum(tf.cast(tf.math.ceil(window[1] + window[3]), tf.int32) + margin[1], w)
+      bottom, right = tf.maximum(bottom, top + 1), tf.maximum(right, left + 1)
+      pixels = tf.io.decode_and_crop_jpeg(
+        image, tf.stack([top, left, bottom - top, right - left]), channels=3, dct_method="INTEGER_ACCURATE"
+      )
+      offset = tf.cast(tf.stack([top, left, 0, 0]), tf.float32)
+      return _resample_window(pixels, window - offset, out_hw, min_support)
+
+    return tf.switch_case(level, [cropped, scaled(2), scaled(4), scaled(8)])
+
+  def other():
+    return from_pixels(tf.ensure_shape(tf.io.decode_image(image, channels=3, expand_animations=False), [None, None, 3]))
+
+  return tf.cond(tf.io.is_jpeg(image), jpeg, other)
+
+
+def _move_boxes(boxes: tf.Tensor, window_norm: tf.Tensor) -> tf.Tensor:
+  """Normalised yxyx boxes into a crop given as a normalised (top, left, height, width) window, clipped."""
+  offset = tf.stack([window_norm[0], window_norm[1], window_norm[0], window_norm[1]])
+  size = tf.stack([window_norm[2], window_norm[3], window_norm[2], window_norm[3]])
+  return tf.clip_by_value((boxes - offset) / size, 0.0, 1.0)
+
+
+@register("decode_crop_choice_resize")
+def get_decode_crop_choice_resize(size_in, sizes, size_out):
+  """decode|resize(size_in)|random_crop_choice(sizes)|resize(size_out), fused (same draws; see above)."""
+  in_h, in_w = _size_hw(size_in)
+  out_hw = _size_hw(size_out)
+  if not (
+    isinstance(sizes, (tuple, list)) and sizes and all(isinstance(s, int) and 0 < s <= min(in_h, in_w) for s in sizes)
+  ):
+    raise ValueError(f"sizes must be a non-empty list of positive ints no larger than {size_in!r}, got {sizes!r}")
+  choices = tf.constant(sizes, tf.int32)
+
+  def decode_crop_choice_resize(example):
+    example, seed = _take_seed(example, "random_crop_choice")
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    side = choices[tf.random.stateless_uniform([], seeds[0], minval=0, maxval=len(sizes), dtype=tf.int32)]
+    top, left = _random_offsets(seeds[1], in_h, in_w, side, side)
+    # The crop as a fraction of the (resized) image, which is the same fraction of the original.
+    norm = tf.cast(tf.stack([top, left, side, side]), tf.float32) / tf.constant([in_h, in_w, in_h, in_w], tf.float32)
+
+    def geometry(h, w):
+      hw = tf.cast(tf.stack([h, w, h, w]), tf.float32)
+      return norm * hw, tf.constant(out_hw, tf.int32), tf.cast(tf.stack([h, w]), tf.float32) / (in_h, in_w)
+
+    out = {**example, "image": _decode_resample(example["image"], geometry)}
+    if "boxes" in example:
+      out["boxes"] = _move_boxes(example["boxes"], norm)
+    return out
+
+  return decode_crop_choice_resize
+
+
+@register("decode_flip_scale_crop")
+def get_decode_flip_scale_crop(size_in, p, min_scale, max_scale, size_out):
+  """decode|resize(size_in)|flip_lr(p)|random_scale_crop(min_scale, max_scale, size_out), fused (same draws)."""
+  in_h, in_w = _size_hw(size_in)
+  height, width = _size_hw(size_out)
+  if not 0 < min_scale <= max_scale:
+    raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
+  if round(in_h * min_scale) < height or round(in_w * min_scale) < width:
+    raise ValueError(f"the scaled image {size_in!r} x {min_scale} must cover the crop {size_out!r}")
+  if not 0.0 <= p <= 1.0:
+    raise ValueError(f"p must be in [0, 1], got {p}")
+
+  def decode_flip_scale_crop(example):
+    example, flip_seed = _take_seed(example, "flip_lr")
+    flip = tf.random.stateless_uniform([], flip_seed) < p
+    example, seed = _take_seed(example, "random_scale_crop")
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    scale = tf.random.stateless_uniform([], seeds[0], minval=min_scale, maxval=max_scale, dtype=tf.float32)
+    scaled = tf.cast(tf.round(tf.constant([in_h, in_w], tf.float32) * scale), tf.int32)
+    top, left = _random_offsets(seeds[1], scaled[0], scaled[1], height, width)
+    sh, sw = tf.cast(scaled[0], tf.float32), tf.cast(scaled[1], tf.float32)
+    # The window in the (flipped) image's normalised coordinates, and where it lies before the flip.
+    norm = tf.stack([tf.cast(top, tf.float32) / sh, tf.cast(left, tf.float32) / sw, height / sh, width / sw])
+    unflipped = tf.where(flip, tf.stack([norm[0], 1.0 - norm[1] - norm[3], norm[2], norm[3]]), norm)
+
+    def geometry(h, w):
+      hw = tf.cast(tf.stack([h, w]), tf.float32)
+      window = unflipped * tf.concat([hw, hw], 0)
+      return window, tf.constant([height, width], tf.int32), hw / (in_h, in_w)
+
+    image = _decode_resample(example["image"], geometry)
+    out = {**example, "image": tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)}
+    if "boxes" in example:
+      b = example["boxes"]
+      mirrored = tf.stack([b[:, 0], 1.0 - b[:, 3], b[:, 2], 1.0 - b[:, 1]], axis=1)
+      out["boxes"] = _move_boxes(tf.cond(flip, lambda: mirrored, lambda: b), norm)
+    return out
+
+  return decode_flip_scale_crop
+
+
+@register("decode_resize_long")
+def get_decode_resize_long(size: int):
+  """decode|resize_long(size), fused: a JPEG at least twice the size is decoded at a reduced DCT scale."""
+  if not (isinstance(size, int) and size > 0):
+    raise ValueError(f"size must be a positive int, got {size!r}")
+
+  def geometry(h, w):
+    long_ = tf.cast(tf.maximum(h, w), tf.float64)
+    new_hw = tf.maximum(tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float64) * size / long_), tf.int32), 1)
+    return tf.cast(tf.stack([0, 0, h, w]), tf.float32), new_hw, tf.ones([2])
+
+  def decode_resize_long(example):
+    return {**example, "image": _decode_resample(example["image"], geometry)}
+
+  return decode_resize_long
+
+
+DECODE_OPS = ("decode", "decode_crop_choice_resize", "decode_flip_scale_crop", "decode_resize_long")
+
+
+def _is(op, name: str, num_args: int = 1) -> bool:
+  """op is `name` with exactly `num_args` positional arguments and no keywords (the default kernel)."""
+  return op[0] == name and len(op[1]) == num_args and not op[2]
+
+
+def fuse_ops(parsed: list[tuple[str, tuple, dict]]) -> list[tuple[str, tuple, dict]]:
+  """Rewrites a leading op sequence that has a fused equivalent (same random draws, resampling noise apart):
+
+    decode|resize(A)|random_crop_choice(S)|resize(B)             -> decode_crop_choice_resize(A, S, B)
+    decode|resize(A)|flip_lr[(p)]|random_scale_crop(lo, hi, B)   -> decode_flip_scale_crop(A, p, lo, hi, B)
+    decode|resize_long(N)                                        -> decode_resize_long(N)
+
+  only with default keyword arguments (bilinear, antialiased resizes; no predicate_map), a crop no larger than
+  the resized image (so no zero padding is involved) and `decode` of the default 'image' key.
+  """
+  if not parsed or parsed[0] != ("decode", (), {}):
+    return parsed
+  ops = parsed[1:]
+  try:
+    if len(ops) >= 3 and _is(ops[0], "resize") and _is(ops[1], "random_crop_choice") and _is(ops[2], "resize"):
+      (size_in,), (sizes,), (size_out,) = ops[0][1], ops[1][1], ops[2][1]
+      get_decode_crop_choice_resize(size_in, sizes, size_out)  # validates (no padding)
+      return [("decode_crop_choice_resize", (size_in, tuple(sizes), size_out), {})] + ops[3:]
+    if (
+      len(ops) >= 3
+      and _is(ops[0], "resize")
+      and ops[1][0] == "flip_lr"
+      and not ops[1][2]
+      and len(ops[1][1]) <= 1
+      and _is(ops[2], "random_scale_crop", 3)
+    ):
+      p = ops[1][1][0] if ops[1][1] else 0.5
+      args = (ops[0][1][0], p, *ops[2][1])
+      get_decode_flip_scale_crop(*args)
+      return [("decode_flip_scale_crop", args, {})] + ops[3:]
+    if ops and _is(ops[0], "resize_long"):
+      get_decode_resize_long(*ops[0][1])
+      return [("decode_resize_long", ops[0][1], {})] + ops[1:]
+  except (TypeError, ValueError):
+    pass  # arguments the fused op does not cover: keep the ops as written (they report their own errors)
+  return parsed
