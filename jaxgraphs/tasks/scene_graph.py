@@ -49,7 +49,8 @@ from jaxgraphs.tasks.scene_graph_pictures import (
 
 MODES = ("predcls", "sgcls", "sgdet")
 GLOBAL_ACTIVATIONS = ("sigmoid", "softmax")
-FIG2_MATRIX = "object_re2"  # eq. (4): the second object-relational embedding
+FIG2_MATRIX = "object_re2"
+MIN_OBJECT_SCORE = 0.5  # SGDet pictures: detections below this are drawn only when a drawn relation uses them  # eq. (4): the second object-relational embedding
 
 
 def default_task_config() -> ml_collections.ConfigDict:
@@ -347,6 +348,13 @@ class SceneGraphTask(base.Task):
         "red: missed",
       ]
       title = f"LinkNet scene graph ({self.mode}) against the ground truth"
+    if self.mode == "sgdet":
+      # Up to 64 detections would bury the graph: draw those in a drawn relation or confidently detected.
+      keep = sorted({i for r in drawn for i in (r.subject, r.object)} | set(np.flatnonzero(scores >= MIN_OBJECT_SCORE)))
+      renumber = {old: new for new, old in enumerate(keep)}
+      boxes, labels, object_scores = boxes[keep], np.asarray(labels)[keep], np.asarray(scores)[keep]
+      drawn = [r._replace(subject=renumber[r.subject], object=renumber[r.object]) for r in drawn]
+      heading = [f"({len(keep)} of {count} detections drawn: in a relation or score >= {MIN_OBJECT_SCORE:g})"] + heading
     return draw_scene_graph(
       image,
       frame,
