@@ -1,4 +1,4 @@
-"""LinkNet (Woo et al., 2018) for PredCls and SGCls: VGG-16, RoIAlign, relational embedding, union features.
+"""LinkNet (Woo et al., 2018) for PredCls, SGCls and SGDet: VGG-16, RoIAlign, relational embedding, union features.
 
 Per image (all images of a batch at once, padded with masks): the VGG conv5_3 map (stride 16) is pooled by
 RoIAlign 7x7 at every object box and passed through VGG's fc6/fc7 (f_RoI, 4096-d). The global context c is
@@ -25,6 +25,12 @@ What the inputs mean per mode, as the third-party reimplementation on neural-mot
   the backbone's fc6/fc7 (ImageNet weights included) and 'separate' gives unions their own fc6/fc7; the
   box-mask convolution is not implemented.
 - Frequency bias (`-use_bias` of the reference's command lines) is not in the paper and not implemented.
+
+SGDet (`mode='sgdet'`): a frozen Faster R-CNN (`detector`, models/detection) gives the conv5_3 map, the objects
+(its detections: boxes, mask) and K0's input (each detection's class distribution); LinkNet's own fc6/fc7 (which
+`weights_from_detector` starts from the detector's) pool the detections and their unions. In training the
+ground truth labels the detections (IoU >= 0.5) and pairs are sampled among overlapping detections inside the
+step (detection/targets.py); at test every ordered pair of overlapping detections is scored.
 
 Memory: union RoIAlign runs on chunks of `union_chunk_size` pairs (all images at once) with the 'matmul'
 RoIAlign by default; with 64 objects, evaluation scores 4096 pairs per image.
