@@ -629,7 +629,8 @@ def get_decode_crop_choice_resize(size_in, sizes, size_out):
       hw = tf.cast(tf.stack([h, w, h, w]), tf.float32)
       return norm * hw, tf.constant(out_hw, tf.int32), tf.cast(tf.stack([h, w]), tf.float32) / (in_h, in_w)
 
-    out = {**example, "image": _decode_resample(example["image"], geometry)}
+    image = tf.ensure_shape(_decode_resample(example["image"], geometry), [*out_hw, 3])  # static for batching
+    out = {**example, "image": image}
     if "boxes" in example:
       out["boxes"] = _move_boxes(example["boxes"], norm)
     return out
@@ -667,7 +668,7 @@ def get_decode_flip_scale_crop(size_in, p, min_scale, max_scale, size_out):
       window = unflipped * tf.concat([hw, hw], 0)
       return window, tf.constant([height, width], tf.int32), hw / (in_h, in_w)
 
-    image = _decode_resample(example["image"], geometry)
+    image = tf.ensure_shape(_decode_resample(example["image"], geometry), [height, width, 3])
     out = {**example, "image": tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)}
     if "boxes" in example:
       b = example["boxes"]
@@ -690,7 +691,7 @@ def get_decode_resize_long(size: int):
     return tf.cast(tf.stack([0, 0, h, w]), tf.float32), new_hw, tf.ones([2])
 
   def decode_resize_long(example):
-    return {**example, "image": _decode_resample(example["image"], geometry)}
+    return {**example, "image": tf.ensure_shape(_decode_resample(example["image"], geometry), [None, None, 3])}
 
   return decode_resize_long
 
