@@ -4,8 +4,10 @@ through benchmarks/step_timing.py (a benchmark that went back to a hand-written 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 
+import numpy as np
 import pytest
 from training_helpers import REPO
 
@@ -83,6 +85,68 @@ def test_step_benchmarks_build_experiments_and_write_no_step_of_their_own(module
   assert not names & {"value_and_grad", "apply_updates", "adam", "adamw", "sgd", "build_optimizer"}, names
   imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
   assert "step_timing" in imported
+
+
+# Benchmarks that take a train step of their own instead of the trainer's, and why.
+OWN_STEP = {
+  # It must run on a bare accelerator image with nothing but jax, flax, optax and numpy: the trainer's data
+  # pipeline imports TensorFlow, so it builds the models and the tasks' losses directly (its docstring says how
+  # its step differs from the trainer's).
+  "accelerator.py": "runs without TensorFlow, so without jaxgraphs.training.trainer",
+}
+
+
+def test_only_the_exempt_benchmarks_write_a_step_of_their_own():
+  import ast
+
+  folder = os.path.join(REPO, "benchmarks")
+  own = set()
+  for name in sorted(os.listdir(folder)):
+    if name.endswith("_step.py") or name in OWN_STEP:  # the train-step benchmarks (not the learnability runs)
+      with open(os.path.join(folder, name)) as f:
+        tree = ast.parse(f.read())
+      names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+      if "value_and_grad" in names and "apply_updates" in names:
+        own.add(name)
+  assert own == set(OWN_STEP), "a step benchmark takes a step of its own; time the trainer's through step_timing"
+  # Every other step benchmark is one that the source check above reads.
+  checked = {
+    f"{module.__name__.rsplit('.', 1)[-1]}.py" for module in (ssgrl_step, rgnet_step, linknet_step, detector_step)
+  }
+  assert {name for name in os.listdir(folder) if name.endswith("_step.py")} == checked
+
+
+@pytest.mark.slow  # ~1.5-3 min on 2 busy cores: eight tiny steps compiled
+def test_accelerator_quick_measures_every_model_in_both_dtypes_without_tensorflow(tmp_path):
+  import json
+  import subprocess
+
+  out = tmp_path / "rows.json"
+  # A fresh process, so that sys.modules at its exit tells whether anything imported TensorFlow.
+  script = (
+    "import runpy, sys\n"
+    f"sys.argv = ['accelerator.py', '--quick', '--no_torch', '--json={out}']\n"
+    "runpy.run_path('benchmarks/accelerator.py', run_name='__main__')\n"
+    "print('TENSORFLOW_IMPORTED', 'tensorflow' in sys.modules)\n"
+  )
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  result = subprocess.run(
+    [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "TENSORFLOW_IMPORTED False" in result.stdout, result.stdout
+  rows = json.loads(out.read_text())
+  keys = [(row["model"], row["dtype"]) for row in rows]
+  assert sorted(keys) == sorted(
+    (m, d) for m in ("rgnet", "ssgrl", "linknet", "detector") for d in ("float32", "bfloat16")
+  )
+  for row in rows:
+    assert row["framework"] == "jax"
+    for key in ("images_per_s", "step_s", "trace_s", "compile_s", "peak_bytes", "flops"):
+      assert np.isfinite(row[key]) and row[key] > 0, (row["model"], row["dtype"], key, row[key])
+    assert np.isfinite(row["loss"])
+  table = result.stdout.split("Train steps, --quick")[1]
+  assert sum(line.split()[2:3] == ["jax"] for line in table.splitlines()) == len(rows)
 
 
 @pytest.mark.slow  # ~1.5 min: two tiny RGNet experiments, a memory analysis each, one timed step
