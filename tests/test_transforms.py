@@ -44,7 +44,7 @@ def test_unknown_op_names_the_op_and_lists_valid_ones():
   with pytest.raises(
     ValueError,
     match=r"config.data.pp_train: unknown preprocessing op 'resise'.*valid ops: "
-    r"center_crop, decode, flip_lr",
+    r"center_crop, decode, .*flip_lr",
   ):
     transforms.build("decode|resise(224)", where="config.data.pp_train")
 
