@@ -3,10 +3,13 @@ r"""Faster R-CNN on the built-in dataset's objects: a detector trained from scra
 builtin_shapes/small:scene_graph (5,000 train / 1,000 validation images, generated on first use) has up to 6
 objects of 12 classes per image at 128 px (an 8 x 8 conv5_3 map at stride 16). The network is the VG
 detector's layout at toy widths: a VGG with one convolution per block at 1/8 width (conv5_3 has 64 channels),
-an RPN of 64 channels, fc6/fc7 of 128. The objects measure 12-60 px, so the anchors are sized for them (base
+an RPN of 64 channels, fc6/fc7 of 128 without dropout (VGG's 0.5 on 128 units holds the box head back: AP50
+0.015 instead of 0.075 after 400 steps at lr 1e-3; after 600 steps without dropout, 0.44 at lr 1e-3 and 0.89 at
+3e-3). The objects measure 12-60 px, so the anchors are sized for them (base
 16, ratios 0.5 / 1 / 2, scales 1, 2, 3.5) instead of VG's 35-363 px; sampling, NMS and the test-time rule
 are the VG detector's, with fewer proposals for 64 anchor positions (600 -> 100 in training, 300 -> 50 at
-test). Adam, lr 1e-3 with cosine decay, 1,500 steps of 16; evaluated with COCOeval (AP50 is the headline).
+test). Adam, lr 3e-3 with cosine decay, 600 steps of 16 (about 2.5 minutes on 2 CPU cores); evaluated with
+COCOeval (AP50 is the headline).
 
   python -m jaxgraphs.main --config=configs/faster_rcnn_shapes.py --workdir=/tmp/jaxgraphs/faster_rcnn_shapes
 
@@ -16,8 +19,8 @@ The unit tests' size: `--config=configs/faster_rcnn_shapes.py:tiny` (64 px, 256 
 from jaxgraphs.configs import common, faster_rcnn
 from jaxgraphs.training.defaults import base_config
 
-TOY_BACKBONE = {"width": 8, "fc_width": 128, "stage_sizes": (1, 1, 1, 1, 1)}
-TINY_BACKBONE = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1)}
+TOY_BACKBONE = {"width": 8, "fc_width": 128, "stage_sizes": (1, 1, 1, 1, 1), "dropout_rate": 0.0}
+TINY_BACKBONE = {"width": 4, "fc_width": 32, "stage_sizes": (1, 1, 1, 1, 1), "dropout_rate": 0.0}
 
 
 def get_config(arg=None):
@@ -45,12 +48,12 @@ def get_config(arg=None):
   )
   config.seed = 0
   config.batch_size = 16
-  config.total_steps = 1500
+  config.total_steps = 600
   config.log_every_steps = 50
-  config.eval_every_steps = 750
-  config.checkpoint.every_steps = 750
+  config.eval_every_steps = 300
+  config.checkpoint.every_steps = 300
   config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 1e-3
+  config.optimizer.learning_rate = 3e-3
   config.optimizer.grad_clip_norm = 5.0
   config.optimizer.schedule.name = "cosine"
   config.optimizer.schedule.warmup_steps = 50
