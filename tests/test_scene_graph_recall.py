@@ -459,3 +459,31 @@ def test_image_without_candidate_pairs_counts_zero_or_is_skipped(convention):
 def test_images_without_pairs_rejects_unknown_conventions():
   with pytest.raises(ValueError, match="images_without_pairs='drop'"):
     SceneGraphEvaluator("predcls", images_without_pairs="drop")
+
+
+@pytest.mark.parametrize("convention, recall", [("zero", 0.5), ("skip", 1.0)])
+def test_sgdet_image_without_detections_is_evaluated_not_dropped_by_default(convention, recall):
+  # A padded SGDet batch as the model emits it: image 0 has two detections matching its ground truth, image 1's
+  # detector found nothing (every detection slot is padding). Its relation counts as missed (neural-motifs), or
+  # the image leaves the mean (Scene-Graph-Benchmark, images_without_pairs='skip').
+  boxes = far_apart_boxes(2)
+  scores = np.zeros((2, 4, NUM_PREDICATES + 1))
+  scores[0, 1] = one_hot_scores([3])[0]  # dense pair 1 = (subject 0, object 1)
+  batch = {
+    "gt_boxes": np.stack([boxes, boxes]),
+    "gt_labels": np.array([[1, 2], [1, 2]]),
+    "gt_box_mask": np.ones((2, 2)),
+    "gt_relations": np.array([[[0, 1, 3]], [[0, 1, 3]]]),
+    "gt_relation_mask": np.ones((2, 1)),
+    "pair_scores": scores,
+    "pred_boxes": np.stack([boxes, boxes]),
+    "pred_labels": np.array([[1, 2], [1, 2]]),
+    "pred_scores": np.ones((2, 2)),
+    "pred_box_mask": np.array([[1, 1], [0, 0]]),
+    "mask": np.ones(2),
+  }
+  evaluator = SceneGraphEvaluator(("sgdet",), ks=(20,), num_predicates=NUM_PREDICATES, images_without_pairs=convention)
+  evaluator.update_batch(batch)
+  result = evaluator.result()
+  assert result["sgdet/R@20"] == recall
+  assert result["sgdet/num_images_without_pairs"] == 1
