@@ -117,7 +117,7 @@ def test_only_the_exempt_benchmarks_write_a_step_of_their_own():
 
 
 @pytest.mark.slow  # ~1.5-3 min on 2 busy cores: eight tiny steps compiled
-def test_accelerator_quick_measures_every_model_in_both_dtypes_without_tensorflow(tmp_path):
+def test_accelerator_quick_measures_every_model_without_tensorflow(tmp_path):
   import json
   import subprocess
 
@@ -125,7 +125,7 @@ def test_accelerator_quick_measures_every_model_in_both_dtypes_without_tensorflo
   # A fresh process, so that sys.modules at its exit tells whether anything imported TensorFlow.
   script = (
     "import runpy, sys\n"
-    f"sys.argv = ['accelerator.py', '--quick', '--no_torch', '--json={out}']\n"
+    f"sys.argv = ['accelerator.py', '--quick', '--no_torch', '--dtypes=bfloat16', '--json={out}']\n"
     "runpy.run_path('benchmarks/accelerator.py', run_name='__main__')\n"
     "print('TENSORFLOW_IMPORTED', 'tensorflow' in sys.modules)\n"
   )
@@ -137,9 +137,8 @@ def test_accelerator_quick_measures_every_model_in_both_dtypes_without_tensorflo
   assert "TENSORFLOW_IMPORTED False" in result.stdout, result.stdout
   rows = json.loads(out.read_text())
   keys = [(row["model"], row["dtype"]) for row in rows]
-  assert sorted(keys) == sorted(
-    (m, d) for m in ("rgnet", "ssgrl", "linknet", "detector") for d in ("float32", "bfloat16")
-  )
+  # bfloat16 only: it exercises the dtype path, float32 runs in every other test (and halves this one's minute).
+  assert sorted(keys) == sorted((m, "bfloat16") for m in ("rgnet", "ssgrl", "linknet", "detector"))
   for row in rows:
     assert row["framework"] == "jax"
     for key in ("images_per_s", "step_s", "trace_s", "compile_s", "peak_bytes", "flops"):

@@ -1,5 +1,5 @@
-"""Faster R-CNN: test-time detections vs a NumPy transcription of the rule, losses with an image without boxes,
-a train step and evaluation at the unit tests' size."""
+"""Faster R-CNN: test-time detections vs a NumPy transcription of the rule, losses with an image without boxes.
+(Training, COCO evaluation and its pictures through the CLI: tests/test_detector_runs.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from training_helpers import config_file, one_step_and_evaluation
+from training_helpers import config_file
 
 from jaxgraphs import models
 from jaxgraphs.models.detection import faster_rcnn
@@ -118,17 +118,3 @@ def test_image_without_boxes_trains_the_rpn_on_negatives_and_every_loss_stays_fi
   assert np.all(np.asarray(outputs["roi_labels"])[1] == 0)
   # The second image's real pixels stop at row 48: no proposal and no anchor target reaches the padding.
   assert np.all(np.asarray(outputs["rois"])[1][np.asarray(outputs["roi_mask"])[1]][:, 3] <= 47)
-
-
-@pytest.mark.slow  # ~25 s: compiling the tiny detector's train and eval steps
-def test_one_step_and_coco_evaluation_on_builtin_shapes(tmp_path):
-  config = config_file("faster_rcnn_shapes", "tiny")
-  config.data.data_dir = str(tmp_path / "tfds")
-  _, metrics, results, pictures = one_step_and_evaluation(config)
-  assert {"rpn_class_loss", "rpn_box_loss", "class_loss", "box_loss"} <= set(metrics)
-  assert results["num_images"] == 128 and results["num_gt_boxes"] > 128
-  assert 0 <= results["num_detections"] <= 128 * config.model.max_detections
-  assert set(results["per_class_AP50"]) == set(f"{c}" for c in results["per_class_AP50"])
-  assert len(results["per_class_AP50"]) == 12
-  picture = pictures["eval/detections"]
-  assert picture.dtype == np.uint8 and picture.ndim == 4 and picture.shape[-1] == 3

@@ -336,7 +336,12 @@ def signalled_run(workdir: str, data_dir: str, signum: int) -> tuple[int, list[s
     lines.append(line)
     if "Compiling the train step" in line:
       proc.send_signal(signum)
-      break
+      if signum != signal.SIGINT:
+        break
+    elif signum == signal.SIGINT and "| loss " in line and any("Compiling the train step" in l for l in lines):
+      # Still training after Ctrl-C: the KeyboardInterrupt landed in a library call that swallowed it (seen under
+      # heavy load). Press it again, as a person would; training progress lines stop once it is handled.
+      proc.send_signal(signum)
   lines += proc.stdout.readlines()
   return proc.wait(timeout=600), lines
 
