@@ -38,6 +38,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow  # ~30 s in all; fusion is opt-in (the pipeline runs the ops as written), so not in the quick subset
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fused_ops_match_the_op_sequence_within_resampling_noise(case):
   spec, width, height, fused_name, mean_tolerance = CASES[case]
