@@ -553,6 +553,84 @@ def _shapes_sources() -> dict[str, Source]:
   return sources
 
 
+def diagnostic_regions_example(raw: Mapping, num_classes: int, options) -> dict:
+  """diagnostic_regions: label 1 (high) iff the two distant objects share a colour."""
+  del num_classes, options
+  return {"image": raw["image"], "label": tf.cast(raw["label"], tf.int32), "image_id": raw["image/filename"]}
+
+
+def diagnostic_labels_example(raw: Mapping, num_classes: int, options) -> dict:
+  """diagnostic_labels: the multi-label targets and `hidden`, the positive labels with no visible object."""
+  example = class_label_example(raw, num_classes, options)
+  example["hidden"] = multi_hot(raw["hidden"], num_classes)
+  return example
+
+
+def _diagnostic_builder(name: str, config_name: str) -> Callable[[str | None], tfds.core.DatasetBuilder]:
+  """A diagnostic dataset's builder for one config, generated on first use."""
+
+  def prepare(data_dir):
+    from jaxgraphs.data.builders import diagnostics
+
+    return diagnostics.ensure_prepared(name, config_name, data_dir)
+
+  return prepare
+
+
+# The diagnostic datasets keep their native sizes (a crop could cut off the object an answer depends on).
+DIAGNOSTIC_SIZES = {
+  "small": {"regions": 96, "labels": 64, "objects": 160},
+  "tiny": {"regions": 48, "labels": 32, "objects": 64},
+}
+DIAGNOSTIC_OBJECTS_PP_TRAIN = (
+  "decode|resize_long({size})|flip_lr(predicate_map={flip})|normalize_imagenet|pad_bottom_right({size})"
+  "|one_predicate_per_pair|pack_scene_graph(8, 16)|sample_relation_pairs(32, 0.25)"
+)
+
+
+def _diagnostic_sources() -> dict[str, Source]:
+  """diagnostic_{regions,labels,objects}/{small,tiny}: data on which each paper's graph module is needed."""
+  from jaxgraphs.data.builders import diagnostics, shapes
+
+  objects = ("__background__",) + tuple(shapes.CATEGORY_NAMES)
+  predicates = ("__background__",) + diagnostics.OBJECTS_PREDICATE_NAMES
+  flip = (0,) + tuple(1 + p for p in diagnostics.OBJECTS_FLIPPED_PREDICATES)
+  sources: dict[str, Source] = {}
+  for config in ("small", "tiny"):
+    common = lambda kind: dict(  # noqa: E731
+      tfds_name=f"diagnostic_{kind}/{config}",
+      train_split="train",
+      eval_split="validation",
+      prepare=_diagnostic_builder(f"diagnostic_{kind}", config),
+    )
+    sources[f"diagnostic_regions/{config}"] = Source(
+      to_example=diagnostic_regions_example,
+      class_names_fn=lambda: diagnostics.REGIONS_LABEL_NAMES,
+      pp_train=SHAPES_COMPOSITION_PP_TRAIN.format(size=DIAGNOSTIC_SIZES[config]["regions"]),
+      pp_eval=SHAPES_COMPOSITION_PP_EVAL.format(size=DIAGNOSTIC_SIZES[config]["regions"]),
+      targets=("label",),
+      **common("regions"),
+    )
+    sources[f"diagnostic_labels/{config}"] = Source(
+      to_example=diagnostic_labels_example,
+      class_names_fn=lambda: tuple(shapes.CATEGORY_NAMES),
+      pp_train=SHAPES_COMPOSITION_PP_TRAIN.format(size=DIAGNOSTIC_SIZES[config]["labels"]),
+      pp_eval=SHAPES_COMPOSITION_PP_EVAL.format(size=DIAGNOSTIC_SIZES[config]["labels"]),
+      **common("labels"),
+    )
+    sources[f"diagnostic_objects/{config}"] = SceneGraphSource(
+      to_example=functools.partial(scene_graph_example, label_offset=1),
+      class_names_fn=lambda: objects,
+      pp_train=DIAGNOSTIC_OBJECTS_PP_TRAIN.format(size=DIAGNOSTIC_SIZES[config]["objects"], flip=flip),
+      pp_eval=SHAPES_SCENE_GRAPH_PP_EVAL.format(size=DIAGNOSTIC_SIZES[config]["objects"]),
+      targets=("objects", "relations"),
+      predicate_names_fn=lambda: predicates,
+      label_offset=1,
+      **common("objects"),
+    )
+  return sources
+
+
 # config.data.source -> Source: every dataset the pipeline can read, with its defaults.
 SOURCES: dict[str, Source] = {
   "coco/2014": Source(
@@ -648,4 +726,5 @@ SOURCES: dict[str, Source] = {
     predicate_names_fn=lambda: VG150_PREDICATE_NAMES,
   ),
   **_shapes_sources(),
+  **_diagnostic_sources(),
 }

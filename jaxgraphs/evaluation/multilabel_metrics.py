@@ -168,6 +168,23 @@ def multilabel_metrics(probs, targets, weights=None) -> dict:
   return metrics
 
 
+def hidden_label_metrics(probs, labels, hidden, weights=None) -> dict[str, float]:
+  """mAP on labels whose object is hidden and on the visible ones, each ranked against the true negatives.
+
+  `hidden` (N, C) marks the positive labels with no visible object (a subset of `labels`). mAP_hidden leaves
+  the visible positives out of every class's ranking, mAP_visible the hidden ones; negatives count in both.
+  """
+  scores, targets, weights = _check_inputs(probs, labels, weights, scores_name="probs")
+  hidden = np.asarray(hidden, np.float64)
+  if hidden.shape != targets.shape or np.any(hidden > targets):
+    raise ValueError("hidden must have the labels' shape and mark a subset of the positive labels")
+  visible = targets - hidden
+  return {
+    "mAP_hidden": mean_over_defined(average_precision(scores, hidden, weights * (1.0 - visible))),
+    "mAP_visible": mean_over_defined(average_precision(scores, visible, weights * (1.0 - hidden))),
+  }
+
+
 class MultiLabelEvaluator:
   """Streaming `multilabel_metrics`: `update` per batch (rows with mask 0 are padding), then `result`."""
 

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgraphs.evaluation.multilabel_metrics import MultiLabelEvaluator
+from jaxgraphs.evaluation.masked_rows import MaskedRowAccumulator
+from jaxgraphs.evaluation.multilabel_metrics import MultiLabelEvaluator, hidden_label_metrics
 from jaxgraphs.tasks import base
 from jaxgraphs.tasks.display import (
   GREEN,
@@ -58,9 +59,19 @@ class _Evaluator(base.Evaluator):
   def __init__(self, class_names: Sequence[str] = ()):
     self._metrics = MultiLabelEvaluator()
     self._class_names = tuple(class_names)
+    # Datasets that mark labels without a visible object (diagnostic_labels) also get mAP on those apart.
+    self._hidden = MaskedRowAccumulator("probs", "labels", "hidden", "weights")
 
   def update(self, outputs: Mapping[str, np.ndarray]) -> None:
     self._metrics.update(outputs["probs"], outputs["labels"], outputs["label_weights"], outputs["mask"])
+    if "hidden" in outputs:
+      self._hidden.add(
+        mask=outputs["mask"],
+        probs=outputs["probs"],
+        labels=outputs["labels"],
+        hidden=outputs["hidden"],
+        weights=outputs["label_weights"],
+      )
 
   def result(self) -> dict[str, Any]:
     metrics = self._metrics.result()
@@ -68,6 +79,8 @@ class _Evaluator(base.Evaluator):
     aps = metrics["per_class_AP"]
     names = self._class_names if len(self._class_names) == len(aps) else [str(c) for c in range(len(aps))]
     metrics["per_class_AP"] = dict(zip(names, aps))
+    if self._hidden.num_rows:
+      metrics.update(hidden_label_metrics(**self._hidden.concatenated()))
     return metrics
 
 
@@ -95,6 +108,7 @@ class MultiLabelTask(base.Task):
       "labels": batch["labels"],
       "label_weights": batch.get("label_weights", jnp.ones_like(batch["labels"])),
       "mask": batch["mask"],
+      **({"hidden": batch["hidden"]} if "hidden" in batch else {}),
     }
 
   def make_evaluator(self):

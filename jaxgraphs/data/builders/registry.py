@@ -14,6 +14,9 @@ BUILDER_MODULES = {
   "aadb": "jaxgraphs.data.builders.aadb",
   "ava": "jaxgraphs.data.builders.ava",
   "builtin_shapes": "jaxgraphs.data.builders.shapes",
+  "diagnostic_labels": "jaxgraphs.data.builders.diagnostics",
+  "diagnostic_objects": "jaxgraphs.data.builders.diagnostics",
+  "diagnostic_regions": "jaxgraphs.data.builders.diagnostics",
   "vg150": "jaxgraphs.data.builders.vg150",
   "vg500": "jaxgraphs.data.builders.vg500",
 }
