@@ -35,13 +35,17 @@ def chebyshev_gap(a, b):
 
 
 def random_variables(model, *args, **kwargs):
-  """Random weights (normal, 0.1) and unit batch-norm statistics of the shapes `model.init` gives."""
+  """Random weights (normal, 0.1) of the shapes `model.init` gives, batch-norm statistics 0 / 1 and biases +1:
+  the positive biases keep ReLUs open, so an input gradient's support is the theoretical receptive field."""
   shapes_ = jax.eval_shape(functools.partial(model.init, **kwargs), jax.random.key(0), *args)
   rng = np.random.default_rng(0)
 
   def fill(path, leaf):
-    if any(getattr(key, "key", None) == "var" for key in path):
+    name = getattr(path[-1], "key", None)
+    if name in ("var", "bias"):
       return np.ones(leaf.shape, leaf.dtype)
+    if name == "mean":
+      return np.zeros(leaf.shape, leaf.dtype)
     return (0.1 * rng.normal(size=leaf.shape)).astype(leaf.dtype)
 
   return jax.tree_util.tree_map_with_path(fill, shapes_)
@@ -82,6 +86,7 @@ def _region_score_jacobian(arg, image):
   return np.asarray(jax.jacrev(region_scores)(images))[:, :, 0]  # (12, 12, 96, 96, 3)
 
 
+@pytest.mark.slow  # 10-15 s: input Jacobians of a network at the diagnostic's image size
 def test_each_region_of_the_diagnostic_fcn_sees_at_most_one_object():
   image = np.random.default_rng(0).normal(size=(96, 96, 3)).astype(np.float32)
   support = np.any(_region_score_jacobian("fcn_a", image) != 0, axis=-1)  # (12, 12, 96, 96)
@@ -116,13 +121,13 @@ def test_label_scenes_form_a_partial_steiner_triple_system():
 
 
 def test_hidden_objects_are_fully_covered_and_their_labels_stay_positive():
-  found = examples(diagnostics.generate_labels_example, 64, 200)
+  found = examples(diagnostics.generate_labels_example, 128, 200)
   hidden_count = 0
   occluder_greys = {70, 150}
   for example in found:
     np.testing.assert_array_equal(example["labels"], np.sort(example["objects"]["label"]))
     assert set(example["hidden"]) <= set(example["labels"])
-    boxes = pixel_boxes(example, 64)
+    boxes = pixel_boxes(example, 128)
     for label, (x0, y0, x1, y1) in zip(example["objects"]["label"], boxes):
       pixels = example["image"][y0:y1, x0:x1].reshape(-1, 3)
       grey = np.all(pixels == pixels[:, :1], axis=1) & np.isin(pixels[:, 0], list(occluder_greys))
@@ -132,6 +137,29 @@ def test_hidden_objects_are_fully_covered_and_their_labels_stay_positive():
         assert not grey.any()  # the occluder never touches a visible object
     hidden_count += len(example["hidden"])
   assert 0.4 < hidden_count / len(found) < 0.6
+
+
+@pytest.mark.slow  # 10-15 s: input Jacobians of a network at the diagnostic's image size
+def test_no_location_of_the_diagnostic_ssgrl_features_sees_two_objects():
+  from jaxgraphs.models.backbones.resnet import ResNet
+
+  model_config = config_file("ssgrl_diagnostic", "without_si").model
+  assert (model_config.feature_key, model_config.feature_pool) == ("layer2", 1)
+  # The configured layout at a narrower width (the receptive field does not depend on the width).
+  backbone = ResNet(depth=18, **{**model_config.backbone_kwargs, "width": 2})
+  image = jnp.asarray(np.random.default_rng(0).normal(size=(1, 128, 128, 3)), jnp.float32)
+  variables = random_variables(backbone, image)
+
+  def locations(x):
+    return jnp.sum(backbone.apply(variables, x)[model_config.feature_key][0], axis=-1)
+
+  support = np.any(np.asarray(jax.jacrev(locations)(image))[:, :, 0] != 0, axis=-1)  # (16, 16, 128, 128)
+  centre = support[8, 8]
+  rows, cols = np.flatnonzero(centre.any(axis=1)), np.flatnonzero(centre.any(axis=0))
+  assert rows[-1] - rows[0] + 1 == 51 and cols[-1] - cols[0] + 1 == 51
+  for example in examples(diagnostics.generate_labels_example, 128, 20):
+    sees = np.stack([support[:, :, y0:y1, x0:x1].any(axis=(2, 3)) for x0, y0, x1, y1 in pixel_boxes(example, 128)])
+    assert sees.any(axis=(1, 2)).all() and sees.sum(axis=0).max() == 1
 
 
 def test_hidden_label_metrics_against_a_hand_computation():
@@ -170,6 +198,7 @@ def test_object_predicates_combine_the_pair_geometry_with_the_distant_marker_col
       assert diagnostics.OBJECTS_PREDICATE_NAMES[p] == f"{geometric} ({colour})"
 
 
+@pytest.mark.slow  # 10-15 s: input Jacobians of a network at the diagnostic's image size
 @pytest.mark.parametrize("arg, sees_marker", [("predcls,rem=0,gcem=0", False), ("predcls", True)])
 def test_only_linknet_context_modules_reach_the_marker(arg, sees_marker):
   example = diagnostics.generate_objects_example(shapes.example_rng(0, "train", 3), 160)

@@ -44,6 +44,7 @@ def model_config(**overrides) -> dict[str, Any]:
     "word_dim": 300,
     "adjacency_cache_dir": "",  # where the train-split co-occurrence counts are cached; '': beside the dataset
     "frozen_stages": ("stem", "layer1", "layer2", "layer3"),
+    "feature_key": "layer4",  # the backbone stage the head reads
     "feature_pool": 2,
     "joint_dim": 1024,
     "attention_hidden_dim": 1024,

@@ -579,8 +579,8 @@ def _diagnostic_builder(name: str, config_name: str) -> Callable[[str | None], t
 
 # The diagnostic datasets keep their native sizes (a crop could cut off the object an answer depends on).
 DIAGNOSTIC_SIZES = {
-  "small": {"regions": 96, "labels": 64, "objects": 160},
-  "tiny": {"regions": 48, "labels": 32, "objects": 64},
+  "small": {"regions": 96, "labels": 128, "objects": 160},
+  "tiny": {"regions": 48, "labels": 48, "objects": 64},
 }
 DIAGNOSTIC_OBJECTS_PP_TRAIN = (
   "decode|resize_long({size})|flip_lr(predicate_map={flip})|normalize_imagenet|pad_bottom_right({size})"

@@ -75,6 +75,9 @@ def _stop_gradient_at(stages: tuple[str, ...], variables):
   return jax.tree_util.tree_map_with_path(cut, variables)
 
 
+FEATURE_KEYS = ("layer1", "layer2", "layer3", "layer4")
+
+
 class SSGRL(nn.Module):
   """ResNet feature map -> optional 2x2 average pool -> SSGRL head; returns 'logits' and (with SD) 'attention'."""
 
@@ -83,6 +86,9 @@ class SSGRL(nn.Module):
   depth: int = 101
   backbone_kwargs: dict[str, Any] | None = None  # e.g. {'width': 8, 'output_stride': 16, 'remat': True}
   frozen_stages: tuple[str, ...] = ()  # backbone stages with inference-mode BN and no gradient
+  # The backbone output the head reads; an earlier stage limits each location's receptive field (the
+  # diagnostic_labels config reads layer2).
+  feature_key: str = "layer4"
   feature_pool: int = 2  # window and stride of the average pool after layer4; 1 = none
   joint_dim: int = 1024
   attention_hidden_dim: int = 1024
@@ -97,7 +103,7 @@ class SSGRL(nn.Module):
   @nn.compact
   def __call__(self, images, train: bool = False):
     """(B, H, W, 3) normalised images -> {'logits' (B, C) float32, 'attention' (B, C, h, w) float32}."""
-    feature_map = self._backbone()(images.astype(self.dtype), train=train)["layer4"]
+    feature_map = self._backbone()(images.astype(self.dtype), train=train)[self.feature_key]
     if self.feature_pool == 2:
       feature_map = average_pool_2x2(feature_map)
     elif self.feature_pool != 1:
@@ -153,6 +159,9 @@ def build_ssgrl(cfg, data_info, dtype) -> SSGRL:
     raise ValueError(f"config.model.backbone={cfg.backbone!r}: SSGRL needs a ResNet (resnet18 ... resnet152)")
   if data_info.label_adjacency is None:
     raise ValueError("SSGRL needs the dataset info's label_adjacency (ask for it with ssgrl.data_requests)")
+  feature_key = cfg.get("feature_key", "layer4")
+  if feature_key not in FEATURE_KEYS:
+    raise ValueError(f"config.model.feature_key={feature_key!r}: SSGRL reads one of {FEATURE_KEYS}")
   words = data_info.word_vectors
   if words is None:
     words = np.zeros((data_info.num_classes, int(cfg.word_dim)), np.float32)
@@ -162,6 +171,7 @@ def build_ssgrl(cfg, data_info, dtype) -> SSGRL:
     depth=int(cfg.backbone[len("resnet") :]),
     backbone_kwargs=dict(cfg.backbone_kwargs),
     frozen_stages=tuple(cfg.frozen_stages),
+    feature_key=feature_key,
     feature_pool=int(cfg.feature_pool),
     joint_dim=int(cfg.joint_dim),
     attention_hidden_dim=int(cfg.attention_hidden_dim),

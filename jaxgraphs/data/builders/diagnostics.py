@@ -18,13 +18,24 @@ from a broken one. Each dataset here hides the answer from the part a no-graph a
   g(a, a) and g(b, b) and is > t too. A linear classifier on globally averaged features fails the same way
   (w.(e_a + e_a) > t for all a forces w.(e_a + e_b) > t). FCN, FCN-A and FC-CNN sit at chance by
   construction; the region graph connects the two objects. Shapes and positions are independent of the label.
-* `diagnostic_labels` (SSGRL): each image shows the three categories of one of 8 scene types, which form a
+* `diagnostic_labels` (SSGRL): each image holds the three categories of one of 8 scene types, which form a
   partial Steiner triple system over the 12 categories (every category in two scene types, every pair of
   categories in at most one), so any two categories name the scene. In half of the images one of the three
   objects is covered entirely by an opaque occluder; its label stays positive. The other images carry the
   same occluder over empty background. A hidden label is therefore inferable only from the two labels that
   co-occur with it; `hidden` lists those labels and the multi-label evaluator reports mAP on them apart
-  from the visible ones.
+  from the visible ones. Objects and occluder take the four corner slots of the image (32 px slots, 64 px
+  apart at 128 px), and the diagnostic SSGRL (`configs/ssgrl_diagnostic.py`) reads ResNet's layer2 with one
+  block per stage, whose locations see 51 px:
+
+      conv1 7x7 /2 -> 7;  max pool 3x3 /2 -> 11 (jump 4);  layer1, two 3x3 -> 11 + 2*4 + 2*4 = 27;
+      layer2, 3x3 /2 then 3x3 -> 27 + 2*4 = 35 (jump 8), 35 + 2*8 = 51.
+
+  So no location's feature holds two objects: the co-occurrence evidence for a hidden label is spread over
+  the class-specific features of other classes, which the gated graph combines along the label graph and
+  which without the graph (w/o SI) each class's attention must gather into one weighted mean of locations.
+  (A first version with 64 px images and ResNet-18's layer4, which sees the whole image, let w/o SI infer
+  hidden labels better than the full model: every location already knew every object.)
 * `diagnostic_objects` (LinkNet): a marker (a red or blue ring) in a strip along one side of the image and
   three other objects in the strip along the opposite side, at least `OBJECTS_MIN_GAP` = 80 px from the
   marker (160 px images). Every ordered pair of the three carries a predicate that is the geometric one
@@ -66,8 +77,9 @@ REGIONS_MIN_GAP = 57  # pixels between the boxes at 96 px; a 55 px window touche
 _TRIPLES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11), (0, 3, 6), (1, 4, 9), (2, 7, 10), (5, 8, 11))
 LABEL_SCENES = tuple(tuple(shapes.CATEGORY_NAMES[i] for i in triple) for triple in _TRIPLES)
 LABELS_HIDE_PROB = 0.5
-LABELS_SIDE_RANGE = (0.24, 0.3)
-LABELS_OCCLUDER_MARGIN = 0.04  # the occluder overhangs the hidden object's sprite by this on every side
+LABELS_SLOT = 0.25  # side of each corner slot, fraction of the image side: 64 px between slots at 128 px
+LABELS_SIDE_RANGE = (0.14, 0.19)
+LABELS_OCCLUDER_MARGIN = 0.03  # the occluder overhangs the hidden object's sprite by this on every side
 
 # ---- objects (LinkNet) ---------------------------------------------------------------------------------
 MARKER_COLOURS = ("red", "blue")
@@ -163,26 +175,26 @@ def _free_layout(rng, sides, size: int, region=None, min_gap: int = 2) -> list[n
 
 
 def generate_labels_example(rng: np.random.Generator, image_size: int) -> dict:
-  """The three categories of a scene type, one of them covered by an occluder in half of the images."""
+  """The three categories of a scene type in three of the four corner slots, an occluder in the fourth or over
+  one of the objects (half of the images)."""
   scene = _TRIPLES[int(rng.integers(len(_TRIPLES)))]
   hidden = int(rng.integers(3)) if rng.random() < LABELS_HIDE_PROB else -1
-  sides = [int(round(rng.uniform(*LABELS_SIDE_RANGE) * image_size)) for _ in range(4)]
+  slot = int(LABELS_SLOT * image_size)
   margin = max(1, int(round(LABELS_OCCLUDER_MARGIN * image_size)))
-  # Slot 3 is where the decoy occluder goes when nothing is hidden; every slot is padded by the overhang.
-  padded = [s + 2 * margin for s in sides]
-  while True:
-    corners = _free_layout(rng, padded, image_size)
-    if corners is not None:
-      break
-    padded = [max(3, p - 1) for p in padded]
+  slots = rng.permutation(4)  # object k goes to corner slots[k]; slots[3] is the decoy occluder's
   canvas = _canvas(rng, image_size)
-  boxes = []
-  for slot, category in enumerate(scene):
-    side = padded[slot] - 2 * margin
-    colour = shapes._object_colour(rng, category)
-    boxes.append(_paste(canvas, shapes.SHAPE_NAMES[category // 2], side, corners[slot] + margin, colour))
-  occluded = hidden if hidden >= 0 else 3
-  corner, side = corners[occluded], padded[occluded]
+  padded_squares, boxes = [], []
+  for k in range(4):
+    side = int(round(rng.uniform(*LABELS_SIDE_RANGE) * image_size))
+    padded = min(side + 2 * margin, slot)
+    corner = np.array([slots[k] % 2, slots[k] // 2]) * (image_size - slot)
+    corner = corner + rng.integers(0, slot - padded + 1, size=2)
+    padded_squares.append((corner, padded))
+    if k < 3:
+      category = scene[k]
+      colour = shapes._object_colour(rng, category)
+      boxes.append(_paste(canvas, shapes.SHAPE_NAMES[category // 2], padded - 2 * margin, corner + margin, colour))
+  corner, side = padded_squares[hidden if hidden >= 0 else 3]
   occluder = Image.new("RGB", (side, side), (70, 70, 70))
   occluder.paste((150, 150, 150), (2, 2, side - 2, side - 2))
   canvas.paste(occluder, (int(corner[0]), int(corner[1])))
@@ -357,7 +369,7 @@ class DiagnosticRegions(_DiagnosticBuilder):
 class DiagnosticLabels(_DiagnosticBuilder):
   """Scene-type triples with one object fully occluded in half of the images: SSGRL's label graph is needed."""
 
-  BUILDER_CONFIGS = _configs(64, 32)
+  BUILDER_CONFIGS = _configs(128, 48)
 
   def _features(self, size):
     categories = tfds.features.ClassLabel(names=shapes.CATEGORY_NAMES)
