@@ -39,7 +39,10 @@ def load_config(path: str, arg: str, overrides: list[str]):
       node = node[part]
     kind = type(node[leaf])
     # bool("0") is True: booleans are read from their spelling.
-    node[leaf] = value.lower() in ("1", "true") if kind is bool else kind(value)
+    if kind is type(None):  # an unset key (e.g. data.data_dir): the value as written
+      node[leaf] = value
+    else:
+      node[leaf] = value.lower() in ("1", "true") if kind is bool else kind(value)
   return config
 
 

@@ -183,3 +183,29 @@ def test_table_gives_each_row_as_a_multiple_of_the_named_baseline():
   assert fast.images_per_s == 16.0
   with pytest.raises(ValueError, match="baseline 'other' is not one of the rows"):
     step_timing.table([fast, slow], baseline="other")
+
+
+@pytest.mark.slow  # two command-line processes on the tiny diagnostics, about 40 s
+@pytest.mark.parametrize(
+  "module, arg, columns",
+  [
+    ("benchmarks.rgnet_graph_collapse", "fcn_a_g,tiny", ("top-column share", "entropy", "cosine out")),
+    ("benchmarks.ssgrl_head_statistics", "full,tiny", ("|h0|", "|pre-tanh|", "saturated")),
+  ],
+)
+def test_head_statistics_benchmarks_run_on_the_initialisation(tmp_path, module, arg, columns):
+  from training_helpers import run_module
+
+  config = "configs/rgnet_diagnostic.py" if "rgnet" in module else "configs/ssgrl_diagnostic.py"
+  proc = run_module(
+    module, f"--config={config}", f"--arg={arg}", "--images=4", f"--config_override=data.data_dir={tmp_path}"
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.strip().splitlines()
+  rule = next(i for i, line in enumerate(lines) if line and set(line) == {"-"})
+  assert all(column in lines[rule - 1] for column in columns)
+  rows = lines[rule + 1 :]
+  assert rows and all(row.startswith("init") for row in rows)  # no --workdir: the initialisation only
+  for row in rows:
+    values = [float(value) for value in row.split()[-len(columns) :]]
+    assert np.all(np.isfinite(values))
