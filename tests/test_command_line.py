@@ -97,7 +97,10 @@ def test_convert_torchvision_checks_the_architecture_before_asking_for_pytorch(t
 @pytest.mark.parametrize(
   "args,expected",
   [
-    (["--dataset=avva"], "--dataset=avva: no such TFDS dataset (ours: aadb, ava, builtin_shapes, vg150, vg500"),
+    (
+      ["--dataset=avva"],
+      "--dataset=avva: no such TFDS dataset (ours: aadb, ava, builtin_shapes, diagnostic_labels, diagnostic_objects, diagnostic_regions, vg150, vg500",
+    ),
     (["--dataset=ava", "--manual_dir=/nonexistent/ava"], "--manual_dir=/nonexistent/ava does not exist or is empty"),
   ],
 )

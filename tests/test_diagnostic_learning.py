@@ -1,7 +1,8 @@
 """On each diagnostic dataset the graph variant beats its no-graph ablation, trained through the ablation tool's CLI.
 
 Budgets are cut from the configs' to fit the suite; the thresholds sit between the two variants' results at
-that budget, measured over seeds 0-2 (numbers beside each case). Both variants share data, seed and budget.
+that budget with seed 0, which the runs use (numbers beside each case; CPU runs with fixed seeds repeat exactly).
+Both variants share data, seed and budget.
 """
 
 import json
@@ -11,10 +12,10 @@ from training_helpers import run_module
 
 # name -> (config, graph variant, no-graph variant, metric, steps, graph at least, no-graph at most)
 CASES = {
-  # RGNet at 150 steps, accuracy of FCN-A-G / FCN-A, seeds 0-2: see the margins recorded in README (Diagnostics).
+  # 150 steps, seed 0: FCN-A-G 0.662, FCN-A 0.504 (chance 0.5; by construction FCN-A cannot do better).
   "regions": ("configs/rgnet_diagnostic.py", "fcn_a_g", "fcn_a", "accuracy", 150, 0.58, 0.56),
-  "labels": ("configs/ssgrl_diagnostic.py", "full", "without_si", "mAP_hidden", 150, None, None),
-  "objects": ("configs/linknet_diagnostic.py", "predcls", "predcls;rem=0;gcem=0", "predcls/R@50", 150, None, None),
+  # 150 steps, seed 0: R@50 0.823 with the context modules, 0.406 without (which can reach at most ~0.5).
+  "objects": ("configs/linknet_diagnostic.py", "predcls", "predcls;rem=0;gcem=0", "predcls/R@50", 150, 0.7, 0.56),
 }
 
 
@@ -33,6 +34,7 @@ def test_the_graph_variant_beats_its_no_graph_ablation(name, tmp_path):
     f"--override=eval_every_steps={steps}",
     f"--override=checkpoint.every_steps={steps}",
     f"--override=data.data_dir={tmp_path / 'tfds'}",
+    "--override=data.eval_split=validation[:400]",  # a 2.5x shorter evaluation; the margins are wide
     timeout=900,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
