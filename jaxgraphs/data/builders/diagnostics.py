@@ -50,8 +50,6 @@ Generation is deterministic: example `i` of split `s` comes from `numpy.random.S
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import sys
 import time
 
@@ -262,19 +260,8 @@ def generate_objects_example(rng: np.random.Generator, image_size: int) -> dict:
   }
 
 
-@dataclasses.dataclass(eq=False)
-class DiagnosticConfig(tfds.core.BuilderConfig):
-  """Image side in pixels, examples per split and the base seed of a diagnostic dataset."""
-
-  image_size: int = 96
-  num_train: int = 4000
-  num_validation: int = 1000
-  num_test: int = 1000
-  seed: int = 0
-
-  def num_examples(self, split: str) -> int:
-    """Number of examples in `split`."""
-    return {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}[split]
+# Same fields as builtin_shapes' configs: image side, examples per split, base seed.
+DiagnosticConfig = shapes.BuiltinShapesConfig
 
 
 def _configs(small_size: int, tiny_size: int) -> list[DiagnosticConfig]:
@@ -284,6 +271,7 @@ def _configs(small_size: int, tiny_size: int) -> list[DiagnosticConfig]:
       name="small",
       description=f"{small_size} x {small_size} images; 4,000 train / 1,000 validation / 1,000 test.",
       image_size=small_size,
+      num_train=4000,
     ),
     DiagnosticConfig(
       name="tiny",
@@ -339,12 +327,7 @@ class _DiagnosticBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     config = self.builder_config
     for index in range(config.num_examples(split)):
       example = self._generate(shapes.example_rng(config.seed, split, index), config.image_size)
-      png = io.BytesIO()
-      Image.fromarray(example["image"]).save(png, format="PNG", compress_level=3)
-      example["image"] = png.getvalue()
-      example["image/id"] = SPLIT_CODES[split] * 10_000_000 + index
-      example["image/filename"] = f"{split}_{index:06d}.png"
-      yield index, example
+      yield index, shapes.encoded_example(example, split, index)
 
 
 def _object_features(categories) -> tfds.features.Sequence:

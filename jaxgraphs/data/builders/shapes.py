@@ -490,14 +490,21 @@ class BuiltinShapes(tfds.core.GeneratorBasedBuilder):
     """Yields (index, example) for every example of `split`."""
     config = self.builder_config
     for index in range(config.num_examples(split)):
-      example = generate_example(example_rng(config.seed, split, index), config.image_size)
-      # PIL's PNG encoder is several times faster than the TF graph TFDS uses for arrays.
-      png = io.BytesIO()
-      Image.fromarray(example["image"]).save(png, format="PNG", compress_level=3)
-      example["image"] = png.getvalue()
-      example["image/id"] = SPLIT_CODES[split] * 10_000_000 + index
-      example["image/filename"] = f"{split}_{index:06d}.png"
-      yield index, example
+      yield (
+        index,
+        encoded_example(generate_example(example_rng(config.seed, split, index), config.image_size), split, index),
+      )
+
+
+def encoded_example(example: dict, split: str, index: int) -> dict:
+  """A generated example as TFDS stores it: the image as PNG bytes, plus image/id and image/filename."""
+  # PIL's PNG encoder is several times faster than the TF graph TFDS uses for arrays.
+  png = io.BytesIO()
+  Image.fromarray(example["image"]).save(png, format="PNG", compress_level=3)
+  example["image"] = png.getvalue()
+  example["image/id"] = SPLIT_CODES[split] * 10_000_000 + index
+  example["image/filename"] = f"{split}_{index:06d}.png"
+  return example
 
 
 def ensure_prepared(config: str | BuiltinShapesConfig = "small", data_dir: str | None = None) -> BuiltinShapes:
