@@ -111,13 +111,21 @@ def test_the_region_graph_links_every_region_to_both_objects():
 
 
 # ---- labels (SSGRL) ------------------------------------------------------------------------------------
-def test_label_scenes_form_a_partial_steiner_triple_system():
-  triples = [set(shapes.category_index(name) for name in scene) for scene in diagnostics.LABEL_SCENES]
+def test_every_hidden_label_needs_a_conjunction_of_its_co_occurring_labels():
+  triples = [frozenset(shapes.category_index(name) for name in scene) for scene in diagnostics.LABEL_SCENES]
   assert all(len(t) == 3 for t in triples)
   per_category = np.bincount([c for t in triples for c in t], minlength=12)
   np.testing.assert_array_equal(per_category, 2)
   pairs = [frozenset(p) for t in triples for p in itertools.combinations(sorted(t), 2)]
-  assert len(pairs) == len(set(pairs))  # two categories name at most one scene
+  assert len(pairs) == len(set(pairs))  # two visible categories name at most one scene
+  for category in range(12):
+    partners = set().union(*(t for t in triples if category in t)) - {category}
+    hidden_behind = [t - {category} for t in triples if category in t]
+    # Images without the category whose two visible objects both co-occur with it.
+    absent_behind = [t - {x} for t in triples if category not in t for x in t if t - {x} <= partners]
+    assert len(hidden_behind) == len(absent_behind) == 2 and not set(hidden_behind) & set(absent_behind)
+    # The same objects, paired differently: a sum of per-object terms (w/o SI's logit) scores both the same.
+    assert sorted(c for p in hidden_behind for c in p) == sorted(c for p in absent_behind for c in p)
 
 
 def test_hidden_objects_are_fully_covered_and_their_labels_stay_positive():
@@ -134,7 +142,9 @@ def test_hidden_objects_are_fully_covered_and_their_labels_stay_positive():
       if label in example["hidden"]:
         assert grey.all()  # nothing of the object shows
       else:
-        assert not grey.any()  # the occluder never touches a visible object
+        # The occluder never touches a visible object: an overlap would cover whole rows of its box, while the
+        # blotchy grey background (seen inside rings) matches the occluder's greys only at isolated pixels.
+        assert grey.sum() <= 2
     hidden_count += len(example["hidden"])
   assert 0.4 < hidden_count / len(found) < 0.6
 

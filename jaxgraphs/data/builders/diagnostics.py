@@ -18,12 +18,12 @@ from a broken one. Each dataset here hides the answer from the part a no-graph a
   g(a, a) and g(b, b) and is > t too. A linear classifier on globally averaged features fails the same way
   (w.(e_a + e_a) > t for all a forces w.(e_a + e_b) > t). FCN, FCN-A and FC-CNN sit at chance by
   construction; the region graph connects the two objects. Shapes and positions are independent of the label.
-* `diagnostic_labels` (SSGRL): each image holds the three categories of one of 8 scene types, which form a
-  partial Steiner triple system over the 12 categories (every category in two scene types, every pair of
-  categories in at most one), so any two categories name the scene. In half of the images one of the three
-  objects is covered entirely by an opaque occluder; its label stays positive. The other images carry the
-  same occluder over empty background. A hidden label is therefore inferable only from the two labels that
-  co-occur with it; `hidden` lists those labels and the multi-label evaluator reports mAP on them apart
+* `diagnostic_labels` (SSGRL): each image holds the three categories of one of 8 scene types. The 12
+  categories form two groups of six, a, b, c, d, h, g, with the scene types {a, b, h}, {c, d, h}, {a, c, g},
+  {b, d, g} in each group: every category is in two scene types, every pair of categories in at most one, so
+  any two visible categories name the scene. In half of the images one of the three objects is covered
+  entirely by an opaque occluder; its label stays positive. The other images carry the same occluder over
+  empty background. `hidden` lists the covered labels and the multi-label evaluator reports mAP on them apart
   from the visible ones. Objects and occluder take the four corner slots of the image (32 px slots, 64 px
   apart at 128 px), and the diagnostic SSGRL (`configs/ssgrl_diagnostic.py`) reads ResNet's layer2 with one
   block per stage, whose locations see 51 px:
@@ -31,11 +31,19 @@ from a broken one. Each dataset here hides the answer from the part a no-graph a
       conv1 7x7 /2 -> 7;  max pool 3x3 /2 -> 11 (jump 4);  layer1, two 3x3 -> 11 + 2*4 + 2*4 = 27;
       layer2, 3x3 /2 then 3x3 -> 27 + 2*4 = 35 (jump 8), 35 + 2*8 = 51.
 
-  So no location's feature holds two objects: the co-occurrence evidence for a hidden label is spread over
-  the class-specific features of other classes, which the gated graph combines along the label graph and
-  which without the graph (w/o SI) each class's attention must gather into one weighted mean of locations.
-  (A first version with 64 px images and ResNet-18's layer4, which sees the whole image, let w/o SI infer
-  hidden labels better than the full model: every location already knew every object.)
+  So no location's feature holds two objects. A hidden label needs a conjunction of the visible ones: h is
+  hidden behind {a, b} or {c, d}, and absent (g hidden) behind {a, c} or {b, d}; every one of those four
+  objects co-occurs with h, so no single object tells h apart (likewise for every category, by the symmetry
+  of the design). Without the graph (w/o SI) class h's logit is w . sum_i alpha_i f_i + bias with softmax
+  attention alpha_i = exp(u_i) / sum_j exp(u_j) over locations i: it exceeds a threshold t iff
+  sum_i exp(u_i) (w . f_i + bias - t) > 0, one term per location, which splits into one sum V_x per object x
+  plus K for occluder and background. V_a + V_b + K > 0 and V_c + V_d + K > 0 (h hidden) and
+  V_a + V_c + K < 0 and V_b + V_d + K < 0 (h absent) cannot all hold: both pairs add up to the same sum. The
+  same holds for a linear classifier on the average-pooled map (the baseline). The gated graph combines the
+  class-specific features of the other classes through the GRU's and eq. 10's nonlinearities, which can
+  compute the pairing. (Version 1 used a Steiner triple system, where every image without h shows an object
+  that never occurs with h; one class's attention could score such objects low, a soft minimum that needs no
+  graph, and w/o SI matched the full model.)
 * `diagnostic_objects` (LinkNet): a marker (a red or blue ring) in a strip along one side of the image and
   three other objects in the strip along the opposite side, at least `OBJECTS_MIN_GAP` = 80 px from the
   marker (160 px images). Every ordered pair of the three carries a predicate that is the geometric one
@@ -70,9 +78,10 @@ REGIONS_STRIP = 0.2  # each object lies within this fraction of the image at its
 REGIONS_MIN_GAP = 57  # pixels between the boxes at 96 px; a 55 px window touches both only up to 53
 
 # ---- labels (SSGRL) ------------------------------------------------------------------------------------
-# Two parallel classes of a resolvable partial Steiner triple system on 12 points: every category is in two
-# triples and no pair of categories is in two.
-_TRIPLES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11), (0, 3, 6), (1, 4, 9), (2, 7, 10), (5, 8, 11))
+# Per group of six categories (a, b, c, d, h, g): h goes with the cue pairs {a, b} and {c, d}, g with the crossed
+# pairs {a, c} and {b, d}. Every category is in two scene types and no pair of categories is in two.
+_GROUP_SCENES = ((0, 1, 4), (2, 3, 4), (0, 2, 5), (1, 3, 5))
+_TRIPLES = tuple(tuple(6 * group + k for k in scene) for group in range(2) for scene in _GROUP_SCENES)
 LABEL_SCENES = tuple(tuple(shapes.CATEGORY_NAMES[i] for i in triple) for triple in _TRIPLES)
 LABELS_HIDE_PROB = 0.5
 LABELS_SLOT = 0.25  # side of each corner slot, fraction of the image side: 64 px between slots at 128 px
@@ -351,6 +360,12 @@ class DiagnosticRegions(_DiagnosticBuilder):
 
 class DiagnosticLabels(_DiagnosticBuilder):
   """Scene-type triples with one object fully occluded in half of the images: SSGRL's label graph is needed."""
+
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {
+    "1.0.0": "Scene types from a partial Steiner triple system.",
+    "2.0.0": "Scene types that make every hidden label a conjunction of two visible ones (module docstring).",
+  }
 
   BUILDER_CONFIGS = _configs(128, 48)
 
