@@ -262,3 +262,26 @@ def test_build_is_deterministic_and_has_the_documented_features(tmp_path):
   assert row["image/filename"] == b"validation_000001.png"
   ids = [r["image/id"] for s in ("train", "validation", "test") for r in _read_split(first, s)]
   assert len(set(ids)) == len(ids)
+
+
+def test_processes_preparing_the_same_data_at_once_generate_it_once(tmp_path):
+  """Two processes that find the data missing at the same moment: one generates, the other waits and reads it."""
+  import subprocess
+  import sys
+
+  # The first process holds the lock while it generates; the second is started meanwhile and must wait on it.
+  script = (
+    "import sys; from jaxgraphs.data.builders import shapes\n"
+    "config = shapes.BuiltinShapesConfig(name='unit_test', image_size=32, num_train=40, num_validation=3, num_test=3)\n"
+    "builder = shapes.ensure_prepared(config, data_dir=sys.argv[1])\n"
+    "print(builder.info.splits['train'].num_examples)\n"
+  )
+  procs = [
+    subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(2)
+  ]
+  results = [p.communicate(timeout=300) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in results]
+  assert [out.split()[-1] for out, _ in results] == ["40", "40"]  # (TFDS prints its own lines before)
+  generated = [err.count("Generating builtin_shapes/unit_test") for _, err in results]
+  assert sorted(generated) == [0, 1], generated

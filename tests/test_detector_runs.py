@@ -119,10 +119,7 @@ def test_detector_learns_then_predicts_then_sgdet_learns_from_it_and_predicts(tm
   # Drawn over the photo (enlarged for display) with a title and a legend: at least the photo's size.
   assert picture.width >= width and picture.height >= height
 
-  missing = str(tmp_path / "missing.png")
-  proc = run_module("jaxgraphs.predict", f"--checkpoint={workdir}", missing, timeout=600)
-  assert proc.returncode == 1 and proc.stdout == ""
-  assert f"{missing}: cannot open (No such file or directory)" in proc.stderr.splitlines()
+  # (A missing or broken photo is reported the same way for every model: tests/test_predict.py.)
 
   sgdet_dir = str(tmp_path / "sgdet")
   train = run_module(

@@ -459,7 +459,7 @@ def test_a_batch_without_any_object_trains_with_finite_gradients():
     union_features=jnp.zeros((2, pairs.shape[1], width)),
   )
   head = linknet_head.LinkNetHead(num_object_classes=4, num_predicates=3, embed_dim=4, hidden_dim=8, geometry_dim=4)
-  variables = head.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, **inputs)
+  variables = jax.jit(head.init)({"params": jax.random.key(0), "dropout": jax.random.key(1)}, **inputs)
 
   def loss(params):
     out, _ = head.apply(
@@ -471,5 +471,5 @@ def test_a_batch_without_any_object_trains_with_finite_gradients():
     )
     return jnp.sum(out["relation_logits"] * 0.0) + jnp.sum(out["object_logits"] * 0.0)
 
-  grads = jax.grad(loss)(variables["params"])
+  grads = jax.jit(jax.grad(loss))(variables["params"])
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))

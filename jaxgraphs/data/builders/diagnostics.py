@@ -58,8 +58,7 @@ Generation is deterministic: example `i` of split `s` comes from `numpy.random.S
 
 from __future__ import annotations
 
-import sys
-import time
+import functools
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -417,10 +416,4 @@ def ensure_prepared(name: str, config: str = "small", data_dir: str | None = Non
     raise ValueError(f"unknown diagnostic dataset {name!r}; expected one of {sorted(BUILDERS)}")
   if config not in BUILDERS[name].builder_configs:
     raise ValueError(f"unknown {name} config {config!r}; expected one of {sorted(BUILDERS[name].builder_configs)}")
-  builder = BUILDERS[name](config=config, data_dir=data_dir)
-  if not builder.is_prepared():
-    print(f"Generating {name}/{config} into {builder.data_dir} (one-off, no download) ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    builder.download_and_prepare()
-    print(f"Generated {name}/{config} in {time.perf_counter() - start:.1f} s.", file=sys.stderr, flush=True)
-  return builder
+  return shapes.prepare_once(functools.partial(BUILDERS[name], config=config, data_dir=data_dir), f"{name}/{config}")

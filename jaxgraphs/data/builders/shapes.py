@@ -22,8 +22,10 @@ The exact bits depend on the numpy and Pillow versions; a prepared dataset is fi
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import io
+import os
 import sys
 import time
 
@@ -513,15 +515,36 @@ def ensure_prepared(config: str | BuiltinShapesConfig = "small", data_dir: str |
     raise ValueError(
       f"unknown builtin_shapes config {config!r}; expected one of {sorted(BuiltinShapes.builder_configs)}"
     )
-  builder = BuiltinShapes(config=config, data_dir=data_dir)
-  if not builder.is_prepared():
-    name = builder.builder_config.name
-    print(
-      f"Generating builtin_shapes/{name} into {builder.data_dir} (one-off, no download) ...",
-      file=sys.stderr,
-      flush=True,
-    )
-    start = time.perf_counter()
-    builder.download_and_prepare()
-    print(f"Generated builtin_shapes/{name} in {time.perf_counter() - start:.1f} s.", file=sys.stderr, flush=True)
+  make_builder = functools.partial(BuiltinShapes, config=config, data_dir=data_dir)
+  return prepare_once(make_builder, f"builtin_shapes/{make_builder().builder_config.name}")
+
+
+def prepare_once(make_builder, name: str) -> tfds.core.DatasetBuilder:
+  """The builder `make_builder()` gives, its files generated unless they exist, one process at a time on a
+  local data dir.
+
+  Processes that start together on one machine (test workers, the processes of a multi-process run) would
+  otherwise generate the same dataset at once, and the one that finishes second fails to move its files into
+  place. They wait on a lock file beside the dataset instead; the later ones then find it prepared (and build
+  their builder again, since a builder reads the dataset's info when it is made).
+  """
+  builder = make_builder()
+  if builder.is_prepared():
+    return builder
+  folder = os.path.dirname(os.fspath(builder.data_dir))
+  lock = None
+  if "://" not in folder:  # a local directory; object stores have no file locks
+    os.makedirs(folder, exist_ok=True)
+    lock = open(os.path.join(folder, ".prepare.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+  try:
+    builder = make_builder()
+    if not builder.is_prepared():
+      print(f"Generating {name} into {builder.data_dir} (one-off, no download) ...", file=sys.stderr, flush=True)
+      start = time.perf_counter()
+      builder.download_and_prepare()
+      print(f"Generated {name} in {time.perf_counter() - start:.1f} s.", file=sys.stderr, flush=True)
+  finally:
+    if lock is not None:
+      lock.close()  # releases the lock
   return builder
