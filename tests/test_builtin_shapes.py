@@ -277,7 +277,9 @@ def test_processes_preparing_the_same_data_at_once_generate_it_once(tmp_path):
     "print(builder.info.splits['train'].num_examples)\n"
   )
   procs = [
-    subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    subprocess.Popen(
+      [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     for _ in range(2)
   ]
   results = [p.communicate(timeout=300) for p in procs]
