@@ -44,15 +44,21 @@ def scene_images():
   return np.stack(maps), np.stack(labels).astype(np.float32), np.stack(hidden)
 
 
-def paired_auc(logits, labels, hidden):
-  """Mean over classes of the AUC of hidden positives against the negatives whose visible objects all co-occur
-  with the class (the images that need the pairing)."""
-  aucs = []
+def pairing_images(labels, hidden):
+  """Per class: (images where it is hidden, images without it whose two visible objects both co-occur with it)."""
+  visible = [set(np.flatnonzero(row)) for row in labels.astype(bool) & ~hidden]
+  groups = []
   for c in range(NUM_CLASSES):
     partners = {x for scene in SCENES if c in scene for x in scene} - {c}
-    visible = [set(np.flatnonzero(row)) for row in labels.astype(bool) & ~hidden]
     hard = [i for i, row in enumerate(visible) if not labels[i, c] and len(row) == 2 and row <= partners]
-    positive = np.flatnonzero(hidden[:, c])
+    groups.append((np.flatnonzero(hidden[:, c]), np.asarray(hard)))
+  return groups
+
+
+def paired_auc(logits, labels, hidden):
+  """Mean over classes of the AUC of hidden positives against the negatives that need the pairing."""
+  aucs = []
+  for c, (positive, hard) in enumerate(pairing_images(labels, hidden)):
     pos, neg = logits[positive, c][:, None], logits[hard, c][None, :]
     aucs.append(np.mean((pos > neg) + 0.5 * (pos == neg)))
   return float(np.mean(aucs))
@@ -86,6 +92,8 @@ def train(flags):
 def test_the_scene_design_leaves_four_images_per_class_that_need_the_pairing():
   maps, labels, hidden = scene_images()
   assert maps.shape == (64, 2, 2, WIDTH) and hidden.sum() == 48
+  # Two visible pairs each way, in two slot orders: four hidden positives and four hard negatives per class.
+  assert all(len(positive) == len(hard) == 4 for positive, hard in pairing_images(labels, hidden))
   # An oracle that knows the scene orders every pair; a score that ignores the pairing ties them all.
   assert paired_auc(np.where(labels.astype(bool), 1.0, 0.0), labels, hidden) == 1.0
   assert paired_auc(np.zeros_like(labels), labels, hidden) == 0.5

@@ -515,8 +515,8 @@ def ensure_prepared(config: str | BuiltinShapesConfig = "small", data_dir: str |
     raise ValueError(
       f"unknown builtin_shapes config {config!r}; expected one of {sorted(BuiltinShapes.builder_configs)}"
     )
-  make_builder = functools.partial(BuiltinShapes, config=config, data_dir=data_dir)
-  return prepare_once(make_builder, f"builtin_shapes/{make_builder().builder_config.name}")
+  name = config if isinstance(config, str) else config.name
+  return prepare_once(functools.partial(BuiltinShapes, config=config, data_dir=data_dir), f"builtin_shapes/{name}")
 
 
 def prepare_once(make_builder, name: str) -> tfds.core.DatasetBuilder:
