@@ -1,7 +1,8 @@
 r"""Images/s of the train input pipeline (decode + augment + batch) beside PyTorch's DataLoader + PIL, same JPEGs.
 
 Three inputs, each read as its config reads it (`pipeline.build_train_dataset`: shuffle, robust decode with
-skip-on-failure, stateless augmentation, batch, prefetch):
+skip-on-failure, stateless augmentation, batch, prefetch; decode and geometry fused as `config.data.fuse_decode`
+does by default, `--ops_as_written` runs the ops one by one):
 
   ssgrl_576    sources.SSGRL_PP_TRAIN (configs/ssgrl_*.py) on 640x480 JPEGs
                decode|resize(640)|random_crop_choice((640, 576, 512, 384, 320))|resize(576)|normalize_imagenet
@@ -27,6 +28,7 @@ Rounds alternate the two pipelines, `--rounds` of each, and the table gives the 
 
   python benchmarks/input_pipeline.py                      # all three inputs, 2 CPUs, 3 rounds
   python benchmarks/input_pipeline.py --inputs=linknet_592 --rounds=1
+  python benchmarks/input_pipeline.py --ops_as_written    # the op sequences, unfused
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ def project_images_per_second(data_dir: str, pp: str, size: int, args) -> float:
   config.source = "benchmark_jpegs"
   config.data_dir = data_dir
   config.pp_train = pp
+  config.fuse_decode = not args.ops_as_written
   config.shuffle_buffer = args.num_images
   stream = pipeline.build_train_dataset(
     config, local_batch_size=args.batch_size, seed=0, process_index=0, process_count=1
@@ -234,6 +237,9 @@ def main(argv=None):
   parser.add_argument("--num_batches", type=int, default=12, help="batches timed per round")
   parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the table gives medians")
   parser.add_argument("--no_torch", action="store_true")
+  parser.add_argument(
+    "--ops_as_written", action="store_true", help="the project's pipeline with config.data.fuse_decode=False"
+  )
   parser.add_argument("--torch_worker", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.torch_worker:

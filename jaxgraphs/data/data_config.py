@@ -14,6 +14,9 @@ def default_data_config() -> ml_collections.ConfigDict:
   config.eval_split = optional_str()  # None: the source's (coco 'validation', voc/2007 'test', voc/2012 'validation')
   config.pp_train = optional_str()  # preprocessing string (see transforms); None: the source's default
   config.pp_eval = optional_str()  # must end in a fixed size so evaluation batches can be padded
+  # decode|resize|crop|resize as one op that decodes and resizes only the crop (transforms.fuse_ops): same random
+  # draws, resampling noise apart; False runs the ops as written.
+  config.fuse_decode = True
   config.shuffle_buffer = 10_000  # encoded examples held for shuffling; <= 1 disables shuffling
   config.cache = False  # keep this process's encoded examples in memory after the first epoch
   config.voc_difficult = "ignore"  # 'ignore' (standard protocol) or 'negative' (the SSGRL code)

@@ -282,7 +282,7 @@ def _options() -> tf.data.Options:
 
 def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data.Dataset:
   """Decode (failures kept as skipped), the rest of the ops, then the mask and fixed-size box arrays."""
-  ops = transforms.build_ops(spec, where=where)
+  ops = transforms.build_ops(spec, where=where, fuse=data_cfg.fuse_decode)
   parallel = data_cfg.num_parallel_calls
   if ds.element_spec["image"].dtype == tf.string:
     if ops[0].name not in transforms.DECODE_OPS:

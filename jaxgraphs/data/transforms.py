@@ -483,78 +483,39 @@ def get_sample_relation_pairs(num_pairs: int = 256, fg_fraction: float = 0.25):
 
 
 # ---- fused decode + geometry -------------------------------------------------------------------------
-# `decode|resize|crop|resize` decodes the whole JPEG and resamples it twice (the second time with a slow
-# antialiased kernel). The fused ops below draw exactly the same random numbers as the op sequence they
-# replace (same seeds, same crop sides and placements, same flips), map the final crop back to a window of
-# the original image, decode only that window (`decode_and_crop_jpeg`, or the whole file at a reduced DCT
-# scale when even the reduced image is at least the output size), and resample it once with Pillow's
-# bilinear (triangle) filter. The output differs from the op sequence only by resampling noise (one
-# rounding to uint8 instead of two, one filter instead of two; tests/test_transforms.py states and checks the
-# tolerance). JPEGs are decoded with INTEGER_ACCURATE (libjpeg's ISLOW, Pillow's pixels) as `decode` does.
-# `build_ops(fuse=True)` rewrites the known sequences (`fuse_ops`); the pipeline keeps the ops as written, because
-# the fused ops measured slower on a 2-core CPU (0.38-0.68x the op sequences' images/s in tf.data with 2 parallel
-# calls, idle machine): the blocked-matmul resampler costs more than TensorFlow's resize saves.
-_RESAMPLE_BLOCK = 16  # output rows per dense block of the separable resampler
+# `decode|resize|crop|resize` decodes the whole JPEG and resamples it twice. The fused ops below draw exactly
+# the same random numbers as the op sequence they replace (same seeds, same crop sides and placements, same
+# flips), map the final crop back to a window of the original image, round it to whole pixels, decode only that
+# window (`decode_and_crop_jpeg`, or the whole file at a reduced DCT scale when even the reduced image is at
+# least the output size) and resize it once, as `resize` does (bilinear, antialiased where it downscales). The
+# output differs from the op sequence by resampling noise: one rounding to uint8 instead of two, one filter
+# instead of two, and a window placed to the nearest original pixel (a shift of under half a pixel of the
+# original; the crop placement is uniform anyway). tests/test_fused_decode.py states and checks the tolerance.
+# JPEGs are decoded with INTEGER_ACCURATE (libjpeg's ISLOW, Pillow's pixels) as `decode` does. The pipeline
+# fuses by default (`config.data.fuse_decode`); benchmarks/input_pipeline.py measures both.
+def _integer_window(window, h, w) -> tf.Tensor:
+  """The float (top, left, height, width) window rounded to whole pixels inside an h x w image, at least 1 x 1:
+  int32 (top, left, bottom, right)."""
+  hw = tf.stack([h, w])
+  start = tf.clip_by_value(tf.cast(tf.round(window[:2]), tf.int32), 0, hw - 1)
+  stop = tf.clip_by_value(tf.cast(tf.round(window[:2] + window[2:]), tf.int32), start + 1, hw)
+  return tf.concat([start, stop], 0)
 
 
-def _triangle_taps(start, length, in_size, out_size, min_support=1.0) -> tuple[tf.Tensor, tf.Tensor]:
-  """Pillow's bilinear coefficients for output i sampling [start, start + length) of an axis of in_size pixels:
-  (indices (out, K) int32, weights (out, K) float32), out-of-image taps renormalised away as Pillow does."""
-  start, length = tf.cast(start, tf.float64), tf.cast(length, tf.float64)
-  scale = length / tf.cast(out_size, tf.float64)
-  # The triangle's support, widened by the downscale factor (antialias) or to `min_support` input pixels.
-  support = tf.maximum(scale, tf.maximum(tf.cast(min_support, tf.float64), 1.0))
-  center = start + (tf.cast(tf.range(out_size), tf.float64) + 0.5) * scale
-  first = tf.maximum(tf.cast(tf.floor(center - support + 0.5), tf.int32), 0)
-  stop = tf.minimum(tf.cast(tf.floor(center + support + 0.5), tf.int32), in_size)
-  taps = tf.cast(tf.math.ceil(2.0 * support), tf.int32) + 1
-  index = first[:, None] + tf.range(taps)[None, :]
-  weight = tf.maximum(1.0 - tf.abs((tf.cast(index, tf.float64) - center[:, None] + 0.5) / support), 0.0)
-  weight = tf.where(index < stop[:, None], weight, 0.0)
-  weight = weight / tf.maximum(tf.reduce_sum(weight, axis=1, keepdims=True), 1e-12)
-  return tf.clip_by_value(index, 0, in_size - 1), tf.cast(weight, tf.float32)
-
-
-def _resample_rows(x: tf.Tensor, index: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
-  """x (in, N) float32 -> (out, N): out row i = sum_k weight[i, k] x[index[i, k]], as blocks of dense matmuls."""
-  out, block = tf.shape(index)[0], _RESAMPLE_BLOCK
-  num_blocks = (out + block - 1) // block
-  pad = num_blocks * block - out
-  index = tf.reshape(tf.pad(index, [[0, pad], [0, 0]], mode="SYMMETRIC"), [num_blocks, block, -1])
-  weight = tf.reshape(tf.pad(weight, [[0, pad], [0, 0]]), [num_blocks, block, -1])
-  start = tf.reduce_min(index, axis=[1, 2])
-  local = index - start[:, None, None]
-  span = tf.reduce_max(local) + 1
-  dense = tf.reduce_sum(tf.one_hot(local, span, dtype=tf.float32) * weight[..., None], axis=2)  # (B, block, span)
-  rows = tf.minimum(start[:, None] + tf.range(span)[None, :], tf.shape(x)[0] - 1)
-  return tf.reshape(tf.matmul(dense, tf.gather(x, rows)), [num_blocks * block, -1])[:out]
-
-
-def _resample_window(image: tf.Tensor, window, out_hw, min_support=(1.0, 1.0)) -> tf.Tensor:
-  """uint8 (H, W, 3) -> uint8 out_hw: the float window (top, left, height, width) resampled with Pillow's
-  bilinear filter (as Pillow's `resize(size, BILINEAR, box=...)`), its support at least `min_support` (y, x)
-  input pixels (the blur of an earlier downscale that a fused op skips)."""
-  h, w = _hw(image)
-  out_h, out_w = out_hw[0], out_hw[1]
-  index_y, weight_y = _triangle_taps(window[0], window[2], h, out_h, min_support[0])
-  index_x, weight_x = _triangle_taps(window[1], window[3], w, out_w, min_support[1])
-  x = _resample_rows(tf.reshape(tf.cast(image, tf.float32), [h, -1]), index_y, weight_y)  # (out_h, W * 3)
-  x = tf.reshape(tf.transpose(tf.reshape(x, [out_h, w, 3]), [1, 0, 2]), [w, -1])
-  x = _resample_rows(x, index_x, weight_x)  # (out_w, out_h * 3)
-  x = tf.transpose(tf.reshape(x, [out_w, out_h, 3]), [1, 0, 2])
-  out = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
-  out.set_shape([tf.get_static_value(out_h), tf.get_static_value(out_w), 3])
-  return out
+def _resample_window(image: tf.Tensor, window, out_hw) -> tf.Tensor:
+  """uint8 (H, W, 3) -> uint8 out_hw: the window (top, left, height, width), rounded to whole pixels, resized
+  as `resize` does (bilinear, antialiased where it downscales)."""
+  box = _integer_window(window, *_hw(image))
+  return _resize_image(image[box[0] : box[2], box[1] : box[3]], out_hw, "bilinear", True)
 
 
 def _decode_resample(image: tf.Tensor, geometry: Callable) -> tf.Tensor:
   """Decodes (JPEG: only the needed window, at a reduced DCT scale where that still covers the output) and
-  resamples. `geometry(h, w)` -> (window float (4,) in original pixels, out_hw int32 (2,), min_support float (2,)
-  in original pixels); raises if corrupt."""
+  resamples. `geometry(h, w)` -> (window float (4,) in original pixels, out_hw int32 (2,)); raises if corrupt."""
 
   def from_pixels(pixels):
-    window, out_hw, support = geometry(*_hw(pixels))
-    return _resample_window(pixels, window, out_hw, support)
+    window, out_hw = geometry(*_hw(pixels))
+    return _resample_window(pixels, window, out_hw)
 
   if image.dtype == tf.uint8:
     return from_pixels(image_decoding.decode_rgb(image))
@@ -564,10 +525,10 @@ def _decode_resample(image: tf.Tensor, geometry: Callable) -> tf.Tensor:
   def jpeg():
     shape = tf.io.extract_jpeg_shape(image)
     h, w = shape[0], shape[1]
-    window, out_hw, min_support = geometry(h, w)
+    window, out_hw = geometry(h, w)
     out_f = tf.cast(out_hw, tf.float32)
     # The largest DCT reduction (1/2, 1/4, 1/8) that keeps the window at least as large as the output.
-    fits = [tf.reduce_all(tf.stack([window[2], window[3]]) >= out_f * r) for r in (2, 4, 8)]
+    fits = [tf.reduce_all(window[2:] >= out_f * r) for r in (2, 4, 8)]
     level = tf.add_n([tf.cast(fit, tf.int32) for fit in fits])  # 0: full scale, k: 1 / 2**k
 
     def scaled(r):
@@ -575,23 +536,16 @@ def _decode_resample(image: tf.Tensor, geometry: Callable) -> tf.Tensor:
         pixels = tf.io.decode_jpeg(image, channels=3, dct_method="INTEGER_ACCURATE", ratio=r)
         ph, pw = _hw(pixels)
         factor = tf.cast(tf.stack([ph, pw, ph, pw]), tf.float32) / tf.cast(tf.stack([h, w, h, w]), tf.float32)
-        return _resample_window(pixels, window * factor, out_hw, min_support * factor[:2])
+        return _resample_window(pixels, window * factor, out_hw)
 
       return decode
 
-    def cropped():  # the window plus the filter's reach, decoded at full scale
-      support = tf.maximum(tf.maximum(tf.stack([window[2], window[3]]) / out_f, min_support), 1.0)
-      margin = tf.cast(tf.math.ceil(support), tf.int32) + 1
-      top = tf.maximum(tf.cast(tf.floor(window[0]), tf.int32) - margin[0], 0)
-      left = tf.maximum(tf.cast(tf.floor(window[1]), tf.int32) - margin[1], 0)
-      bottom = tf.minimum(tf.cast(tf.math.ceil(window[0] + window[2]), tf.int32) + margin[0], h)
-      right = tf.minimum(tf.cast(tf.math.ceil(window[1] + window[3]), tf.int32) + margin[1], w)
-      bottom, right = tf.maximum(bottom, top + 1), tf.maximum(right, left + 1)
+    def cropped():  # only the window's rows and columns are decoded, at full scale
+      box = _integer_window(window, h, w)
       pixels = tf.io.decode_and_crop_jpeg(
-        image, tf.stack([top, left, bottom - top, right - left]), channels=3, dct_method="INTEGER_ACCURATE"
+        image, tf.concat([box[:2], box[2:] - box[:2]], 0), channels=3, dct_method="INTEGER_ACCURATE"
       )
-      offset = tf.cast(tf.stack([top, left, 0, 0]), tf.float32)
-      return _resample_window(pixels, window - offset, out_hw, min_support)
+      return _resize_image(pixels, out_hw, "bilinear", True)
 
     return tf.switch_case(level, [cropped, scaled(2), scaled(4), scaled(8)])
 
@@ -629,7 +583,7 @@ def get_decode_crop_choice_resize(size_in, sizes, size_out):
 
     def geometry(h, w):
       hw = tf.cast(tf.stack([h, w, h, w]), tf.float32)
-      return norm * hw, tf.constant(out_hw, tf.int32), tf.cast(tf.stack([h, w]), tf.float32) / (in_h, in_w)
+      return norm * hw, tf.constant(out_hw, tf.int32)
 
     image = tf.ensure_shape(_decode_resample(example["image"], geometry), [*out_hw, 3])  # static for batching
     out = {**example, "image": image}
@@ -668,7 +622,7 @@ def get_decode_flip_scale_crop(size_in, p, min_scale, max_scale, size_out):
     def geometry(h, w):
       hw = tf.cast(tf.stack([h, w]), tf.float32)
       window = unflipped * tf.concat([hw, hw], 0)
-      return window, tf.constant([height, width], tf.int32), hw / (in_h, in_w)
+      return window, tf.constant([height, width], tf.int32)
 
     image = tf.ensure_shape(_decode_resample(example["image"], geometry), [height, width, 3])
     out = {**example, "image": tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)}
@@ -690,7 +644,7 @@ def get_decode_resize_long(size: int):
   def geometry(h, w):
     long_ = tf.cast(tf.maximum(h, w), tf.float64)
     new_hw = tf.maximum(tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float64) * size / long_), tf.int32), 1)
-    return tf.cast(tf.stack([0, 0, h, w]), tf.float32), new_hw, tf.ones([2])
+    return tf.cast(tf.stack([0, 0, h, w]), tf.float32), new_hw
 
   def decode_resize_long(example):
     return {**example, "image": tf.ensure_shape(_decode_resample(example["image"], geometry), [None, None, 3])}
