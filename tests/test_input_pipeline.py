@@ -9,13 +9,14 @@ import dataclasses
 import io
 import math
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxgraphs.data import pipeline, sources
+from jaxgraphs.data import pipeline, sources, transforms
 
 NUM_BITS = 8
 TRAIN_SIZE, VAL_START, VAL_SIZE = 20, 100, 11
@@ -421,3 +422,27 @@ def test_builtin_shapes_reads_as_multi_label(tmp_path, monkeypatch):
     expected[i, shapes.generate_example(shapes.example_rng(0, "validation", i), 32)["labels"]] = 1
   # Rows come in file order; compare them as a multiset.
   assert sorted(map(tuple, batch["labels"][:5])) == sorted(map(tuple, expected))
+
+
+# ---- normalisation on the device ---------------------------------------------------------------------
+def test_normalisation_moves_to_the_device_only_when_nothing_after_it_computes_pixels():
+  names = lambda spec: [op.name for op in pipeline.defer_normalization(transforms.build_ops(spec))]
+  assert names(sources.SSGRL_PP_TRAIN) == ["decode", "resize", "random_crop_choice", "resize"]
+  assert names("decode|resize(8)|normalize_imagenet|flip_lr") == ["decode", "resize", "flip_lr"]
+  # Zero padding after normalisation pads with the mean colour, which a uint8 batch cannot express: kept.
+  assert "normalize_imagenet" in names(sources.VG150_PP_TRAIN)
+  assert names(PP) == ["decode", "resize", "flip_lr", "value_range"]
+
+
+def test_a_uint8_batch_normalised_on_the_device_equals_the_host_normalised_batch(cfg):
+  from jaxgraphs.data.image_statistics import network_images
+
+  cfg.pp_eval = "decode|resize(8)|normalize_imagenet"
+  host_cfg = ml_collections.ConfigDict(cfg.to_dict())
+  host_cfg.normalize_on_device = False
+  device, _ = pipeline.build_eval_dataset(cfg, local_batch_size=4, process_index=0, process_count=1)
+  host, _ = pipeline.build_eval_dataset(host_cfg, local_batch_size=4, process_index=0, process_count=1)
+  device, host = next(iter(device)), next(iter(host))
+  assert device["image"].dtype == np.uint8 and host["image"].dtype == np.float32
+  np.testing.assert_allclose(np.asarray(network_images(device["image"])), host["image"], rtol=0, atol=1e-6)
+  assert host["image"].std() > 0.1  # real pixels, not an all-zero batch

@@ -17,6 +17,9 @@ def default_data_config() -> ml_collections.ConfigDict:
   # decode|resize|crop|resize as one op that decodes and resizes only the crop (transforms.fuse_ops): same random
   # draws, resampling noise apart; False runs the ops as written.
   config.fuse_decode = True
+  # A pp string whose last pixel-changing op is normalize_imagenet hands batches over as uint8 and the train step
+  # normalises them (image_statistics): a quarter of the host's copying. False normalises on the host.
+  config.normalize_on_device = True
   config.shuffle_buffer = 10_000  # encoded examples held for shuffling; <= 1 disables shuffling
   config.cache = False  # keep this process's encoded examples in memory after the first epoch
   config.voc_difficult = "ignore"  # 'ignore' (standard protocol) or 'negative' (the SSGRL code)

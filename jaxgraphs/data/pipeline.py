@@ -280,9 +280,30 @@ def _options() -> tf.data.Options:
   return options
 
 
+# Ops that move, select or label pixels but compute no new pixel value (padding does: it fills with zeros).
+PIXEL_PRESERVING_OPS = frozenset(
+  {"flip_lr", "keep_image_size", "one_predicate_per_pair", "overlapping_relations", "pack_scene_graph"}
+  | {"sample_relation_pairs"}
+)
+
+
+def defer_normalization(ops: list[transforms.Op]) -> list[transforms.Op]:
+  """`ops` without a normalize_imagenet that only pixel-preserving ops follow: its images stay uint8 for the
+  device to normalise (image_statistics.network_images). Other op lists are returned unchanged."""
+  names = [op.name for op in ops]
+  if "normalize_imagenet" not in names:
+    return ops
+  index = len(names) - 1 - names[::-1].index("normalize_imagenet")
+  if not set(names[index + 1 :]) <= PIXEL_PRESERVING_OPS:
+    return ops
+  return ops[:index] + ops[index + 1 :]
+
+
 def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data.Dataset:
   """Decode (failures kept as skipped), the rest of the ops, then the mask and fixed-size box arrays."""
   ops = transforms.build_ops(spec, where=where, fuse=data_cfg.fuse_decode)
+  if data_cfg.normalize_on_device:
+    ops = defer_normalization(ops)
   parallel = data_cfg.num_parallel_calls
   if ds.element_spec["image"].dtype == tf.string:
     if ops[0].name not in transforms.DECODE_OPS:

@@ -22,12 +22,10 @@ from typing import Callable, NamedTuple, Sequence
 import tensorflow as tf
 
 from jaxgraphs.data import image_decoding, scene_graphs
+from jaxgraphs.data.image_statistics import IMAGENET_OFFSET, IMAGENET_SCALE
 
 Example = dict
 SEED_KEY = "_seed"
-# torchvision's ImageNet statistics, for images scaled to [0, 1].
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 OPS: dict[str, Callable[..., Callable[[Example], Example]]] = {}
 
@@ -332,9 +330,9 @@ def get_flip_lr(p: float = 0.5, predicate_map=None):
 @register("normalize_imagenet")
 def get_normalize_imagenet():
   """uint8 [0, 255] to float32 (x / 255 - mean) / std with torchvision's ImageNet mean and std."""
-  # (x / 255 - mean) / std folded into one multiply-add.
-  scale = tf.constant([1.0 / (255.0 * s) for s in IMAGENET_STD])
-  offset = tf.constant([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
+  # (x / 255 - mean) / std folded into one multiply-add, as image_statistics.network_images does on the device.
+  scale = tf.constant(IMAGENET_SCALE)
+  offset = tf.constant(IMAGENET_OFFSET)
 
   def normalize_imagenet(example):
     return {**example, "image": tf.cast(example["image"], tf.float32) * scale + offset}

@@ -37,7 +37,10 @@ Colour = tuple[int, int, int]
 
 
 def images_for_display(images: np.ndarray) -> np.ndarray:
-  """Rescales each normalised float image to uint8 by its own min and max, whatever the normalisation."""
+  """Rescales each normalised float image to uint8 by its own min and max, whatever the normalisation; uint8
+  images (a batch whose normalisation happens on the device) are shown as they are."""
+  if np.asarray(images).dtype == np.uint8:
+    return np.asarray(images)
   images = np.asarray(images, np.float32)
   low = images.min(axis=(1, 2, 3), keepdims=True)
   high = images.max(axis=(1, 2, 3), keepdims=True)

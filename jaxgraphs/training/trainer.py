@@ -21,6 +21,7 @@ from jax.experimental import multihost_utils
 
 from jaxgraphs import models, tasks
 from jaxgraphs.data import label_priors, pipeline
+from jaxgraphs.data.image_statistics import with_network_images
 from jaxgraphs.errors import ConfigError, Interrupted, Preempted, RunError
 from jaxgraphs.models.backbones.common import implementation_for_platform, kernel_implementation
 from jaxgraphs.training import optimizers, run_dirs, sharding
@@ -59,7 +60,7 @@ class Experiment:
       params_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
       with kernel_implementation(self.kernel_implementation):
         variables = self.model.init(
-          {"params": params_rng, "dropout": dropout_rng}, **self.task.model_inputs(dummy), train=False
+          {"params": params_rng, "dropout": dropout_rng}, **self._model_inputs(dummy), train=False
         )
       variables = dict(variables)
       params = variables.pop("params")
@@ -82,7 +83,7 @@ class Experiment:
     with kernel_implementation(self.kernel_implementation):
       outputs_shape, variables_shape = jax.eval_shape(
         lambda: self.model.init_with_output(
-          {"params": jax.random.key(0), "dropout": jax.random.key(0)}, **self.task.model_inputs(dummy()), train=False
+          {"params": jax.random.key(0), "dropout": jax.random.key(0)}, **self._model_inputs(dummy()), train=False
         )
       )
     self._check_outputs(outputs_shape)
@@ -197,9 +198,13 @@ class Experiment:
     return state.replace(params=params, model_state=model_state)
 
   # ---- steps ---------------------------------------------------------------------------------------
+  def _model_inputs(self, batch):
+    """The module's keyword arguments; a uint8 image batch is ImageNet-normalised here, on the device."""
+    return self.task.model_inputs(with_network_images(batch))
+
   def _apply(self, params, model_state, batch, *, train: bool, rng=None):
     variables = {"params": params, **model_state}
-    inputs = self.task.model_inputs(batch)
+    inputs = self._model_inputs(batch)
     with kernel_implementation(self.kernel_implementation):
       if not train:
         return self.model.apply(variables, **inputs, train=False), model_state
