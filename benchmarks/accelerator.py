@@ -39,9 +39,9 @@ size, SGD momentum 0.9 on the same trainable parts, eager; fp32 rows plain, bf16
 output stride 8 + 4 dilated 3x3 layers + a 3-layer region graph (softmax similarity) + LSE pooling; SSGRL =
 ResNet-101 (stem-layer3 frozen) + 2x2 pool + per-class attention + 3 GRU steps over a label graph + per-class
 classifiers; LinkNet = VGG-16 features[:-1] (frozen) + RoIAlign 7x7 of the objects and of the pairs' union boxes
-through fc6/fc7 + a pair classifier; detector = torchvision's FasterRCNN with VGG-16 features[:-1], 20 anchors per
-cell, 256 anchors / 256 RoIs per image (benchmarks/detector_step.py mirrors the JAX recipe exactly but imports the
-trainer). Their peak MiB is torch's max_memory_allocated on CUDA ('dev'), '-' on a CPU; their GFLOP and MFU use the
+through fc6/fc7 + a pair classifier; detector = torchvision's FasterRCNN built to the config's recipe (VGG-16 features[:-1], the
+JAX detector's exact anchors, RPN width, sampling and fc6/fc7: benchmarks/torch_detector.py, as
+benchmarks/detector_step.py uses it). Their peak MiB is torch's max_memory_allocated on CUDA ('dev'), '-' on a CPU; their GFLOP and MFU use the
 JAX row's FLOPs of the same model and dtype (same network and batch, so the same work).
 """
 
@@ -541,34 +541,9 @@ def torch_model(name: str, config, info, spec: Spec, torch, torchvision):
     return LinkNet(), loss
 
   if name == "detector":
-    from torchvision.models.detection import FasterRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-    from torchvision.ops import MultiScaleRoIAlign
+    from benchmarks.torch_detector import torch_faster_rcnn
 
-    vgg = torchvision.models.vgg16(weights=None)
-    backbone = vgg.features[:-1]
-    backbone.out_channels = 512
-    cfg = config.model
-    sizes = tuple(float(16 * s) for s in cfg.anchor_scales)
-    anchors = AnchorGenerator(sizes=(sizes,), aspect_ratios=(tuple(float(r) for r in cfg.anchor_ratios),))
-    model = FasterRCNN(
-      backbone,
-      rpn_anchor_generator=anchors,
-      box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
-      box_head=nn.Sequential(nn.Flatten(), vgg.classifier[:-1]),
-      box_predictor=FastRCNNPredictor(4096, info.num_classes),
-      min_size=spec.size,
-      max_size=spec.size,
-      size_divisible=16,
-      image_mean=[0.0, 0.0, 0.0],
-      image_std=[1.0, 1.0, 1.0],
-      rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_train,
-      rpn_post_nms_top_n_train=cfg.rpn_post_nms_train,
-      rpn_batch_size_per_image=cfg.rpn_samples,
-      box_batch_size_per_image=cfg.rois_per_image,
-      box_positive_fraction=cfg.roi_fg_fraction,
-    )
+    model = torch_faster_rcnn(config, info.num_classes, spec.size)
 
     def loss(model, b):
       targets = [

@@ -1,8 +1,14 @@
 """Test-wide settings: CPU only, a shared XLA compilation cache, and tests/ importable for the shared helpers."""
 
+import importlib.util
 import os
 import sys
 import tempfile
+
+# torchvision loads triton, whose LLVM crashes the process (segmentation fault) once TensorFlow's is loaded: with the
+# optional PyTorch installed (for the reference tests), import it before any test module imports TensorFlow.
+if importlib.util.find_spec("torchvision") is not None:
+  import torchvision  # noqa: F401
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
