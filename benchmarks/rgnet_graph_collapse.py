@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxgraphs.configs import common as config_loader
 from jaxgraphs.data import pipeline
+from jaxgraphs.data.image_statistics import network_images
 from jaxgraphs.training.checkpointing import Checkpoints
 from jaxgraphs.training.trainer import Experiment
 
@@ -96,6 +97,7 @@ def main():
   experiment = Experiment(config)
   batches, _ = pipeline.build_eval_dataset(config.data, local_batch_size=args.images)
   batch = next(iter(batches))
+  images = network_images(batch["image"])  # the pipeline may leave normalisation to the device
   states = [("init", experiment.build_state(batch))]
   if args.workdir:
     checkpoints = Checkpoints(args.workdir, max_to_keep=1, async_save=False)
@@ -103,7 +105,7 @@ def main():
     checkpoints.close()
     states.append((f"step {int(trained.step)}", trained))
   initial = states[0][1]
-  n = experiment.model.apply({"params": initial.params, **initial.model_state}, batch["image"][:1])["region_quality"]
+  n = experiment.model.apply({"params": initial.params, **initial.model_state}, images[:1])["region_quality"]
   head = config.model.head
   print(
     f"{args.config}:{args.arg}, {args.workdir}, {args.images} {config.data.eval_split or 'evaluation'} images, "
@@ -119,7 +121,7 @@ def main():
     # Eval mode uses the running statistics (at init: mean 0, var 1, so every BN is the identity); train mode
     # the batch's, as in a training step.
     for train in (False, True):
-      stats = graph_statistics(experiment, state, batch["image"], train)
+      stats = graph_statistics(experiment, state, images, train)
       label = f"{name}, {'train' if train else 'eval'}"
       print(f"{label:<22}" + "".join(f"{value:>18.3f}" for value in stats.values()), flush=True)
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.rgnet_graph_collapse import load_config
 from jaxgraphs.data import pipeline
+from jaxgraphs.data.image_statistics import network_images
 from jaxgraphs.training.checkpointing import Checkpoints
 from jaxgraphs.training.trainer import Experiment
 
@@ -65,7 +66,8 @@ def main():
     checkpoints.close()
     states.append((f"step {int(trained.step)}", trained))
   print(f"{args.config}:{args.arg}, {args.workdir}, {args.images} evaluation images, T = {config.model.time_steps}")
-  rows = [(name, head_statistics(experiment, state, batch["image"])) for name, state in states]
+  images = network_images(batch["image"])  # the pipeline may leave normalisation to the device
+  rows = [(name, head_statistics(experiment, state, images)) for name, state in states]
   header = f"{'state':<12}" + "".join(f"{name:>18}" for name in rows[0][1])
   print(header)
   print("-" * len(header))
