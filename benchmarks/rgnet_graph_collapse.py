@@ -22,29 +22,8 @@ import argparse
 import jax
 import numpy as np
 
-from jaxgraphs.configs import common as config_loader
-from jaxgraphs.data import pipeline
-from jaxgraphs.data.image_statistics import network_images
-from jaxgraphs.training.checkpointing import Checkpoints
+from benchmarks.run_states import initial_and_trained_states, load_config
 from jaxgraphs.training.trainer import Experiment
-
-
-def load_config(path: str, arg: str, overrides: list[str]):
-  """get_config(arg) of a config file, with key.path=value overrides (values take the current value's type)."""
-  config = config_loader.load_config(path, arg)
-  for override in overrides:
-    key, value = override.split("=", 1)
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-      node = node[part]
-    kind = type(node[leaf])
-    # bool("0") is True: booleans are read from their spelling.
-    if kind is type(None):  # an unset key (e.g. data.data_dir): the value as written
-      node[leaf] = value
-    else:
-      node[leaf] = value.lower() in ("1", "true") if kind is bool else kind(value)
-  return config
 
 
 def mean_pairwise_cosine(features) -> float:
@@ -94,16 +73,7 @@ def main():
   config = load_config(args.config, args.arg, args.config_override)
   if config.model.variant not in ("fcn_g", "fcn_a_g"):
     raise SystemExit(f"--arg={args.arg!r}: the variant has no region graph")
-  experiment = Experiment(config)
-  batches, _ = pipeline.build_eval_dataset(config.data, local_batch_size=args.images)
-  batch = next(iter(batches))
-  images = network_images(batch["image"])  # the pipeline may leave normalisation to the device
-  states = [("init", experiment.build_state(batch))]
-  if args.workdir:
-    checkpoints = Checkpoints(args.workdir, max_to_keep=1, async_save=False)
-    trained, _ = checkpoints.restore(experiment.abstract_state)
-    checkpoints.close()
-    states.append((f"step {int(trained.step)}", trained))
+  experiment, images, states = initial_and_trained_states(config, args.workdir, args.images)
   initial = states[0][1]
   n = experiment.model.apply({"params": initial.params, **initial.model_state}, images[:1])["region_quality"]
   head = config.model.head

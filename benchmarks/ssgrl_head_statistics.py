@@ -18,10 +18,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks.rgnet_graph_collapse import load_config
-from jaxgraphs.data import pipeline
-from jaxgraphs.data.image_statistics import network_images
-from jaxgraphs.training.checkpointing import Checkpoints
+from benchmarks.run_states import initial_and_trained_states, load_config
 from jaxgraphs.training.trainer import Experiment
 
 
@@ -56,17 +53,8 @@ def main():
   config = load_config(args.config, args.arg, args.config_override)
   if not config.model.get("use_interaction", False):
     raise SystemExit(f"--arg={args.arg!r}: the variant has no graph propagation")
-  experiment = Experiment(config)
-  batches, _ = pipeline.build_eval_dataset(config.data, local_batch_size=args.images)
-  batch = next(iter(batches))
-  states = [("init", experiment.build_state(batch))]
-  if args.workdir:
-    checkpoints = Checkpoints(args.workdir, max_to_keep=1, async_save=False)
-    trained, _ = checkpoints.restore(experiment.abstract_state)
-    checkpoints.close()
-    states.append((f"step {int(trained.step)}", trained))
+  experiment, images, states = initial_and_trained_states(config, args.workdir, args.images)
   print(f"{args.config}:{args.arg}, {args.workdir}, {args.images} evaluation images, T = {config.model.time_steps}")
-  images = network_images(batch["image"])  # the pipeline may leave normalisation to the device
   rows = [(name, head_statistics(experiment, state, images)) for name, state in states]
   header = f"{'state':<12}" + "".join(f"{name:>18}" for name in rows[0][1])
   print(header)

@@ -429,8 +429,10 @@ def test_normalisation_moves_to_the_device_only_when_nothing_after_it_computes_p
   names = lambda spec: [op.name for op in pipeline.defer_normalization(transforms.build_ops(spec))]
   assert names(sources.SSGRL_PP_TRAIN) == ["decode", "resize", "random_crop_choice", "resize"]
   assert names("decode|resize(8)|normalize_imagenet|flip_lr") == ["decode", "resize", "flip_lr"]
-  # Zero padding after normalisation pads with the mean colour, which a uint8 batch cannot express: kept.
-  assert "normalize_imagenet" in names(sources.VG150_PP_TRAIN)
+  # Padding pads uint8 with the mean colour; cropping or resizing after the normalisation keeps it on the host.
+  assert "normalize_imagenet" not in names(sources.VG150_PP_TRAIN)
+  assert "normalize_imagenet" in names("decode|normalize_imagenet|resize(8)")
+  assert "normalize_imagenet" in names("decode|normalize_imagenet|random_crop(8)")
   assert names(PP) == ["decode", "resize", "flip_lr", "value_range"]
 
 
@@ -446,3 +448,18 @@ def test_a_uint8_batch_normalised_on_the_device_equals_the_host_normalised_batch
   assert device["image"].dtype == np.uint8 and host["image"].dtype == np.float32
   np.testing.assert_allclose(np.asarray(network_images(device["image"])), host["image"], rtol=0, atol=1e-6)
   assert host["image"].std() > 0.1  # real pixels, not an all-zero batch
+
+
+def test_padding_a_uint8_batch_with_the_mean_colour_normalises_to_the_host_zeros(cfg):
+  from jaxgraphs.data.image_statistics import network_images
+
+  cfg.pp_eval = "decode|resize_long(6)|normalize_imagenet|pad_bottom_right(8)"
+  host_cfg = ml_collections.ConfigDict(cfg.to_dict())
+  host_cfg.normalize_on_device = False
+  device, _ = pipeline.build_eval_dataset(cfg, local_batch_size=4, process_index=0, process_count=1)
+  host, _ = pipeline.build_eval_dataset(host_cfg, local_batch_size=4, process_index=0, process_count=1)
+  device, host = np.asarray(network_images(next(iter(device))["image"])), next(iter(host))["image"]
+  np.testing.assert_array_equal(host[:, 6:], 0)  # at least the two padded rows
+  padded = np.all(host == 0, axis=-1)
+  np.testing.assert_allclose(device[padded], 0, atol=0.01)
+  np.testing.assert_allclose(device[~padded], host[~padded], atol=1e-6)

@@ -32,7 +32,7 @@ def test_pack_gives_pixel_boxes_of_the_resized_padded_image_and_cut_counts():
   example, boxes = _example()
   out = transforms.build("resize_long(120)|pad_bottom_right(120)|pack_scene_graph(4, 3)")(example)
   assert out["image"].shape == (120, 120, 3)  # 30 x 60 -> 60 x 120, padded below to 120 x 120
-  np.testing.assert_array_equal(out["image"][60:], 0)
+  np.testing.assert_array_equal(out["image"][60:], np.broadcast_to([124, 116, 104], (60, 120, 3)))  # uint8: mean colour
   expected = np.stack([boxes[:4, 1] * 120, boxes[:4, 0] * 60, boxes[:4, 3] * 120, boxes[:4, 2] * 60], axis=1)
   np.testing.assert_allclose(out["object_boxes"], expected, rtol=1e-5, atol=1e-4)
   np.testing.assert_array_equal(out["object_labels"], [3, 1, 2, 5])

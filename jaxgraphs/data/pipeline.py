@@ -280,10 +280,11 @@ def _options() -> tf.data.Options:
   return options
 
 
-# Ops that move, select or label pixels but compute no new pixel value (padding does: it fills with zeros).
+# Ops that may follow a normalisation moved to the device: they move or label pixels but compute none, except
+# pad_bottom_right, which pads uint8 with the mean colour (within 0.01 of the zeros it pads a normalised image with).
 PIXEL_PRESERVING_OPS = frozenset(
   {"flip_lr", "keep_image_size", "one_predicate_per_pair", "overlapping_relations", "pack_scene_graph"}
-  | {"sample_relation_pairs"}
+  | {"sample_relation_pairs", "pad_bottom_right"}
 )
 
 
