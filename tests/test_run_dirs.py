@@ -82,6 +82,8 @@ def test_checkpoint_paths_and_saved_config_resolve_in_the_bucket(bucket):
   assert run_dirs.resolve_checkpoint(f"{BUCKET}/run/checkpoints/8") == (f"{BUCKET}/run", "checkpoints", 8)
   config = run_dirs.config_from_workdir(f"{BUCKET}/run")
   assert config.model.kind == "binary"  # an old run's task key carried over
+  # ... and its data read as it was trained: decoded op by op, normalised on the host.
+  assert config.data.fuse_decode is False and config.data.normalize_on_device is False
   with pytest.raises(FileNotFoundError, match="gs://bucket/nothing"):
     run_dirs.resolve_checkpoint(f"{BUCKET}/nothing")
 

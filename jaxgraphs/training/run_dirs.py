@@ -121,4 +121,8 @@ def config_from_workdir(workdir: str):
   for model_name, key in (("rgnet", "kind"), ("linknet", "mode")):
     if model.get("name") == model_name and key not in model and key in task:
       model[key] = task[key]
+  # Runs saved before config.data had these keys decoded op by op and normalised on the host: read theirs the same way.
+  data = saved.setdefault("data", {})
+  data.setdefault("fuse_decode", False)
+  data.setdefault("normalize_on_device", False)
   return ml_collections.ConfigDict(saved)
