@@ -2,8 +2,7 @@
 
 The pipeline hands a batch over as uint8 when only flips, padding and scene-graph packing follow
 `normalize_imagenet` in its pp string (`config.data.normalize_on_device`, the default): the op moves into the
-jitted step, where
-`network_images` applies the same multiply-add. A uint8 batch is a quarter of a float32 one, which is what the
+jitted step, where `network_images` applies the same multiply-add. A uint8 batch is a quarter of a float32 one, which is what the
 host spends most of its time making and copying (benchmarks/input_pipeline.py), and the multiply-add fuses into
 the first convolution on an accelerator. No TensorFlow here: the trainer and its steps import this module.
 """

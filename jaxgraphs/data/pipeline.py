@@ -282,20 +282,20 @@ def _options() -> tf.data.Options:
 
 # Ops that may follow a normalisation moved to the device: they move or label pixels but compute none, except
 # pad_bottom_right, which pads uint8 with the mean colour (within 0.01 of the zeros it pads a normalised image with).
-PIXEL_PRESERVING_OPS = frozenset(
+MAY_FOLLOW_DEFERRED_NORMALIZATION = frozenset(
   {"flip_lr", "keep_image_size", "one_predicate_per_pair", "overlapping_relations", "pack_scene_graph"}
   | {"sample_relation_pairs", "pad_bottom_right"}
 )
 
 
 def defer_normalization(ops: list[transforms.Op]) -> list[transforms.Op]:
-  """`ops` without a normalize_imagenet that only pixel-preserving ops follow: its images stay uint8 for the
-  device to normalise (image_statistics.network_images). Other op lists are returned unchanged."""
+  """`ops` without a normalize_imagenet followed only by MAY_FOLLOW_DEFERRED_NORMALIZATION ops: its images stay
+  uint8 for the device to normalise (image_statistics.network_images). Other op lists are returned unchanged."""
   names = [op.name for op in ops]
   if "normalize_imagenet" not in names:
     return ops
   index = len(names) - 1 - names[::-1].index("normalize_imagenet")
-  if not set(names[index + 1 :]) <= PIXEL_PRESERVING_OPS:
+  if not set(names[index + 1 :]) <= MAY_FOLLOW_DEFERRED_NORMALIZATION:
     return ops
   return ops[:index] + ops[index + 1 :]
 
