@@ -169,7 +169,8 @@ def predict(
   workdir, subdir, step = resolve_checkpoint(checkpoint)
   experiment = Experiment(config)
   pp_eval = experiment.data_info.pp_eval
-  preprocess = transforms.build(pp_eval, where="config.data.pp_eval")
+  # Resized as the run's evaluation resizes (fused or op by op); normalised here, on the host.
+  preprocess = transforms.build(pp_eval, where="config.data.pp_eval", fuse=config.data.fuse_decode)
   fields = boxes_fields(experiment.task, boxes)
   # Boxes and pictures go back onto the photo through the inverse of pp_eval's geometry (fails here, naming
   # the op, when an op has none).
