@@ -32,3 +32,14 @@ def no_implicit_transfers():
   `jax.device_put` / `device_get` stay allowed): batches must arrive on the mesh already sharded."""
   with jax.transfer_guard("disallow"):
     yield
+
+
+# The longest tests (1.5-3 minutes each on 2 cores: models that must learn), started before everything else.
+LONGEST = ("test_detector_runs.py", "test_diagnostic_learning.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  """The longest tests, then the other slow ones, then the rest (a stable sort, the same order in every xdist
+  worker): the long runs start at once and the short tests fill the other worker around them, instead of a long
+  test running on alone at the end."""
+  items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.path.name not in LONGEST))
