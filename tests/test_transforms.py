@@ -126,6 +126,23 @@ def test_center_crop_of_a_smaller_image_pads_with_zeros_around_it():
   assert out.sum() == 200 * 2 * 3 * 3 and np.all(out[top : top + 2, left : left + 3] == 200)
 
 
+@pytest.mark.parametrize("h, w", [(5, 8), (8, 3), (10, 12), (3, 4)])
+def test_pad_bottom_right_fills_the_mean_colour_or_zeros_and_cuts_larger_images(h, w):
+  image = coordinate_image(h, w)
+  out = run("pad_bottom_right((7, 9))", example(image))
+  expected = np.empty((7, 9, 3), np.uint8)
+  expected[...] = (124, 116, 104)  # ImageNet's mean colour in uint8, which normalises to ~0
+  kept_h, kept_w = min(h, 7), min(w, 9)
+  expected[:kept_h, :kept_w] = image[:kept_h, :kept_w]
+  np.testing.assert_array_equal(out["image"], expected)
+  np.testing.assert_allclose(out["boxes"], moved_boxes(BOXES, h, w, 0, 0, 7, 9), atol=1e-6)
+  normalised = image.astype(np.float32) - 100.0
+  padded = run("pad_bottom_right((7, 9))", example(normalised, boxes=None))["image"]
+  expected = np.zeros((7, 9, 3), np.float32)
+  expected[:kept_h, :kept_w] = normalised[:kept_h, :kept_w]
+  np.testing.assert_array_equal(padded, expected)
+
+
 def test_normalize_imagenet_and_value_range_match_their_formulas():
   image = np.random.default_rng(1).integers(0, 256, (4, 5, 3), dtype=np.uint8)
   norm = run("normalize_imagenet", example(image, boxes=None))["image"]
