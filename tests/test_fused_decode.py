@@ -92,3 +92,31 @@ def test_corrupt_images_are_still_skipped_by_the_fused_ops():
   out = list(image_decoding.decode_with_fallback(ds, op.fn).as_numpy_iterator())
   assert [bool(o[image_decoding.SKIPPED_KEY]) for o in out] == [False, True, True, True, False]
   assert all(o["image"].shape == (32, 32, 3) for o in out)
+  # As the pipeline runs it: only the decoding stage inside the fallback, the resample stage after it.
+  decode_stage, resample_stage = op.fn.stages
+  staged = image_decoding.decode_with_fallback(ds, decode_stage).map(resample_stage)
+  for whole, parts in zip(out, staged.as_numpy_iterator()):
+    assert set(parts) == set(whole)
+    for key in whole:
+      np.testing.assert_array_equal(parts[key], whole[key])
+
+
+@pytest.mark.parametrize(
+  "spec", ["decode|resize(40)|flip_lr|random_scale_crop(1.05, 1.25, 32)", "decode|resize_long(24)"]
+)
+def test_the_decode_stage_decodes_only_the_window_and_the_stages_compose_to_the_op(spec):
+  op = transforms.build_ops(spec, fuse=True)[0]
+  decode_stage, resample_stage = op.fn.stages
+  example = {"image": tf.constant(photo_jpeg(64, 48)), transforms.SEED_KEY: tf.constant([3, 1], tf.int64)}
+  example["boxes"] = tf.constant([[0.1, 0.2, 0.5, 0.7]])
+  decoded = decode_stage(example)
+  whole = op.fn(example)
+  if "resize_long" in spec:
+    # 64 x 48 for a long side of 24: at least twice the output, so decoded at half the DCT scale
+    assert decoded["image"].shape == (24, 32, 3) and whole["image"].shape == (18, 24, 3)
+  else:  # a 32-px crop of the 40 x 40 resize scaled by 1.05-1.25: 32/50-32/42 of the original's 48 x 64 pixels
+    assert 30 <= decoded["image"].shape[0] <= 37 and 40 <= decoded["image"].shape[1] <= 49, decoded["image"].shape
+  staged = resample_stage(decoded)
+  assert set(staged) == set(whole)
+  for key in whole:
+    np.testing.assert_array_equal(staged[key].numpy(), whole[key].numpy())

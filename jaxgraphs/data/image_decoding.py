@@ -22,7 +22,10 @@ True. Every example therefore keeps its place in the stream, so a batch always c
 positions (exact resumption, and every process yields the same number of batches), and the flag travels
 with the batch to the host, where the pipeline counts it (`num_skipped` of its iterator) and masks the
 example out of the loss and the metrics. A parallel deterministic `interleave` runs these per-example
-datasets concurrently in order; its cost is small next to the JPEG decode itself.
+datasets concurrently in order. Each one instantiates the function it maps, branches included, so its cost
+grows with that function: the pipeline passes only the decoding half of a fused decode + resize op
+(`transforms`, `.stages`) and resizes in its ordinary parallel map (RGNet's 300-px input on 2 cores: 720 img/s
+with the whole fused op inside, about 800 with the decoding half, 955 with no fallback at all).
 """
 
 from __future__ import annotations

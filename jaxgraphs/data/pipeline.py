@@ -309,8 +309,10 @@ def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data
   if ds.element_spec["image"].dtype == tf.string:
     if ops[0].name not in transforms.DECODE_OPS:
       raise ValueError(f"{where}: {spec!r} must start with 'decode' (the source yields encoded images)")
-    ds = image_decoding.decode_with_fallback(ds, ops[0].fn, num_parallel_calls=parallel)
-    ops = ops[1:]
+    # A fused op decodes inside the per-example fallback dataset and resamples in the parallel map below.
+    decode_stage, resample_stage = getattr(ops[0].fn, "stages", (ops[0].fn, None))
+    ds = image_decoding.decode_with_fallback(ds, decode_stage, num_parallel_calls=parallel)
+    ops = ([transforms.Op(ops[0].name, resample_stage)] if resample_stage else []) + ops[1:]
   else:
     ds = ds.map(tf.autograph.experimental.do_not_convert(lambda ex: {**ex, SKIPPED_KEY: tf.constant(False)}))
   rest = transforms.compose(ops)
