@@ -85,7 +85,8 @@ def test_decode_rgb_rejects_other_dtypes():
     image_decoding.decode_rgb(tf.zeros([2, 2, 3], tf.float32))
 
 
-def test_decode_with_fallback_keeps_every_position_and_flags_failures():
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 4, 64])
+def test_decode_with_fallback_keeps_every_position_and_flags_failures(chunk_size):
   names = [
     "rgb_jpeg",
     "truncated_jpeg",
@@ -100,7 +101,9 @@ def test_decode_with_fallback_keeps_every_position_and_flags_failures():
   files = [{**GOOD_FILES, **BAD_FILES}[n]() for n in names]
   ds = tf.data.Dataset.from_tensor_slices({"image": files, "position": tf.range(len(files))})
   decode = lambda ex: {**ex, "image": image_decoding.decode_rgb(ex["image"])}  # noqa: E731
-  out = list(image_decoding.decode_with_fallback(ds, decode, num_parallel_calls=4).as_numpy_iterator())
+  out = list(
+    image_decoding.decode_with_fallback(ds, decode, num_parallel_calls=4, chunk_size=chunk_size).as_numpy_iterator()
+  )
   assert [int(ex["position"]) for ex in out] == list(range(len(files)))  # nothing dropped, order kept
   for name, data, ex in zip(names, files, out):
     if name in BAD_FILES:
@@ -109,3 +112,9 @@ def test_decode_with_fallback_keeps_every_position_and_flags_failures():
     else:
       assert not ex[image_decoding.SKIPPED_KEY], name
       np.testing.assert_array_equal(ex["image"], pillow_rgb(data))
+
+
+def test_decode_with_fallback_rejects_a_bad_chunk_size():
+  ds = tf.data.Dataset.from_tensor_slices({"image": [b""]})
+  with pytest.raises(ValueError, match="chunk_size must be a positive int, got 0"):
+    image_decoding.decode_with_fallback(ds, lambda ex: ex, chunk_size=0)

@@ -15,17 +15,27 @@ tests/test_image_decoding.py):
 * truncated JPEG or PNG, garbage bytes, empty strings, TIFF and other formats: the op raises
   `InvalidArgumentError`. A graph cannot catch that, and inside `Dataset.map` it ends the whole iterator.
 
-Skipping design. `decode_with_fallback` runs the decode of each example in a one-element dataset with
-`ignore_errors()` and concatenates a fallback element after it, keeping the first: a good image passes
-through with `SKIPPED_KEY` False; a failing one is replaced by a black 1x1 RGB image with `SKIPPED_KEY`
-True. Every example therefore keeps its place in the stream, so a batch always covers the same stream
-positions (exact resumption, and every process yields the same number of batches), and the flag travels
-with the batch to the host, where the pipeline counts it (`num_skipped` of its iterator) and masks the
-example out of the loss and the metrics. A parallel deterministic `interleave` runs these per-example
-datasets concurrently in order. Each one instantiates the function it maps, branches included, so its cost
-grows with that function: the pipeline passes only the decoding half of a fused decode + resize op
-(`transforms`, `.stages`) and resizes in its ordinary parallel map (RGNet's 300-px input on 2 cores: 720 img/s
-with the whole fused op inside, about 800 with the decoding half, 955 with no fallback at all).
+Skipping design. `decode_with_fallback` keeps every example in its place: a good image passes through with
+`SKIPPED_KEY` False; a failing one is replaced by a black 1x1 RGB image with `SKIPPED_KEY` True, its other
+fields kept. A batch therefore always covers the same stream positions (exact resumption, and every process
+yields the same number of batches), and the flag travels with the batch to the host, where the pipeline counts
+it (`num_skipped` of its iterator), names the file in the log, and masks the example out of the loss and the
+metrics.
+
+tf.data can only catch a failure by dropping the element (`ignore_errors`), so the stream is cut into chunks of
+`chunk_size` consecutive examples, each decoded in a small dataset of its own:
+
+1. every example of the chunk is decoded, failures dropped, each success tagged with its place j in the chunk;
+2. only if one failed, the chunk is decoded again example by example, each in a one-element dataset that falls
+   back to the placeholder (`ignore_errors`, then the fallback concatenated after it, first element kept);
+3. a scan keeps the successes of step 1 up to the first missing place and takes the rest from step 2.
+
+A parallel deterministic `interleave` runs the chunks concurrently, in order. A chunk's dataset instantiates
+its functions once, so the cost is paid per chunk rather than per image: RGNet's 300-px input on 2 cores went
+from about 650 img/s with one dataset per image to 890 with chunks of 64 (930 with a plain map that would crash
+on a corrupt file); 32 gave 840, 128 the same as 64. Step 2 decodes a chunk twice, which only happens to a
+chunk that holds an undecodable file. The pipeline passes only the decoding half of a fused decode + resize op
+(`transforms`, `.stages`) and resizes in its ordinary parallel map.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from typing import Callable
 import tensorflow as tf
 
 SKIPPED_KEY = "_skipped"  # bool per example: True where the image could not be decoded
+CHUNK_SIZE = 64  # examples decoded in one dataset by decode_with_fallback (see above)
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:
@@ -83,8 +94,11 @@ def decode_with_fallback(
   *,
   image_key: str = "image",
   num_parallel_calls: int = tf.data.AUTOTUNE,
+  chunk_size: int = CHUNK_SIZE,
 ) -> tf.data.Dataset:
   """Applies `decode_fn` to every example; a failing one stays, with a black 1x1 image and SKIPPED_KEY True."""
+  if not (isinstance(chunk_size, int) and chunk_size > 0):
+    raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
 
   @tf.autograph.experimental.do_not_convert
   def decoded(example):
@@ -102,10 +116,26 @@ def decode_with_fallback(
     attempt = single.map(decoded).ignore_errors(log_warning=False)
     return attempt.concatenate(single.map(fallback)).take(1)
 
-  return ds.interleave(
-    one_example,
+  @tf.autograph.experimental.do_not_convert
+  def in_order(expected, item):
+    place, example = item
+    keep = tf.equal(place, expected)
+    return expected + tf.cast(keep, tf.int64), (keep, example)
+
+  @tf.autograph.experimental.do_not_convert
+  def one_chunk(window):
+    examples = tf.data.Dataset.zip(window)
+    size = examples.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+    attempt = examples.enumerate().map(lambda j, ex: (j, decoded(ex))).ignore_errors(log_warning=False)
+    # Opened only when `attempt` ends before `size` examples were kept, i.e. after a failure.
+    retry = examples.flat_map(one_example).enumerate()
+    kept = attempt.concatenate(retry).scan(tf.constant(0, tf.int64), in_order).filter(lambda keep, _: keep)
+    return kept.map(lambda _, example: example).take(size)
+
+  return ds.window(chunk_size).interleave(
+    one_chunk,
     cycle_length=num_parallel_calls,
-    block_length=1,
+    block_length=chunk_size,
     num_parallel_calls=num_parallel_calls,
     deterministic=True,
   )
