@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgraphs.models.layers.graph_attention import GraphAttention, graph_propagate
+from jaxgraphs.models.layers.graph_attention import GraphAttention, graph_propagate, resolve_implementation
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -141,12 +141,8 @@ def test_returned_similarity_is_row_stochastic_and_ignores_masked_keys():
   assert np.all(np.asarray(weights)[np.broadcast_to(~mask[:, None, :], weights.shape)] == 0.0)
 
 
-def test_blocked_never_builds_a_node_by_node_array():
-  q, k, v, _ = random_inputs(seed=6, queries=64, keys=64, qk_dim=4, v_dim=4)
-
-  def loss(q_, k_, v_):
-    return jnp.sum(graph_propagate(q_, k_, v_, implementation="blocked", block_size=16, query_block_size=32))
-
+def jaxpr_shapes(fn, *args) -> list[tuple[int, ...]]:
+  """The shapes of every array fn's jaxpr builds, nested jaxprs (loops, custom VJPs) included."""
   shapes = []
 
   def collect(jaxpr):
@@ -158,10 +154,61 @@ def test_blocked_never_builds_a_node_by_node_array():
           if inner is not None:
             collect(getattr(inner, "jaxpr", inner))
 
-  collect(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v).jaxpr)
+  collect(jax.make_jaxpr(fn)(*args).jaxpr)
+  return shapes
+
+
+def test_blocked_never_builds_a_node_by_node_array():
+  q, k, v, _ = random_inputs(seed=6, queries=64, keys=64, qk_dim=4, v_dim=4)
+
+  def loss(q_, k_, v_):
+    return jnp.sum(graph_propagate(q_, k_, v_, implementation="blocked", block_size=16, query_block_size=32))
+
+  shapes = jaxpr_shapes(jax.grad(loss, argnums=(0, 1, 2)), q, k, v)
   assert any(s[-2:] == (32, 16) for s in shapes)  # the per-tile logits are there
   # Neither the N x N matrix nor all queries against a key block (or all keys against a query block).
   assert not any(len(s) >= 2 and s[-2:] in {(64, 64), (64, 16), (64, 32), (16, 64), (32, 64)} for s in shapes)
+
+
+@pytest.mark.parametrize(
+  "num_nodes, dtype, options, expected",
+  [
+    (37 * 37, jnp.float32, {}, "explicit"),  # RGNet's paper-size map: S is 14 MiB per image
+    (64 * 64, jnp.float32, {}, "explicit"),  # exactly 64 MiB
+    (64 * 64 + 1, jnp.float32, {}, "blocked"),
+    (75 * 75, jnp.float32, {}, "blocked"),
+    (75 * 75, jnp.bfloat16, {}, "explicit"),  # 60.3 MiB in bf16
+    (90 * 90, jnp.bfloat16, {}, "blocked"),
+    (75 * 75, jnp.float32, {"return_similarity": True}, "explicit"),  # only explicit can return S
+    (75 * 75, jnp.float32, {"normalization": "sigmoid"}, "explicit"),
+    (37 * 37, jnp.float32, {"explicit_max_bytes": 37**4 * 4 - 1}, "blocked"),
+  ],
+)
+def test_auto_is_explicit_while_one_similarity_matrix_fits_the_budget(num_nodes, dtype, options, expected):
+  assert resolve_implementation("auto", num_nodes, num_nodes, dtype, **options) == expected
+  assert resolve_implementation("blocked", num_nodes, num_nodes, dtype, **options) == "blocked"  # others as given
+
+
+@pytest.mark.parametrize("explicit_max_bytes, builds_the_matrix", [(64 * 64 * 4, True), (64 * 64 * 4 - 1, False)])
+def test_auto_computes_what_explicit_does_and_builds_s_only_within_its_budget(explicit_max_bytes, builds_the_matrix):
+  q, k, v, mask = random_inputs(seed=8, queries=64, keys=64, qk_dim=4, v_dim=3)
+
+  def loss(implementation):
+    def fn(q_, k_, v_):
+      out = graph_propagate(
+        q_, k_, v_, mask, implementation=implementation, block_size=16, explicit_max_bytes=explicit_max_bytes
+      )
+      return jnp.sum(out**2), out
+
+    return fn
+
+  (_, out), grads = jax.value_and_grad(loss("auto"), argnums=(0, 1, 2), has_aux=True)(q, k, v)
+  (_, want_out), want_grads = jax.value_and_grad(loss("explicit"), argnums=(0, 1, 2), has_aux=True)(q, k, v)
+  np.testing.assert_allclose(out, want_out, rtol=RTOL, atol=ATOL)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  shapes = jaxpr_shapes(jax.grad(lambda *a: loss("auto")(*a)[0], argnums=(0, 1, 2)), q, k, v)
+  assert any(s[-2:] == (64, 64) for s in shapes) == builds_the_matrix
 
 
 def test_graph_attention_module_uses_its_projections():

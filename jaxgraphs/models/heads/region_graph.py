@@ -16,11 +16,13 @@ get their own BN on their input: S = row_softmax(phi(BN_a(X)) theta(BN_b(X))^T),
 BN sits directly in front of W, after the propagation; in inference mode this equals S BN_l(Z_{l-1}) W_l since
 S's rows sum to 1. Batch statistics are over every region of the batch, padded ones included, as in DenseASPP.
 
-Implementation (see graph_attention): 'explicit' is the cheapest at the paper's 37 x 37 map,
-where N (1369) is about d' (1280) and the shared S costs less than one (N, d') activation;
-'blocked' wins from about 75 x 75 regions on (benchmarks/graph_memory.py: fwd+bwd temp memory of
-the 3-layer graph 1.1x lower at 75^2, 2.9x at 128^2); 'fused' (XLA attention) never wins for
-d' = 1280 in jax 0.10.
+Implementation (see graph_attention), default 'auto': 'explicit' is the cheapest and fastest at the
+paper's 37 x 37 map, where N (1369) is about d' (1280) and the shared S costs less than one (N, d')
+activation; 'blocked' needs less memory from about 75 x 75 regions on (benchmarks/graph_memory.py:
+forward + backward temporaries of the 3-layer graph 1.3x lower at 75^2, 3.3x at 128^2, where explicit
+no longer fits this 2-core machine's 23 GiB at batch 4) but runs about 13% slower, since it recomputes
+the logits in the backward pass. 'auto' takes explicit while one image's S fits 64 MiB (up to 64 x 64
+regions in fp32) and blocked beyond. 'fused' (XLA attention) never wins for d' = 1280 in jax 0.10.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class RegionGraph(nn.Module):
   scale: float = 1.0
   batch_norm: bool = False  # BN before phi, theta and each W (Sec. 3.3)
   bn_momentum: float = 0.1
-  implementation: str = "explicit"
+  implementation: str = "auto"
   block_size: int = 512
   attention_backend: str | None = None
   kernel_init: Any = nn.initializers.he_normal()  # "the method in [13]" (He et al.) for new layers

@@ -63,7 +63,7 @@ class RGNetHead(nn.Module):
   graph_similarity_per_layer: bool = False
   graph_scale: float = 1.0
   batch_norm_before_weights: bool = False
-  graph_implementation: str = "explicit"
+  graph_implementation: str = "auto"
   graph_block_size: int = 512
   kernel_init: Any = nn.initializers.he_normal()
   dtype: Dtype = jnp.float32

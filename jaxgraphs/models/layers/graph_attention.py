@@ -18,6 +18,11 @@ Implementations (all give the same numbers for the options they support):
   materialises the logits on every platform; 'cudnn' does not, but it needs
   fp16/bf16 and a head dim <= 128 (<= 256 on Hopper), which RGNet's d' = 1280
   exceeds. Softmax only.
+- 'auto':     'explicit' where it is both possible and affordable, else 'blocked'
+  (`resolve_implementation`). Explicit is the faster of the two wherever S fits
+  (blocked recomputes the logits in the backward pass), and blocked the one that
+  fits where S does not, so 'auto' is never slower than explicit where explicit
+  is chosen and never holds an N x N matrix where it is not.
 - 'blocked':  FlashAttention-2 style: online softmax over key blocks inside a loop
   over query blocks (`lax.fori_loop`s, not unrolled), and a custom VJP that saves
   only q, k, v, the output and the row logsumexp, then recomputes each (query
@@ -58,7 +63,10 @@ import jax.numpy as jnp
 
 NORMALIZATIONS = ("softmax", "sigmoid")
 SIMILARITIES = ("dot", "euclidean")
-IMPLEMENTATIONS = ("explicit", "fused", "blocked")
+IMPLEMENTATIONS = ("explicit", "fused", "blocked", "auto")
+# 'auto' keeps 'explicit' while one example's N x M similarity matrix takes at most this many bytes: 64 MiB is
+# N = M = 4096 nodes (64 x 64 regions) in fp32, so RGNet's 37 x 37 map stays explicit and 75 x 75 goes blocked.
+AUTO_EXPLICIT_MAX_BYTES = 64 * 2**20
 
 Dtype = Any
 
@@ -76,12 +84,12 @@ def _check_options(normalization, similarity, implementation, return_similarity)
     raise ValueError(f"graph_attention: similarity={similarity!r}; expected one of {SIMILARITIES}")
   if implementation not in IMPLEMENTATIONS:
     raise ValueError(f"graph_attention: implementation={implementation!r}; expected one of {IMPLEMENTATIONS}")
-  if implementation != "explicit" and normalization != "softmax":
+  if implementation not in ("explicit", "auto") and normalization != "softmax":
     raise ValueError(
       f"graph_attention: normalization={normalization!r} needs implementation='explicit'; "
       f"implementation={implementation!r} computes a row softmax only"
     )
-  if implementation != "explicit" and return_similarity:
+  if implementation not in ("explicit", "auto") and return_similarity:
     raise ValueError(
       f"graph_attention: return_similarity=True needs implementation='explicit'; "
       f"implementation={implementation!r} never materialises the N x N matrix"
@@ -344,6 +352,26 @@ def _blocked(q, k, v, mask, *, similarity, scale, block_size, query_block_size):
   return out.astype(v.dtype)
 
 
+def resolve_implementation(
+  implementation: str,
+  num_queries: int,
+  num_keys: int,
+  dtype,
+  *,
+  normalization: str = "softmax",
+  return_similarity: bool = False,
+  explicit_max_bytes: int = AUTO_EXPLICIT_MAX_BYTES,
+) -> str:
+  """The implementation 'auto' stands for (others are returned as given): 'explicit' when the options need S
+  (sigmoid, return_similarity) or one example's (num_queries, num_keys) S fits explicit_max_bytes, else 'blocked'."""
+  if implementation != "auto":
+    return implementation
+  if normalization != "softmax" or return_similarity:
+    return "explicit"
+  similarity_bytes = num_queries * num_keys * jnp.dtype(dtype).itemsize
+  return "explicit" if similarity_bytes <= explicit_max_bytes else "blocked"
+
+
 def graph_propagate(
   q,
   k,
@@ -359,6 +387,7 @@ def graph_propagate(
   block_size: int = 512,
   query_block_size: int | None = None,
   attention_backend: str | None = None,
+  explicit_max_bytes: int = AUTO_EXPLICIT_MAX_BYTES,
 ):
   """Returns S v (B, N, dv) with S = normalise_rows(scale * sim(q, k)); also S if return_similarity.
 
@@ -372,14 +401,24 @@ def graph_propagate(
       each row is also divided by its sum).
     similarity: 'dot' (q_i . k_j) or 'euclidean' (-|q_i - k_j|^2).
     scale: multiplies the similarity; 1.0 (no 1/sqrt(d)) as both papers.
-    implementation: 'explicit', 'fused' or 'blocked' (see the module docstring).
+    implementation: 'explicit', 'fused', 'blocked' or 'auto' (see the module docstring).
     return_similarity: also return S (explicit only).
     block_size: key block size of the 'blocked' implementation (evened out over the keys).
     query_block_size: its query block size; None: block_size.
     attention_backend: `implementation` passed to jax.nn.dot_product_attention by 'fused'.
+    explicit_max_bytes: the largest per-example S that 'auto' computes explicitly.
   """
   _check_options(normalization, similarity, implementation, return_similarity)
   _check_shapes(q, k, v, mask)
+  implementation = resolve_implementation(
+    implementation,
+    q.shape[1],
+    k.shape[1],
+    jnp.result_type(q, k),
+    normalization=normalization,
+    return_similarity=return_similarity,
+    explicit_max_bytes=explicit_max_bytes,
+  )
   if implementation == "explicit":
     out, weights = _explicit(
       q,
