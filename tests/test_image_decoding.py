@@ -118,3 +118,11 @@ def test_decode_with_fallback_rejects_a_bad_chunk_size():
   ds = tf.data.Dataset.from_tensor_slices({"image": [b""]})
   with pytest.raises(ValueError, match="chunk_size must be a positive int, got 0"):
     image_decoding.decode_with_fallback(ds, lambda ex: ex, chunk_size=0)
+
+
+def test_decode_workers_cap_autotune_at_the_usable_cores_and_max_workers(monkeypatch):
+  assert image_decoding.decode_workers(3) == 3  # an explicit count is kept
+  monkeypatch.setattr(image_decoding.os, "sched_getaffinity", lambda pid: set(range(96)), raising=False)
+  assert image_decoding.decode_workers(tf.data.AUTOTUNE) == image_decoding.MAX_WORKERS == 16
+  monkeypatch.setattr(image_decoding.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+  assert image_decoding.decode_workers(tf.data.AUTOTUNE) == 2

@@ -30,22 +30,27 @@ tf.data can only catch a failure by dropping the element (`ignore_errors`), so t
    back to the placeholder (`ignore_errors`, then the fallback concatenated after it, first element kept);
 3. a scan keeps the successes of step 1 up to the first missing place and takes the rest from step 2.
 
-A parallel deterministic `interleave` runs the chunks concurrently, in order. A chunk's dataset instantiates
-its functions once, so the cost is paid per chunk rather than per image: RGNet's 300-px input on 2 cores went
-from about 650 img/s with one dataset per image to 890 with chunks of 64 (930 with a plain map that would crash
-on a corrupt file); 32 gave 840, 128 the same as 64. Step 2 decodes a chunk twice, which only happens to a
-chunk that holds an undecodable file. The pipeline passes only the decoding half of a fused decode + resize op
-(`transforms`, `.stages`) and resizes in its ordinary parallel map.
+A parallel deterministic `interleave` runs the chunks concurrently, in order. A chunk's dataset instantiates its
+functions once, so the cost is paid per chunk rather than per image: RGNet's 300-px input on 2 cores (in-memory
+JPEGs) went from about 650 img/s with one dataset per image to 890 with chunks of 64 (930 with a plain map that
+would crash on a corrupt file); 32 gave 840, 128 the same as 64. Step 2 decodes a chunk twice, which only
+happens to a chunk that holds an undecodable file. Memory: each worker holds up to a chunk of decoded images
+until the batch reads them (VG's 1024x768 JPEGs on 2 cores: peak RSS 1.0 -> 1.5 GB), so with AUTOTUNE the
+workers are capped at MAX_WORKERS = 16, about 2.6 GB of 1024x768 images at most; a smaller `chunk_size` trades
+speed for memory (32: 1.24 GB, 16: 1.16 GB peak on 2 cores, and 12% / 30% slower). The pipeline passes only the
+decoding half of a fused decode + resize op (`transforms`, `.stages`) and resizes in its ordinary parallel map.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import tensorflow as tf
 
 SKIPPED_KEY = "_skipped"  # bool per example: True where the image could not be decoded
 CHUNK_SIZE = 64  # examples decoded in one dataset by decode_with_fallback (see above)
+MAX_WORKERS = 16  # chunks decoded at once when num_parallel_calls is AUTOTUNE (bounds the memory, see above)
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:
@@ -86,6 +91,15 @@ def decode_rgb(image: tf.Tensor) -> tf.Tensor:
     lambda: tf.io.decode_image(image, channels=3, expand_animations=False),
   )
   return tf.ensure_shape(rgb, [None, None, 3])
+
+
+def decode_workers(num_parallel_calls: int) -> int:
+  """Chunks decode_with_fallback decodes at once: num_parallel_calls, or for AUTOTUNE the usable cores up to
+  MAX_WORKERS."""
+  if num_parallel_calls != tf.data.AUTOTUNE:
+    return num_parallel_calls
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+  return max(1, min(cores, MAX_WORKERS))
 
 
 def decode_with_fallback(
@@ -132,10 +146,7 @@ def decode_with_fallback(
     kept = attempt.concatenate(retry).scan(tf.constant(0, tf.int64), in_order).filter(lambda keep, _: keep)
     return kept.map(lambda _, example: example).take(size)
 
+  workers = decode_workers(num_parallel_calls)
   return ds.window(chunk_size).interleave(
-    one_chunk,
-    cycle_length=num_parallel_calls,
-    block_length=chunk_size,
-    num_parallel_calls=num_parallel_calls,
-    deterministic=True,
+    one_chunk, cycle_length=workers, block_length=chunk_size, num_parallel_calls=workers, deterministic=True
   )

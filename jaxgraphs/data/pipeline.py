@@ -311,7 +311,7 @@ def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data
   if ds.element_spec["image"].dtype == tf.string:
     if ops[0].name not in transforms.DECODE_OPS:
       raise ValueError(f"{where}: {spec!r} must start with 'decode' (the source yields encoded images)")
-    # A fused op decodes inside the per-example fallback dataset and resamples in the parallel map below.
+    # A fused op decodes inside the robust decode (a failure becomes a placeholder), resamples in the map below.
     decode_stage, resample_stage = getattr(ops[0].fn, "stages", (ops[0].fn, None))
     ds = image_decoding.decode_with_fallback(ds, decode_stage, num_parallel_calls=parallel)
     ops = ([transforms.Op(ops[0].name, resample_stage)] if resample_stage else []) + ops[1:]

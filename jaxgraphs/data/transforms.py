@@ -602,11 +602,10 @@ def _resample(pixels: tf.Tensor, out_hw, area) -> tf.Tensor:
   return tf.cond(area, lambda: _fused_resize(pixels, out_hw), lambda: _resize_image(pixels, out_hw, "bilinear", True))
 
 
-# A fused op runs in two stages so the pipeline can decode each image in a one-element dataset that catches
-# failures (image_decoding.decode_with_fallback) while the resize runs in its ordinary parallel map: the smaller
-# and branch-free a function is, the cheaper that per-example dataset (RGNet's 300-px input on 2 cores: about
-# 720 img/s with the whole fused op inside it, 800 with only the decode stage). The decode stage leaves the
-# window's pixels under "image" and these keys for the resample stage, which removes them.
+# A fused op runs in two stages: the pipeline's robust decode (image_decoding.decode_with_fallback, which turns a
+# failure into a masked placeholder) runs only the decoding half, sequentially within each chunk of examples, so
+# only decode failures are caught there, and the resize runs in the pipeline's ordinary parallel map on every core.
+# The decode stage leaves the window's pixels under "image" and these keys for the resample stage, which removes them.
 _OUT_HW_KEY, _AREA_KEY, _FLIP_KEY = "_resample_out_hw", "_resample_area", "_resample_flip"
 
 
