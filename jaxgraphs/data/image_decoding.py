@@ -139,7 +139,8 @@ def decode_with_fallback(
   @tf.autograph.experimental.do_not_convert
   def one_chunk(window):
     examples = tf.data.Dataset.zip(window)
-    size = examples.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+    cardinality = examples.cardinality()  # a window knows its length; the last one may be short
+    size = tf.where(cardinality >= 0, cardinality, tf.constant(chunk_size, tf.int64))
     attempt = examples.enumerate().map(lambda j, ex: (j, decoded(ex))).ignore_errors(log_warning=False)
     # Opened only when `attempt` ends before `size` examples were kept, i.e. after a failure.
     retry = examples.flat_map(one_example).enumerate()
