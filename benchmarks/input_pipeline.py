@@ -215,6 +215,7 @@ def project_images_per_second(data_dir: str, pp: str, size: int, args) -> float:
   config.pp_train = pp
   config.fuse_decode = not args.ops_as_written
   config.shuffle_buffer = args.num_images
+  config.decode_chunk_size = 64  # what a real split (>= 2048 examples) gets by default; these are fewer
   stream = pipeline.build_train_dataset(
     config, local_batch_size=args.batch_size, seed=0, process_index=0, process_count=1
   )

@@ -209,3 +209,23 @@ def test_head_statistics_benchmarks_run_on_the_initialisation(tmp_path, module, 
   for row in rows:
     values = [float(value) for value in row.split()[-len(columns) :]]
     assert np.all(np.isfinite(values))
+
+
+INPUT_NAMES = ("ssgrl_576", "rgnet_300", "linknet_592")  # benchmarks/input_pipeline.py's rows
+
+
+@pytest.mark.slow  # ~20 s: three tiny TFDS datasets of JPEGs, one timed batch each
+def test_input_pipeline_benchmark_runs_from_its_command_line_and_prints_one_row_per_input():
+  import subprocess
+
+  from training_helpers import cpu_env
+
+  command = [sys.executable, "benchmarks/input_pipeline.py", "--num_images=8", "--batch_size=4", "--warmup=1"]
+  command += ["--num_batches=1", "--rounds=1", "--no_torch"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=cpu_env())
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [line.split("|") for line in result.stdout.splitlines() if line.split("|")[0].strip() in INPUT_NAMES]
+  assert [row[0].strip() for row in rows] == list(INPUT_NAMES)
+  for row in rows:
+    assert float(row[2]) > 0 and row[3].strip() == "-" and row[4].strip() == "-"  # no torch column without torch
+  assert "8 synthetic JPEGs per size, batch 4" in result.stdout

@@ -173,3 +173,35 @@ def test_skipped_rows_do_not_shift_multilabel_metrics(spoiled, data_config):
   assert evaluator.result()["mAP"] == pytest.approx(1.0)
   # Control: had the spoiled example counted, its wrong scores would have lowered the mAP.
   assert unmasked.result()["mAP"] < 0.99
+
+
+@pytest.mark.parametrize("kind", ["multilabel", "scene_graph"])
+def test_chunked_decode_gives_the_batches_of_one_dataset_per_example(spoiled, data_config, kind):
+  """decode_chunk_size 4 (chunks [0-3] and [4-5], each holding a spoiled record) against 1, paper pp (fused ops)."""
+
+  def batches(chunk_size):
+    config = data_config(kind, paper_pp=True)
+    config.decode_chunk_size = chunk_size
+    train = pipeline.build_train_dataset(config, local_batch_size=NUM_TRAIN, seed=3)
+    evaluation, _ = pipeline.build_eval_dataset(config, local_batch_size=4, process_index=0, process_count=1)
+    got = [next(train), next(train), *evaluation]
+    return got, train.num_skipped, evaluation.num_skipped
+
+  (chunked, train_skipped, eval_skipped), (reference, *counts) = batches(4), batches(1)
+  assert [train_skipped, eval_skipped] == counts == [2 * len(SPOIL_TRAIN), len(SPOIL_VALIDATION)]
+  for got, want in zip(chunked, reference, strict=True):
+    assert set(got) == set(want)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_decode_chunk_size_is_resolved_by_split_size_and_checked(data_config):
+  config = data_config("multilabel")
+  assert config.decode_chunk_size == -1  # the default
+  assert pipeline.decode_chunk_size(config, pipeline.CHUNKED_DECODE_MIN_EXAMPLES - 1) == 1
+  assert pipeline.decode_chunk_size(config, pipeline.CHUNKED_DECODE_MIN_EXAMPLES) == 64
+  config.decode_chunk_size = 16
+  assert pipeline.decode_chunk_size(config, 10) == 16
+  config.decode_chunk_size = 0
+  with pytest.raises(ValueError, match="config.data.decode_chunk_size must be -1 .* got 0"):
+    pipeline.build_train_dataset(config, local_batch_size=2, seed=0)

@@ -302,7 +302,20 @@ def defer_normalization(ops: list[transforms.Op]) -> list[transforms.Op]:
   return ops[:index] + ops[index + 1 :]
 
 
-def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data.Dataset:
+CHUNKED_DECODE_MIN_EXAMPLES = 2048  # decode_chunk_size=-1 chunks splits at least this large
+
+
+def decode_chunk_size(data_cfg: ml_collections.ConfigDict, num_examples: int) -> int:
+  """config.data.decode_chunk_size, with -1 resolved for a process's split of `num_examples` examples."""
+  size = data_cfg.decode_chunk_size
+  if not (isinstance(size, int) and (size == -1 or size >= 1)):
+    raise ValueError(f"config.data.decode_chunk_size must be -1 (automatic) or a positive int, got {size!r}")
+  if size == -1:
+    return image_decoding.CHUNK_SIZE if num_examples >= CHUNKED_DECODE_MIN_EXAMPLES else 1
+  return size
+
+
+def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str, num_examples: int) -> tf.data.Dataset:
   """Decode (failures kept as skipped), the rest of the ops, then the mask and fixed-size box arrays."""
   ops = transforms.build_ops(spec, where=where, fuse=data_cfg.fuse_decode)
   if data_cfg.normalize_on_device:
@@ -313,7 +326,8 @@ def _preprocess(ds: tf.data.Dataset, spec: str, data_cfg, where: str) -> tf.data
       raise ValueError(f"{where}: {spec!r} must start with 'decode' (the source yields encoded images)")
     # A fused op decodes inside the robust decode (a failure becomes a placeholder), resamples in the map below.
     decode_stage, resample_stage = getattr(ops[0].fn, "stages", (ops[0].fn, None))
-    ds = image_decoding.decode_with_fallback(ds, decode_stage, num_parallel_calls=parallel)
+    chunk = decode_chunk_size(data_cfg, num_examples)
+    ds = image_decoding.decode_with_fallback(ds, decode_stage, num_parallel_calls=parallel, chunk_size=chunk)
     ops = ([transforms.Op(ops[0].name, resample_stage)] if resample_stage else []) + ops[1:]
   else:
     ds = ds.map(tf.autograph.experimental.do_not_convert(lambda ex: {**ex, SKIPPED_KEY: tf.constant(False)}))
@@ -408,7 +422,7 @@ def build_train_dataset(
     return {**example, transforms.SEED_KEY: tf.random.experimental.stateless_fold_in(base_seed, global_index)}
 
   stream = stream.map(with_seed)
-  ds = _preprocess(stream, info.pp_train, data_cfg, "config.data.pp_train")
+  ds = _preprocess(stream, info.pp_train, data_cfg, "config.data.pp_train", num_examples)
   ds = ds.batch(local_batch_size, drop_remainder=True).prefetch(data_cfg.prefetch).with_options(_options())
   return TrainIterator(
     ds,
@@ -441,7 +455,7 @@ def build_eval_dataset(
   sizes = [_count(_read(builder, part)) for part in parts]
   num_steps = max(math.ceil(size / local_batch_size) for size in sizes)
   examples = _read(builder, parts[index]).map(source.adapter(data_cfg), num_parallel_calls=data_cfg.num_parallel_calls)
-  ds = _preprocess(examples, info.pp_eval, data_cfg, "config.data.pp_eval")
+  ds = _preprocess(examples, info.pp_eval, data_cfg, "config.data.pp_eval", sizes[index])
   ds = ds.batch(local_batch_size).prefetch(data_cfg.prefetch).with_options(_options())
   batches = EvalBatches(
     ds,

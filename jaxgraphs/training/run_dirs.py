@@ -125,4 +125,5 @@ def config_from_workdir(workdir: str):
   data = saved.setdefault("data", {})
   data.setdefault("fuse_decode", False)
   data.setdefault("normalize_on_device", False)
+  data.setdefault("decode_chunk_size", -1)  # only the speed depends on it
   return ml_collections.ConfigDict(saved)
