@@ -175,9 +175,10 @@ def test_skipped_rows_do_not_shift_multilabel_metrics(spoiled, data_config):
   assert unmasked.result()["mAP"] < 0.99
 
 
-@pytest.mark.parametrize("kind", ["multilabel", "scene_graph"])
-def test_chunked_decode_gives_the_batches_of_one_dataset_per_example(spoiled, data_config, kind):
-  """decode_chunk_size 4 (chunks [0-3] and [4-5], each holding a spoiled record) against 1, paper pp (fused ops)."""
+def test_chunked_decode_gives_the_batches_of_one_dataset_per_example(spoiled, data_config):
+  """decode_chunk_size 4 (chunks [0-3] and [4-5], each holding a spoiled record) against 1, with VG's pp (a fused
+  decode_resize_long, boxes and relations); tests/test_image_decoding.py covers chunk boundaries in detail."""
+  kind = "scene_graph"
 
   def batches(chunk_size):
     config = data_config(kind, paper_pp=True)
@@ -198,10 +199,13 @@ def test_chunked_decode_gives_the_batches_of_one_dataset_per_example(spoiled, da
 def test_decode_chunk_size_is_resolved_by_split_size_and_checked(data_config):
   config = data_config("multilabel")
   assert config.decode_chunk_size == -1  # the default
+  assert pipeline.decode_chunk_size(config, pipeline.CHUNKED_DECODE_MIN_EXAMPLES) == 1  # generated images: 1
+  config.source = "coco/2014"  # photos: chunks of 64 on a large split only
   assert pipeline.decode_chunk_size(config, pipeline.CHUNKED_DECODE_MIN_EXAMPLES - 1) == 1
   assert pipeline.decode_chunk_size(config, pipeline.CHUNKED_DECODE_MIN_EXAMPLES) == 64
   config.decode_chunk_size = 16
   assert pipeline.decode_chunk_size(config, 10) == 16
+  config = data_config("multilabel")
   config.decode_chunk_size = 0
   with pytest.raises(ValueError, match="config.data.decode_chunk_size must be -1 .* got 0"):
     pipeline.build_train_dataset(config, local_batch_size=2, seed=0)

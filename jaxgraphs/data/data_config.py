@@ -28,6 +28,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   config.num_parallel_calls = -1  # decode / preprocessing parallelism; -1: tf.data AUTOTUNE
   # Examples the robust decode (image_decoding.decode_with_fallback) decodes in one tf.data dataset: larger is faster
   # (64: RGNet's input ~1.3x one per example) but holds more decoded images and starts each pass ~0.2 s later.
-  # -1: 64 where this process's split has at least 2048 examples, else 1.
+  # -1: the source's choice (64 for photo datasets, 1 for the generated ones) where this process's split has at least
+  # 2048 examples, else 1.
   config.decode_chunk_size = -1
   return config

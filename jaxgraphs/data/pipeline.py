@@ -306,12 +306,13 @@ CHUNKED_DECODE_MIN_EXAMPLES = 2048  # decode_chunk_size=-1 chunks splits at leas
 
 
 def decode_chunk_size(data_cfg: ml_collections.ConfigDict, num_examples: int) -> int:
-  """config.data.decode_chunk_size, with -1 resolved for a process's split of `num_examples` examples."""
+  """config.data.decode_chunk_size, with -1 resolved for a process's split of `num_examples` examples: the
+  source's chunk (64 for photo datasets, 1 for the generated ones) from CHUNKED_DECODE_MIN_EXAMPLES on, else 1."""
   size = data_cfg.decode_chunk_size
   if not (isinstance(size, int) and (size == -1 or size >= 1)):
     raise ValueError(f"config.data.decode_chunk_size must be -1 (automatic) or a positive int, got {size!r}")
   if size == -1:
-    return image_decoding.CHUNK_SIZE if num_examples >= CHUNKED_DECODE_MIN_EXAMPLES else 1
+    return sources.get_source(data_cfg.source).decode_chunk_size if num_examples >= CHUNKED_DECODE_MIN_EXAMPLES else 1
   return size
 
 

@@ -322,6 +322,10 @@ class Source:
   # The TFDS feature whose classes count as a training image's positive labels (for label co-occurrence):
   # COCO's object labels; VOC's labels without difficult-only classes, whichever config.data.voc_difficult.
   positive_label_key: str = "labels"
+  # config.data.decode_chunk_size=-1 decodes this many images per tf.data dataset (image_decoding) on a large split:
+  # 64 pays off on photos; the generated sources' small images decode in microseconds, where one per dataset is
+  # faster (the built-in quickstart-sized run: 33 s against 41 s with 64).
+  decode_chunk_size: int = 64
 
   @property
   def class_names(self) -> tuple[str, ...]:
@@ -522,7 +526,11 @@ def _shapes_sources() -> dict[str, Source]:
   sources: dict[str, Source] = {}
   for name in SHAPES_SIZES:
     common = dict(
-      tfds_name=f"builtin_shapes/{name}", train_split="train", eval_split="validation", prepare=_shapes_builder(name)
+      tfds_name=f"builtin_shapes/{name}",
+      train_split="train",
+      eval_split="validation",
+      prepare=_shapes_builder(name),
+      decode_chunk_size=1,
     )
     sources[f"builtin_shapes/{name}"] = Source(
       to_example=class_label_example,
@@ -602,6 +610,7 @@ def _diagnostic_sources() -> dict[str, Source]:
       train_split="train",
       eval_split="validation",
       prepare=_diagnostic_builder(f"diagnostic_{kind}", config),
+      decode_chunk_size=1,
     )
     sources[f"diagnostic_regions/{config}"] = Source(
       to_example=diagnostic_regions_example,
