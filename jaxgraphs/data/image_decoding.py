@@ -40,10 +40,11 @@ workers are capped at MAX_WORKERS = 16, about 2.6 GB of 1024x768 images at most;
 speed for memory (32: 1.24 GB, 16: 1.16 GB peak on 2 cores, and 12% / 30% slower). The pipeline passes only the
 decoding half of a fused decode + resize op (`transforms`, `.stages`) and resizes in its ordinary parallel map.
 
-The pipeline takes the chunk size from `config.data.decode_chunk_size`; its default, -1, chunks by 64 where a
-process's split has at least 2048 examples and decodes one example per dataset below that: the chunked datasets'
-functions take about 0.2 s longer to instantiate at each new iterator, which a small split notices and a large one
-does not.
+The pipeline takes the chunk size from `config.data.decode_chunk_size`; its default, -1, gives a process's split of
+at least 2048 examples its source's chunk (64 for photo datasets, 1 for the generated ones, whose small images
+decode in microseconds, so that the chunks' extra per-element steps cost more than they save) and smaller splits
+one example per dataset: a chunked pipeline's functions take about 0.2 s longer to instantiate at each new
+iterator.
 """
 
 from __future__ import annotations
