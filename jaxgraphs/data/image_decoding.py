@@ -32,13 +32,14 @@ tf.data can only catch a failure by dropping the element (`ignore_errors`), so t
 
 A parallel deterministic `interleave` runs the chunks concurrently, in order. A chunk's dataset instantiates its
 functions once, so the cost is paid per chunk rather than per image: RGNet's 300-px input on 2 cores (in-memory
-JPEGs) went from about 650 img/s with one dataset per image to 890 with chunks of 64 (930 with a plain map that
-would crash on a corrupt file); 32 gave 840, 128 the same as 64. Step 2 decodes a chunk twice, which only
-happens to a chunk that holds an undecodable file. Memory: each worker holds up to a chunk of decoded images
-until the batch reads them (VG's 1024x768 JPEGs on 2 cores: peak RSS 1.0 -> 1.5 GB), so with AUTOTUNE the
-workers are capped at MAX_WORKERS = 16, about 2.6 GB of 1024x768 images at most; a smaller `chunk_size` trades
-speed for memory (32: 1.24 GB, 16: 1.16 GB peak on 2 cores, and 12% / 30% slower). The pipeline passes only the
-decoding half of a fused decode + resize op (`transforms`, `.stages`) and resizes in its ordinary parallel map.
+JPEGs, three rounds each) went from 520-700 img/s with one dataset per image to 780-890 with chunks of 64 (780-970
+with a plain map that would crash on a corrupt file); chunks of 32 gave 640-850, of 128 the same as 64. Step 2
+decodes a chunk twice, which only happens to a chunk that holds an undecodable file. Memory: each worker holds up
+to a chunk of decoded images until the batch reads them (VG's 1024x768 JPEGs on 2 cores: peak RSS 1.0 -> 1.5 GB),
+so with AUTOTUNE the workers are capped at MAX_WORKERS = 16, about 2.6 GB of 1024x768 images at most; a smaller
+`chunk_size` trades speed for memory (32: 1.24 GB, 16: 1.16 GB peak on 2 cores, and 12% / 30% slower). The pipeline
+passes only the decoding half of a fused decode + resize op (`transforms`, `.stages`) and resizes in its ordinary
+parallel map.
 
 The pipeline takes the chunk size from `config.data.decode_chunk_size`; its default, -1, gives a process's split of
 at least 2048 examples its source's chunk (64 for photo datasets, 1 for the generated ones, whose small images

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxgraphs.data import image_decoding
 from jaxgraphs.errors import ConfigError
 
 # SSGRL's official transforms, the multi-label sources' default: no horizontal flip (the released code has none).
@@ -325,7 +326,7 @@ class Source:
   # config.data.decode_chunk_size=-1 decodes this many images per tf.data dataset (image_decoding) on a large split:
   # 64 pays off on photos; the generated sources' small images decode in microseconds, where one per dataset is
   # faster (the built-in quickstart-sized run: 33 s against 41 s with 64).
-  decode_chunk_size: int = 64
+  decode_chunk_size: int = image_decoding.CHUNK_SIZE
 
   @property
   def class_names(self) -> tuple[str, ...]:
